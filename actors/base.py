@@ -1,0 +1,105 @@
+"""What every actor shares: settings, its slice of the store, per-key locks, start-up loading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from marketplace.config import Durability, Settings
+from marketplace.store.engine import create_engine
+from marketplace.store.writer import Writer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, *keys: str) -> AsyncIterator[None]:
+        """Hold the locks of ``keys`` (taken in sorted order, so two holders never dead-lock)."""
+        ordered = sorted(set(keys))
+        for key in ordered:
+            self._users[key] = self._users.get(key, 0) + 1
+            self._locks.setdefault(key, asyncio.Lock())
+        acquired: list[str] = []
+        try:
+            for key in ordered:
+                await self._locks[key].acquire()
+                acquired.append(key)
+            yield
+        finally:
+            for key in acquired:
+                self._locks[key].release()
+            for key in ordered:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._locks[key]
+
+
+class ActorBase:
+    """Base of the marketplace actors: ``await self.ready()`` before touching state.
+
+    State is loaded from the store when the actor starts (and again after every restart), so a
+    killed actor comes back with what it had committed.
+    """
+
+    SOURCE = "marketplace"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.settings = Settings.model_validate(settings)
+        self.index = index
+        self.count = count
+        self.locks = KeyedLocks()
+        durability = self.settings.durability
+        self.engine: AsyncEngine | None = (
+            None
+            if durability is Durability.NONE
+            else create_engine(self.settings.resolved_database_url())
+        )
+        self.writer = Writer(self.engine, durability)
+        self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
+
+    async def _start(self) -> None:
+        if self.engine is not None:
+            async with self.engine.connect() as conn:
+                await self.load(conn)
+        await self.started()
+
+    async def load(self, conn: AsyncConnection) -> None:
+        """Rebuild in-memory state from the store (subclasses override)."""
+
+    async def started(self) -> None:
+        """Run once state is loaded (subclasses override, e.g. to resume work)."""
+
+    async def ready(self) -> dict[str, Any]:
+        """Wait for start-up loading; returns who this is (used as a health probe)."""
+        await asyncio.shield(self._loaded)
+        return {"kind": type(self).__name__, "index": self.index, "count": self.count}
+
+    async def flush(self) -> None:
+        """Wait until queued writes are committed (matters for ``async`` durability)."""
+        await self.ready()
+        await self.writer.drain()
+
+    def owned(self, table: Table) -> ColumnElement[bool]:
+        """The rows of ``table`` this actor owns."""
+        return (table.c.route_key % self.count) == self.index
+
+
+def chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    """Successive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

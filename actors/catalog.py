@@ -1,0 +1,142 @@
+"""CatalogShard: the products whose id hashes to this shard, and their search index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from actors.base import ActorBase
+from marketplace.domain.catalog import (
+    Product,
+    ProductDraft,
+    ProductPatch,
+    SearchHit,
+    SearchIndex,
+    SortKey,
+)
+from marketplace.domain.errors import Conflict, Forbidden, NotFound
+from marketplace.domain.events import DomainEvent, EventType
+from marketplace.domain.ids import stable_hash
+from marketplace.domain.users import Principal, Role
+from marketplace.store.rows import append_events, upsert
+from marketplace.store.tables import products
+
+
+class CatalogShard(ActorBase):
+    """Owns products by ``stable_hash(product_id) % shards``."""
+
+    SOURCE = "marketplace/catalog"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        self.products: dict[str, Product] = {}
+        self.index_ = SearchIndex()
+        super().__init__(settings, index, count)
+
+    async def load(self, conn: AsyncConnection) -> None:
+        rows = await conn.execute(select(products).where(self.owned(products)))
+        for row in rows.mappings():
+            product = Product.model_validate(dict(row))
+            self.products[product.id] = product
+            self.index_.upsert(product)
+
+    async def create_product(self, product_id: str, seller_id: str, draft: ProductDraft) -> Product:
+        """Add a product; idempotent by ``product_id``."""
+        await self.ready()
+        async with self.locks.hold(product_id):
+            existing = self.products.get(product_id)
+            if existing is not None:
+                if existing.seller_id != seller_id:
+                    raise Conflict(f"product id {product_id} is taken")
+                return existing
+            product = Product(
+                id=product_id, seller_id=seller_id, version=1, active=True, **draft.model_dump()
+            )
+            await self._save(product, EventType.PRODUCT_CREATED)
+            return product
+
+    async def update_product(
+        self, principal: Principal, product_id: str, patch: ProductPatch
+    ) -> Product:
+        """Apply a partial update (owner or admin)."""
+        await self.ready()
+        async with self.locks.hold(product_id):
+            product = self._owned_by(principal, product_id)
+            updated = product.patched(patch)
+            await self._save(updated, EventType.PRODUCT_UPDATED)
+            return updated
+
+    async def replace_product(
+        self, principal: Principal, product_id: str, draft: ProductDraft
+    ) -> Product:
+        """Replace every editable field (owner or admin)."""
+        await self.ready()
+        async with self.locks.hold(product_id):
+            updated = self._owned_by(principal, product_id).replaced(draft)
+            await self._save(updated, EventType.PRODUCT_UPDATED)
+            return updated
+
+    async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
+        """Withdraw a product from sale (owner or admin); idempotent."""
+        await self.ready()
+        async with self.locks.hold(product_id):
+            product = self._owned_by(principal, product_id)
+            if not product.active:
+                return product
+            updated = product.deactivated()
+            await self._save(updated, EventType.PRODUCT_DEACTIVATED)
+            return updated
+
+    async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
+        """The known products among ``product_ids`` (inactive ones included)."""
+        await self.ready()
+        return {pid: self.products[pid] for pid in product_ids if pid in self.products}
+
+    async def search(
+        self,
+        query: str,
+        category: str | None,
+        seller_id: str | None,
+        limit: int,
+        after: SortKey | None,
+    ) -> list[SearchHit]:
+        """This shard's best ``limit`` hits after the cursor key."""
+        await self.ready()
+        return self.index_.search(
+            query, category=category, seller_id=seller_id, limit=limit, after=after
+        )
+
+    async def snapshot(self) -> list[Product]:
+        """Every product of this shard (audit, tests)."""
+        await self.ready()
+        return list(self.products.values())
+
+    def _owned_by(self, principal: Principal, product_id: str) -> Product:
+        product = self.products.get(product_id)
+        if product is None:
+            raise NotFound(f"product {product_id} not found", product_id=product_id)
+        if principal.role is not Role.ADMIN and product.seller_id != principal.id:
+            raise Forbidden("only the product's seller may change it", product_id=product_id)
+        return product
+
+    async def _save(self, product: Product, event_type: EventType) -> None:
+        event = DomainEvent(
+            type=event_type,
+            subject=product.id,
+            sequence=product.version,
+            data=product.model_dump(),
+        )
+        row = {**product.model_dump(), "route_key": stable_hash(product.id)}
+
+        async def work(conn: AsyncConnection) -> None:
+            await upsert(conn, products, [row], ["id"])
+            await append_events(conn, self.SOURCE, [event])
+
+        await self.writer.write(work)
+        self.products[product.id] = product
+        self.index_.upsert(product)
+
+
+CatalogShardActor = ray.remote(CatalogShard)

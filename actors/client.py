@@ -1,0 +1,328 @@
+"""MarketplaceClient: the one typed async API over the actors.
+
+The HTTP gateway, the simulator, the CLI and the notebooks all drive the marketplace through
+this class. It routes each call to the owning actor and scatters/gathers where a query spans
+shards. Authorization decisions take a ``Principal`` (who is asking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actors.calls import call
+from actors.directory import (
+    CARTS,
+    CATALOG,
+    INVENTORY,
+    ORDERS,
+    PAYMENTS,
+    SELLERS,
+    SHIPMENTS,
+    Directory,
+)
+from actors.snapshots import live_snapshot
+from marketplace.audit import AuditReport, audit
+from marketplace.config import Durability
+from marketplace.domain.cart import Cart
+from marketplace.domain.catalog import (
+    Product,
+    ProductDraft,
+    ProductPatch,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    merge_hits,
+)
+from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
+from marketplace.domain.ids import is_id, new_id, sibling_id
+from marketplace.domain.inventory import StockItem
+from marketplace.domain.orders import Order, PlaceOrder, parse_place_order
+from marketplace.domain.payments import Payment
+from marketplace.domain.sellers import Dashboard
+from marketplace.domain.shipments import Shipment, ShipmentStatus
+from marketplace.domain.users import Principal, Role, User
+from marketplace.store.snapshot import load_audit_data
+from marketplace.store.users import UserStore
+
+
+class MarketplaceClient:
+    """Async operations of the marketplace, as a buyer, seller, carrier or admin would call them."""
+
+    def __init__(self, directory: Directory, engine: AsyncEngine) -> None:
+        self.directory = directory
+        self.engine = engine
+        self.users = UserStore(engine)
+
+    # -- users -------------------------------------------------------------------------------
+
+    async def register(self, email: str, password: str, name: str, role: Role = Role.BUYER) -> User:
+        """Create a user (Conflict if the email is taken)."""
+        return await self.users.register(email, password, name, role)
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user if the credentials match."""
+        return await self.users.authenticate(email, password)
+
+    # -- catalog -----------------------------------------------------------------------------
+
+    async def create_product(
+        self,
+        seller: Principal,
+        draft: ProductDraft,
+        initial_stock: int = 0,
+        *,
+        product_id: str | None = None,
+    ) -> Product:
+        """List a product and stock it. ``product_id`` makes a retry idempotent."""
+        if seller.role not in (Role.SELLER, Role.ADMIN):
+            raise Forbidden("only sellers list products")
+        if isinstance(initial_stock, bool) or not 0 <= initial_stock <= 1_000_000_000:
+            raise InvalidInput("initial_stock must be 0 to 1,000,000,000", field="initial_stock")
+        product_id = product_id or new_id("prd")
+        shard = self.directory.route(CATALOG, product_id)
+        product: Product = await call(shard.create_product.remote(product_id, seller.id, draft))
+        if initial_stock:
+            partition = self.directory.route(INVENTORY, product_id)
+            await call(
+                partition.adjust_stock.remote(product_id, initial_stock, f"initial:{product_id}")
+            )
+        return product
+
+    async def get_product(self, product_id: str) -> Product:
+        """A product by id (inactive ones too); NotFound otherwise."""
+        _check_id(product_id, "prd", "product_id")
+        products = await self.get_products([product_id])
+        if product_id not in products:
+            raise NotFound(f"product {product_id} not found", product_id=product_id)
+        return products[product_id]
+
+    async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
+        """The known products among ``product_ids``."""
+        groups = self.directory.group(CATALOG, product_ids)
+        parts = await asyncio.gather(
+            *(
+                call(self.directory.at(CATALOG, index).get_products.remote(ids))
+                for index, ids in groups.items()
+            )
+        )
+        return {pid: product for part in parts for pid, product in part.items()}
+
+    async def search(
+        self,
+        query: str = "",
+        *,
+        category: str | None = None,
+        seller_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Product], str | None]:
+        """Scatter a search to every shard, merge the top ``limit``; returns (items, next_cursor)."""
+        check_limit(limit)
+        if len(query) > 200:
+            raise InvalidInput("q is at most 200 characters", field="q")
+        after = decode_cursor(cursor) if cursor else None
+        parts = await asyncio.gather(
+            *(
+                call(shard.search.remote(query, category, seller_id, limit, after))
+                for shard in self.directory.every(CATALOG)
+            )
+        )
+        hits = merge_hits(parts, limit)
+        next_cursor = encode_cursor(hits[-1].sort_key) if len(hits) == limit else None
+        return [hit.product for hit in hits], next_cursor
+
+    async def update_product(
+        self, principal: Principal, product_id: str, patch: ProductPatch
+    ) -> Product:
+        """Partial update by the owner (or an admin)."""
+        _check_id(product_id, "prd", "product_id")
+        shard = self.directory.route(CATALOG, product_id)
+        return await call(shard.update_product.remote(principal, product_id, patch))  # type: ignore[no-any-return]
+
+    async def replace_product(
+        self, principal: Principal, product_id: str, draft: ProductDraft
+    ) -> Product:
+        """Full replacement by the owner (or an admin)."""
+        _check_id(product_id, "prd", "product_id")
+        shard = self.directory.route(CATALOG, product_id)
+        return await call(shard.replace_product.remote(principal, product_id, draft))  # type: ignore[no-any-return]
+
+    async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
+        """Withdraw a product from sale."""
+        _check_id(product_id, "prd", "product_id")
+        shard = self.directory.route(CATALOG, product_id)
+        return await call(shard.deactivate_product.remote(principal, product_id))  # type: ignore[no-any-return]
+
+    # -- stock -------------------------------------------------------------------------------
+
+    async def get_stock(self, product_id: str) -> StockItem:
+        """Stock of a product that exists."""
+        await self.get_product(product_id)
+        partition = self.directory.route(INVENTORY, product_id)
+        stock: dict[str, StockItem] = await call(partition.get_stock.remote([product_id]))
+        return stock[product_id]
+
+    async def adjust_stock(
+        self, principal: Principal, product_id: str, delta: int, *, request_id: str | None = None
+    ) -> StockItem:
+        """Restock (delta > 0) or write off (delta < 0), by the owner or an admin."""
+        product = await self.get_product(product_id)
+        if not principal.is_admin and product.seller_id != principal.id:
+            raise Forbidden("only the product's seller may change its stock")
+        partition = self.directory.route(INVENTORY, product_id)
+        return await call(  # type: ignore[no-any-return]
+            partition.adjust_stock.remote(product_id, delta, request_id or new_id("req"))
+        )
+
+    # -- carts -------------------------------------------------------------------------------
+
+    async def get_cart(self, buyer_id: str) -> Cart:
+        """The buyer's cart."""
+        return await call(self.directory.route(CARTS, buyer_id).get_cart.remote(buyer_id))  # type: ignore[no-any-return]
+
+    async def set_cart_item(self, buyer_id: str, product_id: str, quantity: int) -> Cart:
+        """Put ``quantity`` of a product in the cart (0 removes it)."""
+        _check_id(product_id, "prd", "product_id")
+        product = None
+        if quantity:
+            product = await self.get_product(product_id)
+        shard = self.directory.route(CARTS, buyer_id)
+        return await call(shard.set_item.remote(buyer_id, product_id, quantity, product))  # type: ignore[no-any-return]
+
+    async def clear_cart(self, buyer_id: str) -> Cart:
+        """Empty the cart."""
+        return await call(self.directory.route(CARTS, buyer_id).clear.remote(buyer_id))  # type: ignore[no-any-return]
+
+    # -- orders ------------------------------------------------------------------------------
+
+    async def place_order(
+        self,
+        buyer_id: str,
+        idempotency_key: str,
+        *,
+        items: list[dict[str, Any]] | None = None,
+        card_token: str = "tok_visa",
+        shipping_address: dict[str, Any] | None = None,
+    ) -> Order:
+        """Check out ``items`` (or the cart when None) and run the saga to its end."""
+        command = parse_place_order(
+            {
+                "buyer_id": buyer_id,
+                "idempotency_key": idempotency_key,
+                "lines": items,
+                "card_token": card_token,
+                "shipping_address": shipping_address or DEFAULT_ADDRESS,
+            }
+        )
+        return await self.submit(command)
+
+    async def submit(self, command: PlaceOrder) -> Order:
+        """Send an already validated checkout to its coordinator."""
+        coordinator = self.directory.route(ORDERS, command.order_id())
+        return await call(coordinator.place_order.remote(command))  # type: ignore[no-any-return]
+
+    async def get_order(self, principal: Principal, order_id: str) -> Order:
+        """An order its buyer (or an admin) may see."""
+        _check_id(order_id, "ord", "order_id")
+        coordinator = self.directory.route(ORDERS, order_id)
+        return await call(coordinator.get_order.remote(principal, order_id))  # type: ignore[no-any-return]
+
+    async def list_orders(self, buyer_id: str) -> list[Order]:
+        """A buyer's orders, newest first."""
+        parts = await asyncio.gather(
+            *(call(c.orders_of.remote(buyer_id)) for c in self.directory.every(ORDERS))
+        )
+        found = [order for part in parts for order in part]
+        return sorted(found, key=lambda order: (order.created_at, order.id), reverse=True)
+
+    async def cancel_order(self, principal: Principal, order_id: str) -> Order:
+        """Cancel before shipping: refund, restock."""
+        _check_id(order_id, "ord", "order_id")
+        coordinator = self.directory.route(ORDERS, order_id)
+        return await call(coordinator.cancel_order.remote(principal, order_id))  # type: ignore[no-any-return]
+
+    async def get_payment(self, order_id: str) -> Payment | None:
+        """The payment of an order (admin and tests)."""
+        return await call(self.directory.route(PAYMENTS, order_id).get.remote(order_id))  # type: ignore[no-any-return]
+
+    # -- shipments ---------------------------------------------------------------------------
+
+    async def get_shipment(self, principal: Principal, order_id: str) -> Shipment:
+        """The shipment of an order its buyer (or an admin or carrier) may see."""
+        if principal.role is not Role.CARRIER:
+            await self.get_order(principal, order_id)
+        shipment = await call(self.directory.route(SHIPMENTS, order_id).get.remote(order_id))
+        if shipment is None:
+            raise NotFound(f"order {order_id} has no shipment yet", order_id=order_id)
+        return shipment  # type: ignore[no-any-return]
+
+    async def move_shipment(
+        self, principal: Principal, shipment_id: str, status: ShipmentStatus
+    ) -> Shipment:
+        """Mark a shipment shipped or delivered (carriers and admins)."""
+        _check_id(shipment_id, "shp", "shipment_id")
+        order_id = sibling_id(shipment_id, "ord")
+        coordinator = self.directory.route(ORDERS, order_id)
+        return await call(coordinator.move_shipment.remote(principal, order_id, status))  # type: ignore[no-any-return]
+
+    # -- sellers -----------------------------------------------------------------------------
+
+    async def dashboard(self, seller_id: str) -> Dashboard:
+        """A seller's dashboard."""
+        return await call(self.directory.route(SELLERS, seller_id).dashboard.remote(seller_id))  # type: ignore[no-any-return]
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def ready(self) -> list[dict[str, Any]]:
+        """Every actor's identity once it has loaded (raises if one is unreachable)."""
+        return await asyncio.gather(
+            *(self.directory.get(name).ready.remote() for name in self.directory.all_names())
+        )
+
+    async def flush(self) -> None:
+        """Wait for every actor's queued writes (``async`` durability)."""
+        await asyncio.gather(
+            *(self.directory.get(name).flush.remote() for name in self.directory.all_names())
+        )
+
+    async def order_stats(self) -> dict[str, int]:
+        """Counters summed over the coordinators."""
+        parts = await asyncio.gather(*(c.stats.remote() for c in self.directory.every(ORDERS)))
+        total: dict[str, int] = {}
+        for part in parts:
+            for key, value in part.items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    async def audit(self, *, max_pending_age_s: float = 30.0) -> AuditReport:
+        """Check invariants I1, I2, I3, I4 and I6 over the store and the live actors.
+
+        Orders still pending younger than ``max_pending_age_s`` count as in flight, not stuck.
+        """
+        taken_at = datetime.now(UTC)
+        await self.directory.every(SELLERS)[0].catch_up.remote()
+        live = await live_snapshot(self.directory, taken_at)
+        if self.directory.settings.durability is Durability.NONE:
+            return audit(live, max_pending_age_s=max_pending_age_s)
+        await self.flush()
+        stored = await load_audit_data(self.engine, taken_at)
+        stored.dashboards = live.dashboards
+        return audit(stored, live=live, max_pending_age_s=max_pending_age_s)
+
+
+DEFAULT_ADDRESS = {
+    "name": "Ada Buyer",
+    "street": "1 Market Street",
+    "city": "Springfield",
+    "zip": "12345",
+    "country": "US",
+}
+
+
+def _check_id(value: str, prefix: str, field: str) -> None:
+    if not is_id(value, prefix):
+        raise InvalidInput(f"{field} {value!r} is not a valid id", field=field)

@@ -1,0 +1,149 @@
+"""The directory: creates, names and routes to the marketplace's actors.
+
+A key's owner is ``stable_hash(key) % count``. Actors are named ``<kind>-<index>`` in the
+settings' namespace and created get-or-create, so any process (a gateway replica, a notebook, a
+coordinator) that holds the same settings finds the same actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.actor import ActorClass, ActorHandle
+
+from marketplace.config import Settings
+from marketplace.domain.ids import owner_index
+
+
+@dataclass(frozen=True)
+class ActorKind:
+    """One kind of actor and the setting that says how many there are."""
+
+    name: str
+    count_setting: str | None
+
+
+CATALOG = ActorKind("catalog", "catalog_shards")
+INVENTORY = ActorKind("inventory", "inventory_partitions")
+CARTS = ActorKind("carts", "cart_shards")
+PAYMENTS = ActorKind("payments", "payment_processors")
+SHIPMENTS = ActorKind("shipments", "shipment_coordinators")
+SELLERS = ActorKind("sellers", None)
+ORDERS = ActorKind("orders", "order_coordinators")
+# Creation order: coordinators last, because on start they resume sagas that call the rest.
+ALL_KINDS = (CATALOG, INVENTORY, CARTS, PAYMENTS, SHIPMENTS, SELLERS, ORDERS)
+
+
+def _actor_class(kind: ActorKind) -> ActorClass[Any]:
+    from actors.carts import CartShardActor
+    from actors.catalog import CatalogShardActor
+    from actors.inventory import InventoryPartitionActor
+    from actors.orders import OrderCoordinatorActor
+    from actors.payments import PaymentProcessorActor
+    from actors.sellers import SellerViewActor
+    from actors.shipments import ShipmentCoordinatorActor
+
+    return {
+        "catalog": CatalogShardActor,
+        "inventory": InventoryPartitionActor,
+        "carts": CartShardActor,
+        "payments": PaymentProcessorActor,
+        "shipments": ShipmentCoordinatorActor,
+        "sellers": SellerViewActor,
+        "orders": OrderCoordinatorActor,
+    }[kind.name]
+
+
+@dataclass
+class Directory:
+    """Handles to every actor, resolved by name and cached."""
+
+    settings: Settings
+    _handles: dict[str, ActorHandle[Any]] = field(default_factory=dict, repr=False)
+
+    def count(self, kind: ActorKind) -> int:
+        """How many actors of ``kind`` the settings ask for."""
+        return 1 if kind.count_setting is None else int(getattr(self.settings, kind.count_setting))
+
+    def names(self, kind: ActorKind) -> list[str]:
+        """The names of every actor of ``kind``."""
+        return [f"{kind.name}-{i}" for i in range(self.count(kind))]
+
+    def all_names(self) -> list[str]:
+        """Every actor name, in creation order."""
+        return [name for kind in ALL_KINDS for name in self.names(kind)]
+
+    def create_all(self) -> None:
+        """Get-or-create every actor (blocking; call from a thread inside an event loop).
+
+        Everything but the order coordinators starts at once; the coordinators start after,
+        because on start they resume sagas that call the rest.
+        """
+        payload = self.settings.model_dump()
+        first = [kind for kind in ALL_KINDS if kind is not ORDERS]
+        for wave in (first, [ORDERS]):
+            handles = []
+            for kind in wave:
+                count = self.count(kind)
+                for index, name in enumerate(self.names(kind)):
+                    handle = _actor_class(kind).options(
+                        name=name,
+                        namespace=self.settings.namespace,
+                        get_if_exists=True,
+                        lifetime="detached",
+                        max_restarts=-1,
+                        max_task_retries=-1,
+                        num_cpus=self.settings.actor_num_cpus,
+                    ).remote(payload, index, count)
+                    self._handles[name] = handle
+                    handles.append(handle)
+            ray.get([handle.ready.remote() for handle in handles])
+
+    def kill_all(self) -> None:
+        """Kill every actor for good (they are detached, so nothing else will)."""
+        for name in self.all_names():
+            try:
+                handle = ray.get_actor(name, namespace=self.settings.namespace)
+            except ValueError:
+                continue
+            ray.kill(handle, no_restart=True)
+        self._handles.clear()
+
+    def get(self, name: str) -> ActorHandle[Any]:
+        """The handle of a named actor."""
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = ray.get_actor(name, namespace=self.settings.namespace)
+            self._handles[name] = handle
+        return handle
+
+    def resolve_all(self) -> None:
+        """Look every handle up now (blocking), so routing never blocks an event loop later."""
+        for name in self.all_names():
+            self.get(name)
+
+    async def aresolve_all(self) -> None:
+        """``resolve_all`` off the event loop."""
+        await asyncio.to_thread(self.resolve_all)
+
+    def route(self, kind: ActorKind, key: str) -> ActorHandle[Any]:
+        """The actor of ``kind`` that owns ``key``."""
+        return self.get(f"{kind.name}-{owner_index(key, self.count(kind))}")
+
+    def every(self, kind: ActorKind) -> list[ActorHandle[Any]]:
+        """Every actor of ``kind``."""
+        return [self.get(name) for name in self.names(kind)]
+
+    def group(self, kind: ActorKind, keys: list[str]) -> dict[int, list[str]]:
+        """``keys`` grouped by the index of their owner."""
+        groups: dict[int, list[str]] = {}
+        for key in keys:
+            groups.setdefault(owner_index(key, self.count(kind)), []).append(key)
+        return groups
+
+    def at(self, kind: ActorKind, index: int) -> ActorHandle[Any]:
+        """The actor of ``kind`` with this index."""
+        return self.get(f"{kind.name}-{index}")

@@ -1,0 +1,247 @@
+"""InventoryPartition: stock of the products hashed to it, and reservations by order id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import ray
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from actors.base import ActorBase
+from marketplace.domain.errors import InsufficientStock, InvalidInput
+from marketplace.domain.events import DomainEvent, EventType
+from marketplace.domain.ids import sibling_id, stable_hash
+from marketplace.domain.inventory import (
+    Reservation,
+    ReservationState,
+    ReserveOutcome,
+    StockItem,
+)
+from marketplace.store.rows import append_events, insert_ignore, upsert, utcnow
+from marketplace.store.tables import reservations, stock_items, stock_movements
+
+
+class DuplicateRequest(Exception):
+    """A stock movement with this request id was already applied."""
+
+
+class InventoryPartition(ActorBase):
+    """Owns stock by ``stable_hash(product_id) % partitions``.
+
+    A reservation is all-or-nothing per partition and idempotent by order id: a repeated
+    reserve answers what the first one decided, and a reserve that arrives after the order
+    was released finds the tombstone and holds nothing.
+    """
+
+    SOURCE = "marketplace/inventory"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        self.stock: dict[str, StockItem] = {}
+        self.reservations: dict[str, dict[str, Reservation]] = {}
+        self.applied_requests: set[str] = set()
+        super().__init__(settings, index, count)
+
+    async def load(self, conn: AsyncConnection) -> None:
+        rows = await conn.execute(select(stock_items).where(self.owned(stock_items)))
+        for row in rows.mappings():
+            self.stock[row["product_id"]] = StockItem.model_validate(dict(row))
+        rows = await conn.execute(select(reservations).where(self.owned(reservations)))
+        for row in rows.mappings():
+            reservation = Reservation.model_validate(dict(row))
+            self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
+                reservation
+            )
+
+    # -- stock -------------------------------------------------------------------------------
+
+    async def adjust_stock(self, product_id: str, delta: int, request_id: str) -> StockItem:
+        """Add or remove units, once per ``request_id``; never below zero available."""
+        await self.ready()
+        async with self.locks.hold(product_id):
+            item = self._item(product_id)
+            if request_id in self.applied_requests:
+                return item
+            updated = item.adjust(delta)
+            movement = {
+                "request_id": request_id,
+                "product_id": product_id,
+                "delta": delta,
+                "created_at": utcnow(),
+            }
+
+            async def work(conn: AsyncConnection) -> None:
+                if not await insert_ignore(conn, stock_movements, movement, ["request_id"]):
+                    raise DuplicateRequest(request_id)
+                await self._write_items(conn, [updated])
+
+            try:
+                await self.writer.write(work)
+            except DuplicateRequest:
+                # Applied before a restart; our in-memory copy came from the store, so it
+                # already includes it.
+                self.applied_requests.add(request_id)
+                return item
+            self.applied_requests.add(request_id)
+            self.stock[product_id] = updated
+            return updated
+
+    async def get_stock(self, product_ids: list[str]) -> dict[str, StockItem]:
+        """Stock of each product (a product with no stock row has none)."""
+        await self.ready()
+        return {pid: self._item(pid) for pid in product_ids}
+
+    # -- reservations ------------------------------------------------------------------------
+
+    async def reserve(self, order_id: str, lines: list[tuple[str, int]]) -> ReserveOutcome:
+        """Hold every line or none of them."""
+        await self.ready()
+        if not lines:
+            raise InvalidInput("nothing to reserve")
+        product_ids = [product_id for product_id, _ in lines]
+        async with self.locks.hold(order_id, *product_ids):
+            known = self.reservations.get(order_id)
+            if known:
+                return _outcome_of(known.values())
+            updated: dict[str, StockItem] = {}
+            try:
+                for product_id, quantity in lines:
+                    updated[product_id] = self._item(product_id).reserve(quantity)
+                state = ReservationState.HELD
+            except InsufficientStock:
+                updated = {}
+                state = ReservationState.REJECTED
+            records = {
+                product_id: Reservation(
+                    order_id=order_id, product_id=product_id, quantity=quantity, state=state
+                )
+                for product_id, quantity in lines
+            }
+            await self._persist(records, updated)
+            return _outcome_of(records.values())
+
+    async def commit(self, order_id: str) -> None:
+        """Turn the order's held units into sold ones; idempotent."""
+        await self._settle(order_id, ReservationState.COMMITTED, [])
+
+    async def release(self, order_id: str, product_ids: list[str]) -> None:
+        """Give back what the order holds or bought; leaves tombstones for lines never held."""
+        await self._settle(order_id, ReservationState.RELEASED, product_ids)
+
+    async def _settle(
+        self, order_id: str, target: ReservationState, product_ids: list[str]
+    ) -> None:
+        await self.ready()
+        known = dict(self.reservations.get(order_id, {}))
+        async with self.locks.hold(order_id, *known, *product_ids):
+            known = dict(self.reservations.get(order_id, {}))
+            records: dict[str, Reservation] = {}
+            updated: dict[str, StockItem] = {}
+            for product_id, reservation in known.items():
+                item = self._item(product_id)
+                next_state = _next_state(reservation.state, target)
+                if next_state is None:
+                    continue
+                if next_state is ReservationState.COMMITTED:
+                    updated[product_id] = item.commit(reservation.quantity)
+                elif next_state is ReservationState.RELEASED:
+                    updated[product_id] = item.release(reservation.quantity)
+                elif next_state is ReservationState.RETURNED:
+                    updated[product_id] = item.unsell(reservation.quantity)
+                records[product_id] = reservation.model_copy(update={"state": next_state})
+            if target is ReservationState.RELEASED:
+                for product_id in product_ids:
+                    if product_id not in known:
+                        records[product_id] = Reservation(
+                            order_id=order_id,
+                            product_id=product_id,
+                            quantity=0,
+                            state=ReservationState.RELEASED,
+                        )
+            if records:
+                await self._persist(records, updated)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Stock and reservations as this partition holds them in memory (audit)."""
+        await self.ready()
+        return {
+            "stock": dict(self.stock),
+            "reservations": [r for rs in self.reservations.values() for r in rs.values()],
+        }
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _item(self, product_id: str) -> StockItem:
+        return self.stock.get(product_id) or StockItem(product_id=product_id)
+
+    async def _persist(
+        self, records: dict[str, Reservation], updated: dict[str, StockItem]
+    ) -> None:
+        rows = [
+            {**r.model_dump(), "route_key": stable_hash(r.product_id)} for r in records.values()
+        ]
+
+        async def work(conn: AsyncConnection) -> None:
+            await upsert(conn, reservations, rows, ["order_id", "product_id"])
+            await self._write_items(conn, updated.values())
+
+        await self.writer.write(work)
+        for reservation in records.values():
+            self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
+                reservation
+            )
+        self.stock.update(updated)
+
+    async def _write_items(self, conn: AsyncConnection, items: Iterable[StockItem]) -> None:
+        items = list(items)
+        if not items:
+            return
+        await upsert(
+            conn,
+            stock_items,
+            [{**item.model_dump(), "route_key": stable_hash(item.product_id)} for item in items],
+            ["product_id"],
+        )
+        await append_events(
+            conn,
+            self.SOURCE,
+            [
+                DomainEvent(
+                    type=EventType.STOCK_CHANGED,
+                    subject=sibling_id(item.product_id, "stk"),
+                    sequence=item.version,
+                    data={
+                        "product_id": item.product_id,
+                        "stocked": item.stocked,
+                        "reserved": item.reserved,
+                        "sold": item.sold,
+                        "available": item.available,
+                    },
+                )
+                for item in items
+            ],
+        )
+
+
+def _next_state(current: ReservationState, target: ReservationState) -> ReservationState | None:
+    """Where a reservation goes when the order commits or releases; None: stays."""
+    if target is ReservationState.COMMITTED:
+        return ReservationState.COMMITTED if current is ReservationState.HELD else None
+    if current is ReservationState.HELD:
+        return ReservationState.RELEASED
+    if current is ReservationState.COMMITTED:
+        return ReservationState.RETURNED
+    return None
+
+
+def _outcome_of(records: Iterable[Reservation]) -> ReserveOutcome:
+    states = {r.state for r in records}
+    if ReservationState.REJECTED in states:
+        return ReserveOutcome.OUT_OF_STOCK
+    if states & {ReservationState.HELD, ReservationState.COMMITTED}:
+        return ReserveOutcome.RESERVED
+    return ReserveOutcome.RELEASED
+
+
+InventoryPartitionActor = ray.remote(InventoryPartition)

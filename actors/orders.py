@@ -1,0 +1,483 @@
+"""OrderCoordinator: the checkout saga of DESIGN.md section 2, one order at a time per order id.
+
+Every step is idempotent, so the saga can always be run again from the top: on a repeated
+request, and when a restarted coordinator resumes the orders it left unfinished. Two intents
+are persisted before compensating (``failure_reason`` set on a pending order, or on a confirmed
+one being cancelled), so a resumed saga compensates instead of going forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import ray
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from actors.base import ActorBase
+from actors.calls import call, call_until_done
+from actors.directory import CARTS, CATALOG, INVENTORY, PAYMENTS, SELLERS, SHIPMENTS, Directory
+from marketplace.domain.catalog import Product
+from marketplace.domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+    TransientFailure,
+)
+from marketplace.domain.events import DomainEvent, EventType
+from marketplace.domain.ids import stable_hash
+from marketplace.domain.inventory import ReserveOutcome
+from marketplace.domain.orders import (
+    FailureReason,
+    Order,
+    OrderItem,
+    OrderLine,
+    OrderStatus,
+    PlaceOrder,
+    ShippingAddress,
+    check_lines,
+)
+from marketplace.domain.payments import Payment, PaymentStatus
+from marketplace.domain.shipments import Shipment, ShipmentStatus
+from marketplace.domain.users import Principal, Role
+from marketplace.store.rows import append_events, upsert, utcnow
+from marketplace.store.tables import idempotency_keys, orders
+
+log = logging.getLogger(__name__)
+
+_EVENT_OF = {
+    OrderStatus.PENDING: EventType.ORDER_PLACED,
+    OrderStatus.CONFIRMED: EventType.ORDER_CONFIRMED,
+    OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
+    OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
+    OrderStatus.DELIVERED: EventType.ORDER_DELIVERED,
+}
+_ORDER_STATUS_FOR_SHIPMENT = {
+    ShipmentStatus.SHIPPED: OrderStatus.SHIPPED,
+    ShipmentStatus.DELIVERED: OrderStatus.DELIVERED,
+}
+AUTHORIZE_ATTEMPTS = 4
+
+
+def order_from_row(row: Mapping[str, Any]) -> Order:
+    """An Order from its ``orders`` row."""
+    return Order(
+        id=row["id"],
+        buyer_id=row["buyer_id"],
+        status=OrderStatus(row["status"]),
+        failure_reason=row["failure_reason"],
+        items=tuple(OrderItem.model_validate(item) for item in row["items"]),
+        total_cents=row["total_cents"],
+        created_at=_aware(row["created_at"]),
+        updated_at=_aware(row["updated_at"]),
+        version=row["version"],
+        card_token=row["card_token"],
+        shipping_address=ShippingAddress.model_validate(row["shipping_address"]),
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class OrderCoordinator(ActorBase):
+    """Owns orders by ``stable_hash(order_id) % coordinators``."""
+
+    SOURCE = "marketplace/orders"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        self.orders: dict[str, Order] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.by_buyer: dict[str, list[str]] = {}
+        self.counters: Counter[str] = Counter()
+        self._resumes: set[asyncio.Task[Any]] = set()
+        super().__init__(settings, index, count)
+        self.directory = Directory(self.settings)
+
+    async def load(self, conn: AsyncConnection) -> None:
+        rows = await conn.execute(select(orders).where(self.owned(orders)))
+        for row in rows.mappings():
+            self._remember(order_from_row(row))
+        keys = await conn.execute(
+            select(idempotency_keys.c.order_id, idempotency_keys.c.fingerprint)
+        )
+        for order_id, fingerprint in keys:
+            if order_id in self.orders:
+                self.fingerprints[order_id] = fingerprint
+
+    async def started(self) -> None:
+        await self.directory.aresolve_all()
+        for order in list(self.orders.values()):
+            if _needs_saga(order):
+                task = asyncio.get_running_loop().create_task(self._resume(order.id))
+                self._resumes.add(task)
+                task.add_done_callback(self._resumes.discard)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def place_order(self, command: PlaceOrder) -> Order:
+        """Check out; the same idempotency key with the same body returns the same order."""
+        await self.ready()
+        order_id = command.order_id()
+        fingerprint = command.fingerprint()
+        async with self.locks.hold(order_id):
+            existing = self.orders.get(order_id)
+            if existing is not None:
+                if self.fingerprints.get(order_id) != fingerprint:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used with a different request",
+                        order_id=order_id,
+                    )
+                self.counters["replayed"] += 1
+                return await self._saga(existing) if _needs_saga(existing) else existing
+            from_cart = command.lines is None
+            lines = command.lines if command.lines is not None else await self._cart_lines(command)
+            order = await self._new_order(order_id, command, lines)
+            await self._insert(order, command, fingerprint)
+            order = await self._saga(order)
+        if from_cart and order.status is OrderStatus.CONFIRMED:
+            cart = self.directory.route(CARTS, command.buyer_id)
+            cart.remove_lines.remote(command.buyer_id, list(lines))
+        return order
+
+    async def cancel_order(self, principal: Principal, order_id: str) -> Order:
+        """Cancel an order that has not shipped: refund, restock, cancel its shipment."""
+        await self.ready()
+        async with self.locks.hold(order_id):
+            order = self._visible(principal, order_id)
+            if _needs_saga(order):
+                order = await self._saga(order)
+            if order.status is OrderStatus.CANCELLED:
+                return order
+            if order.status is not OrderStatus.CONFIRMED:
+                raise Conflict(
+                    f"order {order_id} is {order.status.value}; it can no longer be cancelled",
+                    order_id=order_id,
+                )
+            shipments = self.directory.route(SHIPMENTS, order_id)
+            await call(shipments.move.remote(order_id, ShipmentStatus.CANCELLED))
+            order = await self._save(order, failure_reason=FailureReason.CANCELLED_BY_BUYER)
+            return await self._saga(order)
+
+    async def move_shipment(
+        self, principal: Principal, order_id: str, status: ShipmentStatus
+    ) -> Shipment:
+        """Mark an order's shipment shipped or delivered (carrier or admin)."""
+        await self.ready()
+        if principal.role not in (Role.CARRIER, Role.ADMIN):
+            from marketplace.domain.errors import Forbidden
+
+            raise Forbidden("only carriers and admins move shipments")
+        target = _ORDER_STATUS_FOR_SHIPMENT.get(status)
+        if target is None:
+            raise InvalidInput("status must be shipped or delivered", field="status")
+        async with self.locks.hold(order_id):
+            order = self.orders.get(order_id)
+            if order is None:
+                raise NotFound(f"no shipment for order {order_id}")
+            if order.status is not target:
+                order.transition(target, utcnow())  # raises Conflict when not allowed
+            shipments = self.directory.route(SHIPMENTS, order_id)
+            shipment: Shipment = await call(shipments.move.remote(order_id, status))
+            if order.status is not target:
+                await self._save(order, status=target)
+            return shipment
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def get_order(self, principal: Principal, order_id: str) -> Order:
+        """One order; another buyer's order is not found."""
+        await self.ready()
+        return self._visible(principal, order_id)
+
+    async def orders_of(self, buyer_id: str) -> list[Order]:
+        """Every order of one buyer held by this coordinator."""
+        await self.ready()
+        return [self.orders[oid] for oid in self.by_buyer.get(buyer_id, [])]
+
+    async def snapshot(self) -> list[Order]:
+        """Every order of this coordinator (audit)."""
+        await self.ready()
+        return list(self.orders.values())
+
+    async def stats(self) -> dict[str, int]:
+        """Counters for metrics: outcomes, failure reasons, compensations."""
+        await self.ready()
+        by_status = Counter(order.status.value for order in self.orders.values())
+        return {**{f"status_{k}": v for k, v in by_status.items()}, **self.counters}
+
+    # -- the saga ----------------------------------------------------------------------------
+
+    async def _saga(self, order: Order) -> Order:
+        if order.status is OrderStatus.PENDING and order.failure_reason is None:
+            reason = await self._forward(order)
+            if reason is None:
+                shipments = self.directory.route(SHIPMENTS, order.id)
+                await call_until_done(
+                    lambda: shipments.open_shipment.remote(order), "open shipment"
+                )
+                self.counters["confirmed"] += 1
+                return await self._save(order, status=OrderStatus.CONFIRMED)
+            order = await self._save(order, failure_reason=reason)
+        if order.failure_reason is not None and order.status in (
+            OrderStatus.PENDING,
+            OrderStatus.CONFIRMED,
+        ):
+            await self._compensate(order)
+            self.counters[f"cancelled_{order.failure_reason}"] += 1
+            return await self._save(
+                order, status=OrderStatus.CANCELLED, failure_reason=order.failure_reason
+            )
+        return order
+
+    async def _forward(self, order: Order) -> str | None:
+        """Reserve, authorize, capture, commit. Returns why it failed, or None."""
+        timeout = self.settings.saga_step_timeout_s
+        groups = self._lines_by_partition(order)
+        calls = [
+            self.directory.at(INVENTORY, index).reserve.remote(order.id, lines)
+            for index, lines in groups.items()
+        ]
+        try:
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls), timeout)
+        except Exception as exc:
+            log.warning("reserving stock for %s failed: %r", order.id, exc)
+            return "inventory_unavailable"
+        if any(outcome is not ReserveOutcome.RESERVED for outcome in outcomes):
+            return FailureReason.OUT_OF_STOCK
+
+        processor = self.directory.route(PAYMENTS, order.id)
+        try:
+            payment: Payment | None = None
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TransientFailure),
+                stop=stop_after_attempt(AUTHORIZE_ATTEMPTS),
+                wait=wait_exponential(multiplier=0.02, max=0.5),
+                reraise=True,
+            ):
+                with attempt:
+                    payment = await asyncio.wait_for(
+                        call(
+                            processor.authorize.remote(
+                                order.id, order.total_cents, order.card_token
+                            )
+                        ),
+                        timeout,
+                    )
+        except Exception as exc:
+            log.warning("authorizing payment of %s failed: %r", order.id, exc)
+            return FailureReason.PAYMENT_FAILED
+        assert payment is not None
+        if payment.status is PaymentStatus.DECLINED:
+            return FailureReason.PAYMENT_DECLINED
+        if payment.status not in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+            return FailureReason.PAYMENT_FAILED
+
+        # Past this point the order goes through: capture and commit must not give up.
+        await call_until_done(lambda: processor.capture.remote(order.id), "capture")
+        await asyncio.gather(
+            *(
+                call_until_done(
+                    lambda index=index: self.directory.at(INVENTORY, index).commit.remote(order.id),
+                    "commit reservation",
+                )
+                for index in groups
+            )
+        )
+        return None
+
+    async def _compensate(self, order: Order) -> None:
+        """Undo what the order may hold: its reservations (or sold units) and its payment."""
+        self.counters["compensations"] += 1
+        processor = self.directory.route(PAYMENTS, order.id)
+        releases = [
+            call_until_done(
+                lambda index=index, lines=lines: self.directory.at(INVENTORY, index).release.remote(
+                    order.id, [product_id for product_id, _ in lines]
+                ),
+                "release reservation",
+            )
+            for index, lines in self._lines_by_partition(order).items()
+        ]
+        await asyncio.gather(
+            *releases, call_until_done(lambda: processor.refund.remote(order.id), "refund")
+        )
+
+    async def _resume(self, order_id: str) -> None:
+        try:
+            async with self.locks.hold(order_id):
+                order = self.orders[order_id]
+                if _needs_saga(order):
+                    log.info("resuming saga of %s (%s)", order_id, order.status.value)
+                    self.counters["resumed"] += 1
+                    await self._saga(order)
+        except Exception:
+            log.exception("resuming %s failed", order_id)
+
+    # -- building and saving -----------------------------------------------------------------
+
+    async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
+        cart_shard = self.directory.route(CARTS, command.buyer_id)
+        cart = await call(cart_shard.get_cart.remote(command.buyer_id))
+        lines: tuple[OrderLine, ...] = cart.lines()
+        if not lines:
+            raise InvalidInput("the cart is empty", field="items")
+        return lines
+
+    async def _new_order(
+        self, order_id: str, command: PlaceOrder, lines: tuple[OrderLine, ...]
+    ) -> Order:
+        check_lines(lines)
+        products = await self._products([line.product_id for line in lines])
+        unknown = [line.product_id for line in lines if line.product_id not in products]
+        if unknown:
+            raise NotFound(f"unknown product {unknown[0]}", product_ids=unknown)
+        items = tuple(
+            OrderItem(
+                product_id=line.product_id,
+                seller_id=products[line.product_id].seller_id,
+                quantity=line.quantity,
+                unit_price_cents=products[line.product_id].price_cents,
+                product_version=products[line.product_id].version,
+            )
+            for line in lines
+        )
+        now = utcnow()
+        unavailable = any(not products[line.product_id].active for line in lines)
+        return Order(
+            id=order_id,
+            buyer_id=command.buyer_id,
+            status=OrderStatus.PENDING,
+            failure_reason=FailureReason.PRODUCT_UNAVAILABLE if unavailable else None,
+            items=items,
+            total_cents=sum(item.subtotal_cents for item in items),
+            created_at=now,
+            updated_at=now,
+            card_token=command.card_token,
+            shipping_address=command.shipping_address,
+        )
+
+    async def _products(self, product_ids: list[str]) -> dict[str, Product]:
+        groups = self.directory.group(CATALOG, product_ids)
+        found = await asyncio.gather(
+            *(
+                call(self.directory.at(CATALOG, i).get_products.remote(ids))
+                for i, ids in groups.items()
+            )
+        )
+        return {pid: product for part in found for pid, product in part.items()}
+
+    def _lines_by_partition(self, order: Order) -> dict[int, list[tuple[str, int]]]:
+        quantities = {item.product_id: item.quantity for item in order.items}
+        groups = self.directory.group(INVENTORY, list(quantities))
+        return {
+            index: [(pid, quantities[pid]) for pid in sorted(pids)]
+            for index, pids in groups.items()
+        }
+
+    def _visible(self, principal: Principal, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None or (not principal.is_admin and order.buyer_id != principal.id):
+            raise NotFound(f"order {order_id} not found", order_id=order_id)
+        return order
+
+    def _remember(self, order: Order) -> None:
+        if order.id not in self.orders:
+            self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
+        self.orders[order.id] = order
+
+    def _row(self, order: Order) -> dict[str, Any]:
+        return {
+            "id": order.id,
+            "route_key": stable_hash(order.id),
+            "buyer_id": order.buyer_id,
+            "status": order.status.value,
+            "failure_reason": order.failure_reason,
+            "items": [item.model_dump() for item in order.items],
+            "total_cents": order.total_cents,
+            "card_token": order.card_token,
+            "shipping_address": order.shipping_address.model_dump(),
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+            "version": order.version,
+        }
+
+    def _event(self, order: Order) -> DomainEvent:
+        return DomainEvent(
+            type=_EVENT_OF[order.status],
+            subject=order.id,
+            sequence=order.version,
+            data={**order.public(), "version": order.version},
+        )
+
+    async def _insert(self, order: Order, command: PlaceOrder, fingerprint: str) -> None:
+        row = self._row(order)
+        key_row = {
+            "buyer_id": command.buyer_id,
+            "key": command.idempotency_key,
+            "fingerprint": fingerprint,
+            "order_id": order.id,
+            "created_at": order.created_at,
+        }
+        event = self._event(order)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(idempotency_keys.insert(), [key_row])
+            await conn.execute(orders.insert(), [row])
+            await append_events(conn, self.SOURCE, [event])
+
+        await self.writer.write(work)
+        self.fingerprints[order.id] = fingerprint
+        self._remember(order)
+
+    async def _save(
+        self,
+        order: Order,
+        *,
+        status: OrderStatus | None = None,
+        failure_reason: str | None = None,
+    ) -> Order:
+        """Persist a status change (with its event) or a recorded intent to compensate."""
+        now = utcnow()
+        if status is not None:
+            updated = order.transition(status, now, failure_reason)
+        else:
+            updated = order.model_copy(
+                update={
+                    "failure_reason": failure_reason,
+                    "updated_at": now,
+                    "version": order.version + 1,
+                }
+            )
+        row = self._row(updated)
+        events = [self._event(updated)] if status is not None else []
+
+        async def work(conn: AsyncConnection) -> None:
+            await upsert(conn, orders, [row], ["id"])
+            await append_events(conn, self.SOURCE, events)
+
+        await self.writer.write(work)
+        self._remember(updated)
+        if status is not None:
+            self.directory.route(SELLERS, updated.id).apply.remote(updated)
+        return updated
+
+
+def _needs_saga(order: Order) -> bool:
+    """Pending orders, and confirmed ones whose cancellation was begun, still have work."""
+    return order.status is OrderStatus.PENDING or (
+        order.status is OrderStatus.CONFIRMED and order.failure_reason is not None
+    )
+
+
+OrderCoordinatorActor = ray.remote(OrderCoordinator)

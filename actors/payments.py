@@ -1,0 +1,150 @@
+"""PaymentProcessor: a simulated card provider; every operation is idempotent by order id."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from actors.base import ActorBase
+from marketplace.domain.errors import TransientFailure
+from marketplace.domain.events import DomainEvent, EventType
+from marketplace.domain.ids import sibling_id, stable_hash
+from marketplace.domain.payments import (
+    CardDecision,
+    LedgerEntry,
+    Payment,
+    PaymentStatus,
+    authorize,
+    decide_card,
+    declined,
+)
+from marketplace.store.rows import append_events, upsert, utcnow
+from marketplace.store.tables import ledger_entries, payments
+
+_EVENT_OF = {
+    PaymentStatus.AUTHORIZED: EventType.PAYMENT_AUTHORIZED,
+    PaymentStatus.CAPTURED: EventType.PAYMENT_CAPTURED,
+    PaymentStatus.VOIDED: EventType.PAYMENT_VOIDED,
+    PaymentStatus.REFUNDED: EventType.PAYMENT_REFUNDED,
+}
+
+
+class PaymentProcessor(ActorBase):
+    """Owns payments by ``stable_hash(order_id) % processors``."""
+
+    SOURCE = "marketplace/payments"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        self.payments: dict[str, Payment] = {}
+        self.attempts: dict[str, int] = {}
+        super().__init__(settings, index, count)
+
+    async def load(self, conn: AsyncConnection) -> None:
+        rows = await conn.execute(select(payments).where(self.owned(payments)))
+        for row in rows.mappings():
+            payment = Payment.model_validate(dict(row))
+            self.payments[payment.order_id] = payment
+
+    async def authorize(self, order_id: str, amount_cents: int, card_token: str) -> Payment:
+        """Ask the card network to hold ``amount_cents``; a repeat returns the first answer.
+
+        Raises TransientFailure when the simulated network errs; the caller retries.
+        """
+        await self.ready()
+        async with self.locks.hold(order_id):
+            existing = self.payments.get(order_id)
+            if existing is not None:
+                return existing
+            await self._network_latency()
+            attempt = self.attempts.get(order_id, 0)
+            self.attempts[order_id] = attempt + 1
+            decision = decide_card(
+                card_token, order_id, attempt, self.settings.payment_decline_rate
+            )
+            if decision is CardDecision.TRANSIENT_ERROR:
+                raise TransientFailure("card network error, try again", order_id=order_id)
+            payment_id = sibling_id(order_id, "pay")
+            if decision is CardDecision.DECLINE:
+                payment, entries = declined(payment_id, order_id, amount_cents), []
+            else:
+                payment, entries = authorize(payment_id, order_id, amount_cents)
+            await self._save(payment, entries)
+            return payment
+
+    async def capture(self, order_id: str) -> Payment:
+        """Capture the authorized amount; a repeat is a no-op."""
+        return await self._apply(order_id, PaymentStatus.CAPTURED)
+
+    async def void(self, order_id: str) -> Payment | None:
+        """Drop an uncaptured authorization; no-op when none, or when already voided."""
+        return await self._apply(order_id, PaymentStatus.VOIDED)
+
+    async def refund(self, order_id: str) -> Payment | None:
+        """Refund a captured payment, or void one never captured; idempotent."""
+        return await self._apply(order_id, PaymentStatus.REFUNDED)
+
+    async def get(self, order_id: str) -> Payment | None:
+        """The payment of an order, if any."""
+        await self.ready()
+        return self.payments.get(order_id)
+
+    async def snapshot(self) -> list[Payment]:
+        """Every payment this processor holds in memory (audit)."""
+        await self.ready()
+        return list(self.payments.values())
+
+    async def _apply(self, order_id: str, target: PaymentStatus) -> Any:
+        await self.ready()
+        async with self.locks.hold(order_id):
+            payment = self.payments.get(order_id)
+            if payment is None:
+                return None
+            status = payment.status
+            if status is target or status in (PaymentStatus.DECLINED, PaymentStatus.VOIDED):
+                return payment
+            if target is PaymentStatus.CAPTURED:
+                updated, entries = payment.capture()
+            elif status is PaymentStatus.AUTHORIZED:
+                updated, entries = payment.void()
+            elif target is PaymentStatus.REFUNDED and status is PaymentStatus.CAPTURED:
+                updated, entries = payment.refund()
+            else:
+                return payment
+            await self._network_latency()
+            await self._save(updated, entries)
+            return updated
+
+    async def _network_latency(self) -> None:
+        if self.settings.payment_latency_ms:
+            await asyncio.sleep(self.settings.payment_latency_ms / 1000)
+
+    async def _save(self, payment: Payment, entries: list[LedgerEntry]) -> None:
+        now = utcnow()
+        row = {**payment.model_dump(), "route_key": stable_hash(payment.order_id)}
+        ledger_rows = [{**entry.model_dump(), "created_at": now} for entry in entries]
+        events = []
+        if payment.status in _EVENT_OF:
+            events.append(
+                DomainEvent(
+                    type=_EVENT_OF[payment.status],
+                    subject=payment.id,
+                    sequence=payment.version,
+                    data=payment.model_dump(),
+                )
+            )
+
+        async def work(conn: AsyncConnection) -> None:
+            await upsert(conn, payments, [row], ["id"])
+            if ledger_rows:
+                await conn.execute(ledger_entries.insert(), ledger_rows)
+            await append_events(conn, self.SOURCE, events)
+
+        await self.writer.write(work)
+        self.payments[payment.order_id] = payment
+
+
+PaymentProcessorActor = ray.remote(PaymentProcessor)

@@ -1,0 +1,140 @@
+"""SellerView: seller dashboards, kept from order snapshots (invariant I6).
+
+Coordinators push each changed order here. The view remembers, per (order, seller), the order
+version it counted, so a repeated or stale push changes nothing, and it catches up from the
+orders table at start and every few seconds, so a push lost to a crash is repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from actors.base import ActorBase
+from actors.orders import order_from_row
+from marketplace.domain.orders import Order, OrderStatus
+from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
+from marketplace.store.rows import upsert, utcnow
+from marketplace.store.tables import orders, seller_order_facts
+
+log = logging.getLogger(__name__)
+CATCH_UP_INTERVAL_S = 5.0
+
+
+class SellerView(ActorBase):
+    """One actor for all dashboards (they are small: a handful of counters per seller)."""
+
+    SOURCE = "marketplace/sellers"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        self.facts: dict[tuple[str, str], SellerOrderFact] = {}
+        self.dashboards: dict[str, Dashboard] = {}
+        self.applied = 0
+        super().__init__(settings, index, count)
+
+    async def load(self, conn: AsyncConnection) -> None:
+        rows = await conn.execute(select(seller_order_facts))
+        for row in rows.mappings():
+            fact = SellerOrderFact(
+                order_id=row["order_id"],
+                seller_id=row["seller_id"],
+                order_version=row["order_version"],
+                status=OrderStatus(row["status"]),
+                items_sold=row["items_sold"],
+                revenue_cents=row["revenue_cents"],
+            )
+            self._count(fact, row["applied_at"])
+
+    async def started(self) -> None:
+        await self._catch_up()
+        if self.engine is not None:
+            self._ticker = asyncio.get_running_loop().create_task(self._catch_up_forever())
+
+    async def apply(self, order: Order) -> int:
+        """Count an order's newest snapshot; older or repeated ones are ignored."""
+        await self.ready()
+        return await self._apply([order])
+
+    async def catch_up(self) -> int:
+        """Apply every order whose version the view has not seen; returns how many facts."""
+        await self.ready()
+        return await self._catch_up()
+
+    async def dashboard(self, seller_id: str) -> Dashboard:
+        """The seller's figures as of the newest snapshot applied."""
+        await self.ready()
+        return self.dashboards.get(seller_id) or Dashboard(seller_id=seller_id)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Dashboards and facts as held in memory (audit)."""
+        await self.ready()
+        return {"dashboards": dict(self.dashboards), "facts": list(self.facts.values())}
+
+    async def _apply(self, snapshot: list[Order]) -> int:
+        async with self.locks.hold("view"):
+            fresh = [
+                fact
+                for order in snapshot
+                for fact in facts_of(order)
+                if (known := self.facts.get((fact.order_id, fact.seller_id))) is None
+                or known.order_version < fact.order_version
+            ]
+            if not fresh:
+                return 0
+            now = utcnow()
+            rows = [{**fact.model_dump(), "applied_at": now} for fact in fresh]
+
+            async def work(conn: AsyncConnection) -> None:
+                await upsert(conn, seller_order_facts, rows, ["order_id", "seller_id"])
+
+            await self.writer.write(work)
+            for fact in fresh:
+                self._count(fact, now)
+            return len(fresh)
+
+    def _count(self, fact: SellerOrderFact, at: Any) -> None:
+        key = (fact.order_id, fact.seller_id)
+        dashboard = self.dashboards.setdefault(fact.seller_id, Dashboard(seller_id=fact.seller_id))
+        old = self.facts.get(key)
+        if old is not None:
+            dashboard.add(old, -1)
+        dashboard.add(fact, +1)
+        self.facts[key] = fact
+        self.applied += 1
+        dashboard.as_of = at
+        dashboard.as_of_version = self.applied
+
+    async def _catch_up(self) -> int:
+        if self.engine is None:
+            return 0
+        facts = seller_order_facts
+        query = (
+            select(orders)
+            .outerjoin(facts, facts.c.order_id == orders.c.id)
+            .where(
+                or_(facts.c.order_id.is_(None), facts.c.order_version < orders.c.version),
+                and_(orders.c.status != OrderStatus.PENDING.value),
+            )
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        seen: dict[str, Order] = {}
+        for row in rows:
+            seen[row["id"]] = order_from_row(row)
+        return await self._apply(list(seen.values()))
+
+    async def _catch_up_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CATCH_UP_INTERVAL_S)
+            try:
+                await self._catch_up()
+            except Exception:
+                log.exception("seller view catch-up failed; will retry")
+
+
+SellerViewActor = ray.remote(SellerView)

@@ -1,0 +1,83 @@
+"""Settings from the environment (prefix ``MARKETPLACE_``), see DESIGN.md section 8."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Durability(StrEnum):
+    """How actors persist a state change before they reply."""
+
+    SYNC = "sync"  # commit before reply (group commit allowed)
+    ASYNC = "async"  # write-behind: reply first, commit soon after
+    NONE = "none"  # memory only, for simulations
+
+
+class Settings(BaseSettings):
+    """Every knob of the runtime. Counts of each actor kind decide the sharding."""
+
+    model_config = SettingsConfigDict(env_prefix="MARKETPLACE_", extra="ignore")
+
+    environment: str = "development"
+    database_url: str = Field(default="", description="SQLAlchemy URL; default .marketplace/")
+    amqp_url: str | None = None
+    ray_address: str | None = None
+    namespace: str = "marketplace"
+    durability: Durability = Durability.SYNC
+
+    catalog_shards: int = Field(default=2, ge=1, le=256)
+    inventory_partitions: int = Field(default=2, ge=1, le=256)
+    cart_shards: int = Field(default=1, ge=1, le=256)
+    order_coordinators: int = Field(default=2, ge=1, le=256)
+    payment_processors: int = Field(default=1, ge=1, le=256)
+    shipment_coordinators: int = Field(default=1, ge=1, le=256)
+    actor_num_cpus: float = Field(default=0.05, ge=0)
+    ray_num_cpus: int | None = Field(default=None, ge=1)
+
+    payment_latency_ms: float = Field(default=0.0, ge=0)
+    payment_decline_rate: float = Field(default=0.0, ge=0, le=1)
+    saga_step_timeout_s: float = Field(default=30.0, gt=0)
+
+    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    jwt_ttl_s: int = Field(default=900, ge=1)
+    admin_email: str = "admin@marketplace.local"
+    admin_password: SecretStr = SecretStr("admin-password")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment != "development" and (
+            self.jwt_secret.get_secret_value() == PLACEHOLDER_SECRET
+        ):
+            raise ValueError("MARKETPLACE_JWT_SECRET must be set outside development")
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the embedded default keeps its files (SQLite, runtime state)."""
+        return Path.cwd() / ".marketplace"
+
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL, defaulting to a SQLite file under ``.marketplace/``."""
+        if self.database_url:
+            return to_async_url(self.database_url)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{self.state_dir / 'marketplace.db'}"
+
+
+def to_async_url(url: str) -> str:
+    """Map plain SQLite / PostgreSQL URLs onto their async drivers."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,1 @@
+"""Persistence: tables, engine factory, migrations, the outbox and the durability writer."""

@@ -1,0 +1,83 @@
+"""Users live in the store directly: they are read on every login, never contended."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from marketplace.domain.errors import Conflict
+from marketplace.domain.ids import new_id
+from marketplace.domain.users import Role, User, normalize_email, validate_registration
+from marketplace.passwords import hash_password, verify_password
+from marketplace.store.rows import utcnow
+from marketplace.store.tables import users
+
+
+class UserStore:
+    """Registration, lookup and password checks."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def register(
+        self, email: str, password: str, name: str, role: Role, *, password_hash: str | None = None
+    ) -> User:
+        """Create a user; Conflict if the email is taken. ``password_hash`` skips hashing
+        (bulk seeding reuses one hash)."""
+        email = validate_registration(email, password, name)
+        hashed = password_hash or await asyncio.to_thread(hash_password, password)
+        user = User(
+            id=new_id("usr"), email=email, name=name.strip(), role=role, password_hash=hashed
+        )
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(users.insert(), [{**user.model_dump(), "created_at": utcnow()}])
+        except IntegrityError:
+            raise Conflict("a user with this email exists", field="email") from None
+        return user
+
+    async def by_email(self, email: str) -> User | None:
+        """The user with this email, if any."""
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(users).where(users.c.email == email.strip().lower())))
+                .mappings()
+                .first()
+            )
+        return None if row is None else User.model_validate(dict(row))
+
+    async def by_id(self, user_id: str) -> User | None:
+        """The user with this id, if any."""
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
+            )
+        return None if row is None else User.model_validate(dict(row))
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user if the password matches, else None (same cost either way)."""
+        try:
+            user = await self.by_email(normalize_email(email))
+        except Exception:
+            user = None
+        stored = user.password_hash if user else _DUMMY_HASH
+        ok = await asyncio.to_thread(verify_password, stored, password)
+        return user if ok and user else None
+
+    async def ensure(self, email: str, password: str, name: str, role: Role) -> User:
+        """The user with this email, created if missing (the admin account at start-up)."""
+        existing = await self.by_email(email)
+        if existing is not None:
+            return existing
+        try:
+            return await self.register(email, password, name, role)
+        except Conflict:
+            found = await self.by_email(email)
+            assert found is not None
+            return found
+
+
+_DUMMY_HASH = hash_password("not-a-real-password")

@@ -1,0 +1,108 @@
+"""Shared fixtures: one Ray for the whole session, and fresh marketplaces on SQLite or PostgreSQL.
+
+PostgreSQL tests need the server at MARKETPLACE_TEST_PG_URL (default: the local one); they
+fail, not skip, when it is missing, so CI cannot pass without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+PG_ADMIN_URL = os.environ.get(
+    "MARKETPLACE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+RAY_TEST_CPUS = 4
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Any:
+    """Start one local Ray for the session; yields its address for subprocesses to join."""
+    import ray
+
+    ray.init(
+        num_cpus=RAY_TEST_CPUS,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="tests",
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+async def create_pg_database() -> str:
+    """A fresh, empty PostgreSQL database; returns its URL."""
+    import asyncpg
+
+    name = "mkt_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop a database made by ``create_pg_database``."""
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+MakeMarketplace = Callable[..., Awaitable[Any]]
+
+
+@pytest_asyncio.fixture
+async def make_marketplace(
+    ray_address: str, tmp_path: Path
+) -> AsyncIterator[MakeMarketplace]:
+    """A factory of fresh marketplaces (own actor namespace, own database), torn down after.
+
+    ``await make_marketplace(database="sqlite" | "postgres", **settings)`` returns the runtime;
+    its ``client`` drives it.
+    """
+    from actors.runtime import Runtime
+    from marketplace.config import Settings
+
+    made: list[tuple[Runtime, str | None]] = []
+
+    async def make(database: str = "sqlite", **overrides: Any) -> Runtime:
+        pg_url = None
+        if database == "postgres":
+            pg_url = await create_pg_database()
+            url = pg_url
+        else:
+            url = f"sqlite:///{tmp_path / ('mkt-' + uuid.uuid4().hex[:8] + '.db')}"
+        settings = Settings(
+            database_url=url,
+            namespace="t" + uuid.uuid4().hex[:10],
+            actor_num_cpus=0.01,
+            **overrides,
+        )
+        runtime = Runtime(settings)
+        await runtime.start()
+        made.append((runtime, pg_url))
+        return runtime
+
+    yield make
+    for runtime, pg_url in made:
+        await runtime.stop()
+        if pg_url:
+            await drop_pg_database(pg_url)
+    await asyncio.sleep(0)
