@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ray.exceptions import RayTaskError
 
 from marketplace.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-async def call(awaitable: Awaitable[T]) -> T:
+async def call(awaitable: Awaitable[Any]) -> Any:
     """Await an actor call, re-raising a domain error as the domain error it was."""
     try:
         return await awaitable
@@ -26,7 +25,7 @@ async def call(awaitable: Awaitable[T]) -> T:
         raise
 
 
-async def call_until_done(make_call: Callable[[], Awaitable[T]], what: str) -> T:
+async def call_until_done(make_call: Callable[[], Awaitable[Any]], what: str) -> Any:
     """Call an idempotent operation until it succeeds.
 
     Used for steps a saga must not give up on (capture, commit, compensations): Ray already

@@ -103,7 +103,7 @@ class MarketplaceClient:
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""
         groups = self.directory.group(CATALOG, product_ids)
-        parts = await asyncio.gather(
+        parts: list[Any] = await asyncio.gather(
             *(
                 call(self.directory.at(CATALOG, index).get_products.remote(ids))
                 for index, ids in groups.items()
@@ -120,12 +120,12 @@ class MarketplaceClient:
         limit: int = 20,
         cursor: str | None = None,
     ) -> tuple[list[Product], str | None]:
-        """Scatter a search to every shard, merge the top ``limit``; returns (items, next_cursor)."""
+        """Scatter to every shard and merge the top ``limit``; returns (items, next_cursor)."""
         check_limit(limit)
         if len(query) > 200:
             raise InvalidInput("q is at most 200 characters", field="q")
         after = decode_cursor(cursor) if cursor else None
-        parts = await asyncio.gather(
+        parts: list[Any] = await asyncio.gather(
             *(
                 call(shard.search.remote(query, category, seller_id, limit, after))
                 for shard in self.directory.every(CATALOG)
@@ -141,7 +141,7 @@ class MarketplaceClient:
         """Partial update by the owner (or an admin)."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await call(shard.update_product.remote(principal, product_id, patch))  # type: ignore[no-any-return]
+        return await call(shard.update_product.remote(principal, product_id, patch))
 
     async def replace_product(
         self, principal: Principal, product_id: str, draft: ProductDraft
@@ -149,13 +149,13 @@ class MarketplaceClient:
         """Full replacement by the owner (or an admin)."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await call(shard.replace_product.remote(principal, product_id, draft))  # type: ignore[no-any-return]
+        return await call(shard.replace_product.remote(principal, product_id, draft))
 
     async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
         """Withdraw a product from sale."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await call(shard.deactivate_product.remote(principal, product_id))  # type: ignore[no-any-return]
+        return await call(shard.deactivate_product.remote(principal, product_id))
 
     # -- stock -------------------------------------------------------------------------------
 
@@ -174,7 +174,7 @@ class MarketplaceClient:
         if not principal.is_admin and product.seller_id != principal.id:
             raise Forbidden("only the product's seller may change its stock")
         partition = self.directory.route(INVENTORY, product_id)
-        return await call(  # type: ignore[no-any-return]
+        return await call(
             partition.adjust_stock.remote(product_id, delta, request_id or new_id("req"))
         )
 
@@ -182,7 +182,7 @@ class MarketplaceClient:
 
     async def get_cart(self, buyer_id: str) -> Cart:
         """The buyer's cart."""
-        return await call(self.directory.route(CARTS, buyer_id).get_cart.remote(buyer_id))  # type: ignore[no-any-return]
+        return await call(self.directory.route(CARTS, buyer_id).get_cart.remote(buyer_id))
 
     async def set_cart_item(self, buyer_id: str, product_id: str, quantity: int) -> Cart:
         """Put ``quantity`` of a product in the cart (0 removes it)."""
@@ -191,11 +191,11 @@ class MarketplaceClient:
         if quantity:
             product = await self.get_product(product_id)
         shard = self.directory.route(CARTS, buyer_id)
-        return await call(shard.set_item.remote(buyer_id, product_id, quantity, product))  # type: ignore[no-any-return]
+        return await call(shard.set_item.remote(buyer_id, product_id, quantity, product))
 
     async def clear_cart(self, buyer_id: str) -> Cart:
         """Empty the cart."""
-        return await call(self.directory.route(CARTS, buyer_id).clear.remote(buyer_id))  # type: ignore[no-any-return]
+        return await call(self.directory.route(CARTS, buyer_id).clear.remote(buyer_id))
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -223,17 +223,17 @@ class MarketplaceClient:
     async def submit(self, command: PlaceOrder) -> Order:
         """Send an already validated checkout to its coordinator."""
         coordinator = self.directory.route(ORDERS, command.order_id())
-        return await call(coordinator.place_order.remote(command))  # type: ignore[no-any-return]
+        return await call(coordinator.place_order.remote(command))
 
     async def get_order(self, principal: Principal, order_id: str) -> Order:
         """An order its buyer (or an admin) may see."""
         _check_id(order_id, "ord", "order_id")
         coordinator = self.directory.route(ORDERS, order_id)
-        return await call(coordinator.get_order.remote(principal, order_id))  # type: ignore[no-any-return]
+        return await call(coordinator.get_order.remote(principal, order_id))
 
     async def list_orders(self, buyer_id: str) -> list[Order]:
         """A buyer's orders, newest first."""
-        parts = await asyncio.gather(
+        parts: list[Any] = await asyncio.gather(
             *(call(c.orders_of.remote(buyer_id)) for c in self.directory.every(ORDERS))
         )
         found = [order for part in parts for order in part]
@@ -243,11 +243,11 @@ class MarketplaceClient:
         """Cancel before shipping: refund, restock."""
         _check_id(order_id, "ord", "order_id")
         coordinator = self.directory.route(ORDERS, order_id)
-        return await call(coordinator.cancel_order.remote(principal, order_id))  # type: ignore[no-any-return]
+        return await call(coordinator.cancel_order.remote(principal, order_id))
 
     async def get_payment(self, order_id: str) -> Payment | None:
         """The payment of an order (admin and tests)."""
-        return await call(self.directory.route(PAYMENTS, order_id).get.remote(order_id))  # type: ignore[no-any-return]
+        return await call(self.directory.route(PAYMENTS, order_id).get.remote(order_id))
 
     # -- shipments ---------------------------------------------------------------------------
 
@@ -255,10 +255,12 @@ class MarketplaceClient:
         """The shipment of an order its buyer (or an admin or carrier) may see."""
         if principal.role is not Role.CARRIER:
             await self.get_order(principal, order_id)
-        shipment = await call(self.directory.route(SHIPMENTS, order_id).get.remote(order_id))
+        shipment: Shipment | None = await call(
+            self.directory.route(SHIPMENTS, order_id).get.remote(order_id)
+        )
         if shipment is None:
             raise NotFound(f"order {order_id} has no shipment yet", order_id=order_id)
-        return shipment  # type: ignore[no-any-return]
+        return shipment
 
     async def move_shipment(
         self, principal: Principal, shipment_id: str, status: ShipmentStatus
@@ -267,13 +269,13 @@ class MarketplaceClient:
         _check_id(shipment_id, "shp", "shipment_id")
         order_id = sibling_id(shipment_id, "ord")
         coordinator = self.directory.route(ORDERS, order_id)
-        return await call(coordinator.move_shipment.remote(principal, order_id, status))  # type: ignore[no-any-return]
+        return await call(coordinator.move_shipment.remote(principal, order_id, status))
 
     # -- sellers -----------------------------------------------------------------------------
 
     async def dashboard(self, seller_id: str) -> Dashboard:
         """A seller's dashboard."""
-        return await call(self.directory.route(SELLERS, seller_id).dashboard.remote(seller_id))  # type: ignore[no-any-return]
+        return await call(self.directory.route(SELLERS, seller_id).dashboard.remote(seller_id))
 
     # -- operations --------------------------------------------------------------------------
 
@@ -291,7 +293,9 @@ class MarketplaceClient:
 
     async def order_stats(self) -> dict[str, int]:
         """Counters summed over the coordinators."""
-        parts = await asyncio.gather(*(c.stats.remote() for c in self.directory.every(ORDERS)))
+        parts: list[Any] = await asyncio.gather(
+            *(c.stats.remote() for c in self.directory.every(ORDERS))
+        )
         total: dict[str, int] = {}
         for part in parts:
             for key, value in part.items():

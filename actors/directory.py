@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.actor import ActorClass, ActorHandle
+from ray.actor import ActorHandle
 
 from marketplace.config import Settings
 from marketplace.domain.ids import owner_index
@@ -37,7 +37,7 @@ ORDERS = ActorKind("orders", "order_coordinators")
 ALL_KINDS = (CATALOG, INVENTORY, CARTS, PAYMENTS, SHIPMENTS, SELLERS, ORDERS)
 
 
-def _actor_class(kind: ActorKind) -> ActorClass[Any]:
+def _actor_class(kind: ActorKind) -> Any:
     from actors.carts import CartShardActor
     from actors.catalog import CatalogShardActor
     from actors.inventory import InventoryPartitionActor
@@ -89,15 +89,19 @@ class Directory:
             for kind in wave:
                 count = self.count(kind)
                 for index, name in enumerate(self.names(kind)):
-                    handle = _actor_class(kind).options(
-                        name=name,
-                        namespace=self.settings.namespace,
-                        get_if_exists=True,
-                        lifetime="detached",
-                        max_restarts=-1,
-                        max_task_retries=-1,
-                        num_cpus=self.settings.actor_num_cpus,
-                    ).remote(payload, index, count)
+                    handle = (
+                        _actor_class(kind)
+                        .options(
+                            name=name,
+                            namespace=self.settings.namespace,
+                            get_if_exists=True,
+                            lifetime="detached",
+                            max_restarts=-1,
+                            max_task_retries=-1,
+                            num_cpus=self.settings.actor_num_cpus,
+                        )
+                        .remote(payload, index, count)
+                    )
                     self._handles[name] = handle
                     handles.append(handle)
             ray.get([handle.ready.remote() for handle in handles])

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import ray
@@ -23,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from actors.base import ActorBase
 from actors.calls import call, call_until_done
 from actors.directory import CARTS, CATALOG, INVENTORY, PAYMENTS, SELLERS, SHIPMENTS, Directory
+from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -66,7 +68,7 @@ _ORDER_STATUS_FOR_SHIPMENT = {
 AUTHORIZE_ATTEMPTS = 4
 
 
-def order_from_row(row: Mapping[str, Any]) -> Order:
+def order_from_row(row: Mapping[Any, Any]) -> Order:
     """An Order from its ``orders`` row."""
     return Order(
         id=row["id"],
@@ -249,7 +251,7 @@ class OrderCoordinator(ActorBase):
             for index, lines in groups.items()
         ]
         try:
-            outcomes = await asyncio.wait_for(asyncio.gather(*calls), timeout)
+            outcomes: list[ReserveOutcome] = await asyncio.wait_for(asyncio.gather(*calls), timeout)
         except Exception as exc:
             log.warning("reserving stock for %s failed: %r", order.id, exc)
             return "inventory_unavailable"
@@ -287,10 +289,7 @@ class OrderCoordinator(ActorBase):
         await call_until_done(lambda: processor.capture.remote(order.id), "capture")
         await asyncio.gather(
             *(
-                call_until_done(
-                    lambda index=index: self.directory.at(INVENTORY, index).commit.remote(order.id),
-                    "commit reservation",
-                )
+                call_until_done(partial(self._commit_call, index, order.id), "commit reservation")
                 for index in groups
             )
         )
@@ -300,11 +299,9 @@ class OrderCoordinator(ActorBase):
         """Undo what the order may hold: its reservations (or sold units) and its payment."""
         self.counters["compensations"] += 1
         processor = self.directory.route(PAYMENTS, order.id)
-        releases = [
+        releases: list[Any] = [
             call_until_done(
-                lambda index=index, lines=lines: self.directory.at(INVENTORY, index).release.remote(
-                    order.id, [product_id for product_id, _ in lines]
-                ),
+                partial(self._release_call, index, order.id, [pid for pid, _ in lines]),
                 "release reservation",
             )
             for index, lines in self._lines_by_partition(order).items()
@@ -312,6 +309,12 @@ class OrderCoordinator(ActorBase):
         await asyncio.gather(
             *releases, call_until_done(lambda: processor.refund.remote(order.id), "refund")
         )
+
+    def _commit_call(self, index: int, order_id: str) -> Any:
+        return self.directory.at(INVENTORY, index).commit.remote(order_id)
+
+    def _release_call(self, index: int, order_id: str, product_ids: list[str]) -> Any:
+        return self.directory.at(INVENTORY, index).release.remote(order_id, product_ids)
 
     async def _resume(self, order_id: str) -> None:
         try:
@@ -328,7 +331,7 @@ class OrderCoordinator(ActorBase):
 
     async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
         cart_shard = self.directory.route(CARTS, command.buyer_id)
-        cart = await call(cart_shard.get_cart.remote(command.buyer_id))
+        cart: Cart = await call(cart_shard.get_cart.remote(command.buyer_id))
         lines: tuple[OrderLine, ...] = cart.lines()
         if not lines:
             raise InvalidInput("the cart is empty", field="items")
@@ -369,7 +372,7 @@ class OrderCoordinator(ActorBase):
 
     async def _products(self, product_ids: list[str]) -> dict[str, Product]:
         groups = self.directory.group(CATALOG, product_ids)
-        found = await asyncio.gather(
+        found: list[dict[str, Product]] = await asyncio.gather(
             *(
                 call(self.directory.at(CATALOG, i).get_products.remote(ids))
                 for i, ids in groups.items()

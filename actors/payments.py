@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
-from marketplace.domain.errors import TransientFailure
+from marketplace.domain.errors import NotFound, TransientFailure
 from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import sibling_id, stable_hash
 from marketplace.domain.payments import (
@@ -68,8 +68,9 @@ class PaymentProcessor(ActorBase):
             if decision is CardDecision.TRANSIENT_ERROR:
                 raise TransientFailure("card network error, try again", order_id=order_id)
             payment_id = sibling_id(order_id, "pay")
+            entries: list[LedgerEntry] = []
             if decision is CardDecision.DECLINE:
-                payment, entries = declined(payment_id, order_id, amount_cents), []
+                payment = declined(payment_id, order_id, amount_cents)
             else:
                 payment, entries = authorize(payment_id, order_id, amount_cents)
             await self._save(payment, entries)
@@ -77,7 +78,10 @@ class PaymentProcessor(ActorBase):
 
     async def capture(self, order_id: str) -> Payment:
         """Capture the authorized amount; a repeat is a no-op."""
-        return await self._apply(order_id, PaymentStatus.CAPTURED)
+        captured = await self._apply(order_id, PaymentStatus.CAPTURED)
+        if captured is None:
+            raise NotFound(f"no payment for order {order_id}", order_id=order_id)
+        return captured
 
     async def void(self, order_id: str) -> Payment | None:
         """Drop an uncaptured authorization; no-op when none, or when already voided."""
@@ -97,7 +101,7 @@ class PaymentProcessor(ActorBase):
         await self.ready()
         return list(self.payments.values())
 
-    async def _apply(self, order_id: str, target: PaymentStatus) -> Any:
+    async def _apply(self, order_id: str, target: PaymentStatus) -> Payment | None:
         await self.ready()
         async with self.locks.hold(order_id):
             payment = self.payments.get(order_id)

@@ -237,14 +237,14 @@ def check_dashboards(data: AuditData) -> CheckResult:
                     f"v{order.version} ({order.status.value})"
                 )
     dashboards = {d.seller_id: d for d in data.dashboards}
-    for seller_id, expected in sums.items():
-        got = dashboards.get(seller_id, Dashboard(seller_id=seller_id))
+    for seller_id, summed in sums.items():
+        board = dashboards.get(seller_id, Dashboard(seller_id=seller_id))
         fields = ("orders_count", "items_sold", "revenue_cents", "open_orders")
         for name in fields:
-            if getattr(got, name) != getattr(expected, name):
+            if getattr(board, name) != getattr(summed, name):
                 out.add(
-                    f"seller {seller_id}: {name}={getattr(got, name)}, "
-                    f"orders say {getattr(expected, name)}"
+                    f"seller {seller_id}: {name}={getattr(board, name)}, "
+                    f"orders say {getattr(summed, name)}"
                 )
     return out.result(len(sums))
 

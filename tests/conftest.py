@@ -69,9 +69,7 @@ MakeMarketplace = Callable[..., Awaitable[Any]]
 
 
 @pytest_asyncio.fixture
-async def make_marketplace(
-    ray_address: str, tmp_path: Path
-) -> AsyncIterator[MakeMarketplace]:
+async def make_marketplace(ray_address: str, tmp_path: Path) -> AsyncIterator[MakeMarketplace]:
     """A factory of fresh marketplaces (own actor namespace, own database), torn down after.
 
     ``await make_marketplace(database="sqlite" | "postgres", **settings)`` returns the runtime;

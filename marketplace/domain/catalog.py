@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marketplace.domain.errors import InvalidInput
 
-M = TypeVar("M", bound=BaseModel)
 MAX_PRICE_CENTS = 100_000_000_00
 MAX_SEARCH_LIMIT = 100
 _TOKEN_RE = re.compile(r"[a-z0-9]+")

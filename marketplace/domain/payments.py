@@ -145,7 +145,7 @@ def decide_card(card_token: str, order_id: str, attempt: int, decline_rate: floa
         return CardDecision.DECLINE
     if card_token == "tok_error" and attempt == 0:
         return CardDecision.TRANSIENT_ERROR
-    if card_token not in TEST_CARDS and decline_rate > 0:
-        if stable_hash(order_id) % 10_000 < decline_rate * 10_000:
-            return CardDecision.DECLINE
+    in_decline_rate = stable_hash(order_id) % 10_000 < decline_rate * 10_000
+    if card_token not in TEST_CARDS and in_decline_rate:
+        return CardDecision.DECLINE
     return CardDecision.APPROVE

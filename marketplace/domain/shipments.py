@@ -23,7 +23,7 @@ class ShipmentStatus(StrEnum):
 
 _NEXT: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
     ShipmentStatus.PENDING: frozenset({ShipmentStatus.SHIPPED, ShipmentStatus.CANCELLED}),
-    ShipmentStatus.SHIPPED: frozenset({ShipmentStatus.DELIVERED, ShipmentStatus.CANCELLED}),
+    ShipmentStatus.SHIPPED: frozenset({ShipmentStatus.DELIVERED}),
     ShipmentStatus.DELIVERED: frozenset(),
     ShipmentStatus.CANCELLED: frozenset(),
 }

@@ -60,13 +60,17 @@ async def build_market(
         wanted = i % partitions
         product_id = _id_on_partition(wanted, partitions)
         draft = ProductDraft(
-            name=f"Widget {i}", description="a test widget", category="widgets",
+            name=f"Widget {i}",
+            description="a test widget",
+            category="widgets",
             price_cents=price_cents + i,
         )
         products.append(
             await client.create_product(principal(seller), draft, units, product_id=product_id)
         )
-    return Market(seller=seller, products=products, buyers=await register(client, Role.BUYER, buyers))
+    return Market(
+        seller=seller, products=products, buyers=await register(client, Role.BUYER, buyers)
+    )
 
 
 def _id_on_partition(index: int, count: int) -> str:

@@ -153,7 +153,9 @@ async def _row_counts(client: Any) -> tuple[int, ...]:
     counts = []
     async with client.engine.connect() as conn:
         for table in (orders, outbox, stock_movements, ledger_entries):
-            counts.append((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+            counts.append(
+                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            )
     return tuple(counts)
 
 
@@ -183,8 +185,9 @@ async def test_bad_input_is_refused_and_changes_nothing(make_marketplace: Any) -
             await client.place_order(buyer.id, f"bad-{i}", items=items)
         assert words in str(caught.value), (items, str(caught.value))
     with pytest.raises(InvalidInput, match="buyer_id"):
-        await client.place_order("usr_nope", "bad-buyer", items=[{"product_id": product.id,
-                                                                 "quantity": 1}])
+        await client.place_order(
+            "usr_nope", "bad-buyer", items=[{"product_id": product.id, "quantity": 1}]
+        )
     with pytest.raises(InvalidInput, match="price_cents"):
         parse_draft({"name": "x", "category": "c", "price_cents": -1})
     with pytest.raises(InvalidInput, match="delta"):
