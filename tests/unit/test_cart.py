@@ -1,0 +1,136 @@
+"""Carts: setting quantities, checking lines out, totals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marketplace.domain.cart import Cart, CartItem
+from marketplace.domain.errors import InvalidInput
+from marketplace.domain.orders import MAX_LINE_QUANTITY, MAX_LINES, OrderLine, check_lines
+from tests.unit.factories import BUYER, hex_id, make_product
+
+pytestmark = pytest.mark.unit
+
+
+def test_empty_cart() -> None:
+    cart = Cart(buyer_id=BUYER)
+    assert cart.items == ()
+    assert cart.total_cents == 0
+    assert cart.public() == {"items": [], "total_cents": 0}
+    assert cart.lines() == ()
+
+
+def test_with_quantity_sets_replaces_and_removes() -> None:
+    kettle = make_product(1, price_cents=1999, version=3)
+    lamp = make_product(2, price_cents=500)
+    cart = Cart(buyer_id=BUYER).with_quantity(kettle, kettle.id, 2)
+    assert cart.items == (
+        CartItem(product_id=kettle.id, quantity=2, unit_price_cents=1999, product_version=3),
+    )
+    assert cart.version == 1
+    cart = cart.with_quantity(lamp, lamp.id, 3)
+    assert cart.total_cents == 2 * 1999 + 3 * 500
+    # Setting again replaces the line (and re-prices it from the product given).
+    cheaper = kettle.model_copy(update={"price_cents": 1000, "version": 4})
+    cart = cart.with_quantity(cheaper, kettle.id, 1)
+    assert [(i.product_id, i.quantity, i.unit_price_cents) for i in cart.items] == [
+        (lamp.id, 3, 500),
+        (kettle.id, 1, 1000),
+    ]
+    assert cart.total_cents == 1000 + 1500
+    assert cart.version == 3
+    # Zero removes, even when the product is gone or inactive.
+    cart = cart.with_quantity(None, kettle.id, 0)
+    assert [i.product_id for i in cart.items] == [lamp.id]
+    cart = cart.with_quantity(None, hex_id("prd", 99), 0)
+    assert [i.product_id for i in cart.items] == [lamp.id]
+    assert cart.version == 5
+    public = cart.public()
+    assert public["total_cents"] == 1500
+    assert public["items"] == [
+        {"product_id": lamp.id, "quantity": 3, "unit_price_cents": 500, "product_version": 1}
+    ]
+
+
+@pytest.mark.parametrize("quantity", [-1, MAX_LINE_QUANTITY + 1, True, False, 2.5, 2.0, "3", None])
+def test_with_quantity_rejects_bad_quantities(quantity: Any) -> None:
+    product = make_product(1)
+    cart = Cart(buyer_id=BUYER)
+    with pytest.raises(InvalidInput) as info:
+        cart.with_quantity(product, product.id, quantity)
+    assert info.value.details["field"] == "quantity"
+
+
+def test_with_quantity_rejects_unsellable_products() -> None:
+    product = make_product(1)
+    cart = Cart(buyer_id=BUYER)
+    for candidate in (None, product.deactivated()):
+        with pytest.raises(InvalidInput) as info:
+            cart.with_quantity(candidate, product.id, 1)
+        assert info.value.details["field"] == "product_id"
+
+
+def test_cart_holds_at_most_max_lines() -> None:
+    cart = Cart(buyer_id=BUYER)
+    for n in range(MAX_LINES):
+        cart = cart.with_quantity(make_product(n), hex_id("prd", n), 1)
+    assert len(cart.items) == MAX_LINES
+    extra = make_product(MAX_LINES)
+    with pytest.raises(InvalidInput):
+        cart.with_quantity(extra, extra.id, 1)
+    # Changing a line already there is still fine.
+    assert cart.with_quantity(make_product(0), hex_id("prd", 0), 5).total_cents == (
+        (MAX_LINES + 4) * 100
+    )
+    check_lines(cart.lines())
+
+
+def test_without_removes_bought_quantities_and_keeps_the_rest() -> None:
+    a, b, c = make_product(1), make_product(2), make_product(3)
+    cart = Cart(buyer_id=BUYER)
+    for product, quantity in ((a, 2), (b, 5), (c, 1)):
+        cart = cart.with_quantity(product, product.id, quantity)
+    bought = (
+        OrderLine(product_id=a.id, quantity=2),
+        OrderLine(product_id=b.id, quantity=3),
+        OrderLine(product_id=hex_id("prd", 9), quantity=1),
+    )
+    after = cart.without(bought)
+    assert [(i.product_id, i.quantity) for i in after.items] == [(b.id, 2), (c.id, 1)]
+    assert after.version == cart.version + 1
+    # Buying more than is in the cart (it changed since) just empties the line.
+    assert cart.without((OrderLine(product_id=c.id, quantity=4),)).lines() == (
+        OrderLine(product_id=a.id, quantity=2),
+        OrderLine(product_id=b.id, quantity=5),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=5),
+            st.integers(min_value=0, max_value=MAX_LINE_QUANTITY),
+            st.integers(min_value=0, max_value=10_000),
+        ),
+        max_size=30,
+    )
+)
+def test_cart_matches_a_dict_model(steps: list[tuple[int, int, int]]) -> None:
+    cart = Cart(buyer_id=BUYER)
+    model: dict[str, tuple[int, int]] = {}
+    for n, quantity, price in steps:
+        product = make_product(n, price_cents=price)
+        cart = cart.with_quantity(product, product.id, quantity)
+        if quantity:
+            model[product.id] = (quantity, price)
+        else:
+            model.pop(product.id, None)
+        assert {i.product_id: (i.quantity, i.unit_price_cents) for i in cart.items} == model
+        assert cart.total_cents == sum(q * p for q, p in model.values())
+        assert len({i.product_id for i in cart.items}) == len(cart.items)
+    assert cart.version == len(steps)
