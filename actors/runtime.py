@@ -19,21 +19,39 @@ from marketplace.store.engine import create_engine
 log = logging.getLogger(__name__)
 
 
-def init_ray(settings: Settings) -> bool:
-    """Join ``settings.ray_address`` or start a local Ray; True if this call started it."""
+def _use_local_auth_token() -> None:
+    """Joining by address sends the cluster token (~/.ray/auth_token) only when token auth is
+    on in this process; Ray 2.60 turns it on by itself for a new local cluster, not for a join.
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # an older or newer Ray without token auth, or with its own default
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def init_ray(settings: Settings) -> tuple[bool, bool]:
+    """Join ``settings.ray_address`` (or RAY_ADDRESS) or start a local Ray.
+
+    Returns (started, connected): whether this call started a cluster, and whether it
+    connected this process (so ``stop`` knows what to undo).
+    """
     if ray.is_initialized():
-        return False
+        return False, False
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
+        _use_local_auth_token()
         ray.init(address=address, namespace=settings.namespace, log_to_driver=False)
-        return False
+        return False, True
     ray.init(
         num_cpus=settings.ray_num_cpus or max(os.cpu_count() or 2, 2),
         namespace=settings.namespace,
         include_dashboard=False,
         log_to_driver=False,
     )
-    return True
+    return True, True
 
 
 @dataclass
@@ -42,6 +60,7 @@ class Runtime:
 
     settings: Settings = field(default_factory=Settings)
     started_ray: bool = False
+    connected_ray: bool = False
     client: MarketplaceClient | None = None
 
     async def start(self) -> MarketplaceClient:
@@ -51,18 +70,26 @@ class Runtime:
         )
         self.settings = settings
         await migrate.upgrade_async(settings.database_url)
-        self.started_ray = init_ray(settings)
+        self.started_ray, self.connected_ray = init_ray(settings)
         directory = Directory(settings)
-        await asyncio.to_thread(directory.create_all)
-        engine = create_engine(settings.database_url)
-        self.client = MarketplaceClient(directory, engine)
-        await self.client.users.ensure(
-            settings.admin_email, settings.admin_password.get_secret_value(), "Admin", Role.ADMIN
-        )
+        self.client = MarketplaceClient(directory, create_engine(settings.database_url))
+        try:
+            await asyncio.to_thread(directory.create_all)
+            await self.client.users.ensure(
+                settings.admin_email,
+                settings.admin_password.get_secret_value(),
+                "Admin",
+                Role.ADMIN,
+            )
+        except BaseException:
+            await self.stop()
+            raise
         return self.client
 
     async def stop(self, *, kill_actors: bool = True) -> None:
-        """Flush writes, kill the actors, and shut Ray down if this runtime started it."""
+        """Flush writes, kill the actors (unless ``kill_actors`` is False, to leave a shared
+        marketplace running), and disconnect from (or shut down) the Ray this runtime started
+        or joined."""
         if self.client is not None:
             try:
                 await asyncio.wait_for(self.client.flush(), 30)
@@ -72,5 +99,6 @@ class Runtime:
                 await asyncio.to_thread(self.client.directory.kill_all)
             await self.client.engine.dispose()
             self.client = None
-        if self.started_ray and ray.is_initialized():
-            ray.shutdown()
+        if (self.started_ray or self.connected_ray) and ray.is_initialized():
+            ray.shutdown()  # for a joined cluster this only disconnects this process
+        self.started_ray = self.connected_ray = False

@@ -51,6 +51,25 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    fast_ingress: bool = Field(
+        default=True, description="use Serve's HAProxy ingress where available"
+    )
+    access_log: bool = False
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    checkout_wait_s: float = Field(default=10.0, gt=0, description="then answer pending")
+    login_rate_per_minute: int = Field(default=30, ge=1)
+    checkout_rate_per_minute: int = Field(default=600, ge=1)
+
+    gateway_min_replicas: int = Field(default=1, ge=1)
+    gateway_max_replicas: int = Field(default=2, ge=1)
+    gateway_target_ongoing_requests: float = Field(default=32, gt=0)
+    gateway_num_cpus: float = Field(default=0.1, ge=0)
+    auth_min_replicas: int = Field(default=1, ge=1)
+    auth_max_replicas: int = Field(default=2, ge=1)
+    auth_target_ongoing_requests: float = Field(default=2, gt=0)
+    auth_num_cpus: float = Field(default=0.1, ge=0)
+    upscale_delay_s: float = Field(default=2.0, ge=0)
+    downscale_delay_s: float = Field(default=15.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -1,0 +1,1 @@
+"""Simulation: synthetic markets, workloads, faults and experiments (no Ray imports here)."""

@@ -1,0 +1,47 @@
+"""The Serve application: ``serve_app.app:app`` (settings from the environment), or
+``build_app(settings)`` for a given configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from marketplace.config import Settings
+from serve_app.auth import Auth
+from serve_app.gateway import Gateway
+
+
+def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:
+    """The ``autoscaling_config`` of the ``gateway`` or ``auth`` deployment."""
+    return {
+        "min_replicas": getattr(settings, f"{prefix}_min_replicas"),
+        "initial_replicas": getattr(settings, f"{prefix}_min_replicas"),
+        "max_replicas": getattr(settings, f"{prefix}_max_replicas"),
+        "target_ongoing_requests": getattr(settings, f"{prefix}_target_ongoing_requests"),
+        "upscale_delay_s": settings.upscale_delay_s,
+        "downscale_delay_s": settings.downscale_delay_s,
+    }
+
+
+def build_app(settings: Settings) -> Application:
+    """The gateway bound to an auth deployment, both autoscaled per the settings."""
+    settings = settings.model_copy(update={"database_url": settings.resolved_database_url()})
+    # serve.deployment turns the classes into Deployment objects; mypy sees the classes.
+    auth = Auth.options(  # type: ignore[attr-defined]
+        autoscaling_config=autoscaling(settings, "auth"),
+        ray_actor_options={"num_cpus": settings.auth_num_cpus},
+    ).bind()
+    return Gateway.options(  # type: ignore[attr-defined,no-any-return]
+        autoscaling_config=autoscaling(settings, "gateway"),
+        ray_actor_options={"num_cpus": settings.gateway_num_cpus},
+        max_ongoing_requests=int(settings.gateway_target_ongoing_requests * 4),
+    ).bind(settings.model_dump(), auth)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """For ``serve run serve_app.app:app_builder key=value``: settings from args and env."""
+    return build_app(Settings(**args))
+
+
+app = build_app(Settings())

@@ -1,0 +1,28 @@
+"""The Auth deployment: argon2id hashing on its own autoscaled replicas, so the CPU-heavy
+work never starves the ingress's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ray import serve
+
+from marketplace.passwords import hash_password, verify_password
+
+# A real hash to verify against when the user does not exist, so both paths cost the same.
+_DUMMY = hash_password("no-such-user-password")
+
+
+@serve.deployment(name="Auth")
+class Auth:
+    """Hash and verify passwords."""
+
+    async def hash_password(self, password: str) -> str:
+        """An argon2id hash of ``password``."""
+        return await asyncio.to_thread(hash_password, password)
+
+    async def verify_password(self, password_hash: str | None, password: str) -> bool:
+        """Whether ``password`` matches (False, at the same cost, when there is no hash)."""
+        return await asyncio.to_thread(verify_password, password_hash or _DUMMY, password) and (
+            password_hash is not None
+        )

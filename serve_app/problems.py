@@ -1,0 +1,116 @@
+"""RFC 9457 problem details for every error the gateway returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from marketplace.domain.errors import DomainError
+
+PROBLEM_JSON = "application/problem+json"
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem+json response."""
+    body = {
+        "type": f"https://marketplace.dev/problems/{code or status}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **({"code": code} if code else {}),
+        **extra,
+    }
+    return Response(
+        orjson.dumps(body, default=str),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem (status, detail, optional headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.headers = headers
+
+
+def install(app: FastAPI) -> None:
+    """Map every exception the app can meet onto a problem response."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> Response:
+        extra = {k: v for k, v in exc.details.items() if k not in ("status", "detail", "code")}
+        status = exc.status if exc.status != 503 else 503
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return problem(status, exc.message, code=exc.code, headers=headers, **extra)
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> Response:
+        return problem(exc.status, exc.detail, code=exc.code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
+        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return problem(422, detail, code="validation_failed", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such route"
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        import logging
+
+        logging.getLogger("marketplace.gateway").exception("unhandled error")
+        return problem(500, "an unexpected error occurred", code="internal_error")

@@ -1,0 +1,184 @@
+"""HTTP request and response models, separate from the domain types (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketplace.domain.catalog import MAX_PRICE_CENTS
+from marketplace.domain.orders import MAX_LINE_QUANTITY, MAX_LINES
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields and coerce nothing."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class UserCreate(Strict):
+    email: str = Field(max_length=320, examples=["ada@example.com"])
+    password: str = Field(min_length=8, max_length=256, examples=["correct horse battery"])
+    name: str = Field(min_length=1, max_length=200, examples=["Ada"])
+    role: Literal["buyer", "seller", "carrier", "admin"] = "buyer"
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class ProductCreate(Strict):
+    name: str = Field(min_length=1, max_length=200, examples=["Red running shoe"])
+    description: str = Field(default="", max_length=5000)
+    category: str = Field(min_length=1, max_length=100, examples=["shoes"])
+    price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS, examples=[4999])
+    initial_stock: int = Field(default=0, ge=0, le=1_000_000_000, examples=[25])
+
+
+class ProductReplace(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    category: str = Field(min_length=1, max_length=100)
+    price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS)
+
+
+class ProductPatchIn(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    category: str | None = Field(default=None, min_length=1, max_length=100)
+    price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+
+
+class ProductOut(BaseModel):
+    id: str
+    seller_id: str
+    name: str
+    description: str
+    category: str
+    price_cents: int
+    version: int
+    active: bool
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+class StockOut(BaseModel):
+    product_id: str
+    available: int
+    reserved: int
+    sold: int
+    stocked: int
+
+
+class StockDelta(Strict):
+    delta: int = Field(ge=-1_000_000_000, le=1_000_000_000, examples=[10])
+
+
+class CartQuantity(Strict):
+    quantity: int = Field(ge=0, le=MAX_LINE_QUANTITY, examples=[2])
+
+
+class CartItemOut(BaseModel):
+    product_id: str
+    quantity: int
+    unit_price_cents: int
+    product_version: int
+
+
+class CartOut(BaseModel):
+    items: list[CartItemOut]
+    total_cents: int
+
+
+class OrderLineIn(Strict):
+    product_id: str = Field(max_length=40)
+    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+
+
+class PaymentIn(Strict):
+    card_token: str = Field(min_length=1, max_length=100, examples=["tok_visa"])
+
+
+class AddressIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    street: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    zip: str = Field(min_length=1, max_length=20)
+    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")
+
+
+class OrderCreate(Strict):
+    items: list[OrderLineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES)
+    payment: PaymentIn
+    shipping_address: AddressIn
+
+
+class OrderItemOut(BaseModel):
+    product_id: str
+    seller_id: str
+    quantity: int
+    unit_price_cents: int
+    product_version: int
+
+
+class OrderOut(BaseModel):
+    id: str
+    buyer_id: str
+    status: str
+    failure_reason: str | None
+    items: list[OrderItemOut]
+    total_cents: int
+    created_at: str
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+class PackageOut(BaseModel):
+    seller_id: str
+    items: list[dict[str, int | str]]
+    status: str
+
+
+class ShipmentOut(BaseModel):
+    id: str
+    order_id: str
+    status: str
+    packages: list[PackageOut]
+
+
+class ShipmentMove(Strict):
+    status: Literal["shipped", "delivered"]
+
+
+class DashboardOut(BaseModel):
+    seller_id: str
+    orders_count: int
+    items_sold: int
+    revenue_cents: int
+    open_orders: int
+    as_of: str | None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str | None = None

@@ -1,0 +1,101 @@
+"""JWT access tokens (PyJWT, HS256 pinned) and per-key rate limits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import jwt
+
+from marketplace.config import Settings
+from marketplace.domain.users import Principal, Role, User
+
+ALGORITHM = "HS256"
+ISSUER = "marketplace"
+AUDIENCE = "marketplace-api"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged, expired or for someone else."""
+
+
+@dataclass(frozen=True)
+class TokenService:
+    """Issues and checks access tokens."""
+
+    secret: str
+    ttl_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenService:
+        """The service for these settings."""
+        return cls(settings.jwt_secret.get_secret_value(), settings.jwt_ttl_s)
+
+    def issue(self, user: User, now: float | None = None) -> str:
+        """A signed token for ``user``."""
+        issued = int(now if now is not None else time.time())
+        claims = {
+            "sub": user.id,
+            "role": user.role.value,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": issued,
+            "exp": issued + self.ttl_s,
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        """The principal a valid token stands for; InvalidToken otherwise."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+            return Principal(id=str(claims["sub"]), role=Role(claims["role"]))
+        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+            raise InvalidToken(str(exc)) from None
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per key: ``rate_per_minute`` sustained, bursts up to the same amount."""
+
+    rate_per_minute: int
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def check(self, key: str, now: float | None = None) -> float:
+        """0 if allowed (and a token is spent), else seconds until the next token."""
+        now = time.monotonic() if now is None else now
+        capacity = float(self.rate_per_minute)
+        per_second = self.rate_per_minute / 60.0
+        tokens, last = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * per_second)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            if len(self._buckets) > 100_000:
+                self._buckets.clear()
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / per_second
+
+
+# Per-replica state lives here, in an importable module: Serve pickles the ingress class by
+# value, so module globals assigned from its methods would land in a copy.
+_service: TokenService | None = None
+
+
+def configure_tokens(settings: Settings) -> None:
+    """Set this replica's token service."""
+    global _service
+    _service = TokenService.from_settings(settings)
+
+
+def token_service() -> TokenService:
+    """This replica's token service."""
+    if _service is None:
+        raise RuntimeError("the gateway has not configured its token service")
+    return _service

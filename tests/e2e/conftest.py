@@ -1,0 +1,97 @@
+"""One marketplace served over HTTP by Ray Serve for the whole e2e session."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from marketplace.config import Settings
+
+ADMIN_EMAIL = "admin@e2e.test"
+ADMIN_PASSWORD = "admin-e2e-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Start the runtime and the Serve app; yields {"url", "settings", "runtime"}."""
+    import asyncio
+
+    from ray import serve
+
+    from actors.runtime import Runtime
+    from serve_app.app import build_app
+
+    db = Path(tmp_path_factory.mktemp("e2e")) / "e2e.db"
+    port = _free_port()
+    settings = Settings(
+        database_url=f"sqlite:///{db}",
+        namespace="e2e" + uuid.uuid4().hex[:8],
+        actor_num_cpus=0.01,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        http_port=port,
+        checkout_rate_per_minute=100_000,
+        login_rate_per_minute=100_000,
+        gateway_num_cpus=0.05,
+        auth_num_cpus=0.05,
+    )
+    runtime = Runtime(settings)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(runtime.start())
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        logging_config={"enable_access_log": False},
+    )
+    serve.run(build_app(runtime.settings), name="marketplace", route_prefix="/")
+    yield {"url": f"http://127.0.0.1:{port}", "settings": runtime.settings, "runtime": runtime}
+    serve.delete("marketplace")
+    serve.shutdown()
+    loop.run_until_complete(runtime.stop())
+    loop.close()
+
+
+@pytest_asyncio.fixture
+async def http(served: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client against the served marketplace."""
+    async with httpx.AsyncClient(base_url=served["url"], timeout=60) as client:
+        yield client
+
+
+async def signup(http: httpx.AsyncClient, role: str = "buyer", admin_token: str | None = None
+                 ) -> dict[str, Any]:
+    """Register a fresh user and log in; returns {"id", "email", "token", "headers"}."""
+    email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+    headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+    created = await http.post(
+        "/v1/users",
+        json={"email": email, "password": "password123", "name": role.title(), "role": role},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    token = await login(http, email, "password123")
+    return {
+        "id": created.json()["id"],
+        "email": email,
+        "token": token,
+        "headers": {"Authorization": f"Bearer {token}"},
+    }
+
+
+async def login(http: httpx.AsyncClient, email: str, password: str) -> str:
+    """An access token for the credentials."""
+    reply = await http.post("/v1/auth/token", data={"username": email, "password": password})
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["access_token"])

@@ -1,0 +1,54 @@
+"""The gateway answers over real HTTP: health, problem details, a checkout."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, login, signup
+
+pytestmark = pytest.mark.e2e
+
+ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
+
+
+async def test_health_and_unknown_route(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/v1/health")).json() == {"status": "ok"}
+    missing = await http.get("/v1/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["status"] == 404
+
+
+async def test_checkout_over_http(http: httpx.AsyncClient) -> None:
+    seller = await signup(http, "seller")
+    buyer = await signup(http, "buyer")
+    created = await http.post(
+        "/v1/products",
+        json={"name": "Blue mug", "category": "kitchen", "price_cents": 1250, "initial_stock": 2},
+        headers=seller["headers"],
+    )
+    assert created.status_code == 201, created.text
+    product_id = created.json()["id"]
+    body = {
+        "items": [{"product_id": product_id, "quantity": 2}],
+        "payment": {"card_token": "tok_visa"},
+        "shipping_address": ADDRESS,
+    }
+    headers = {**buyer["headers"], "Idempotency-Key": "mug-1"}
+    first = await http.post("/v1/orders", json=body, headers=headers)
+    again = await http.post("/v1/orders", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["status"] == "confirmed"
+    assert again.json()["id"] == first.json()["id"]
+    reply = await http.get(f"/v1/products/{product_id}/stock")
+    assert reply.status_code == 200, reply.text
+    stock = reply.json()
+    assert stock["available"] == 0 and stock["reserved"] == 0
+
+    admin = await login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+    audit = await http.get("/v1/admin/audit", headers={"Authorization": f"Bearer {admin}"})
+    assert audit.status_code == 200 and audit.json()["ok"], audit.text
+    metrics = (await http.get("/metrics")).text
+    assert 'marketplace_http_requests_total{method="POST",route="/v1/orders",status="201"}' in metrics
+    assert 'marketplace_order_counters{counter="confirmed"}' in metrics

@@ -1,0 +1,174 @@
+"""The ``marketplace`` command, run for real in subprocesses, each in its own working directory.
+
+Every command that touches the marketplace starts (or joins) its own Ray, so these tests keep
+the number of such runs small: seed + audit embedded, and up / up again / seed joined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marketplace.cli import app
+
+pytestmark = pytest.mark.integration
+
+START_TIMEOUT_S = 180  # a loaded two-CPU machine has needed over a minute to start Ray + actors
+COMMAND_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 60
+
+
+def cli_env() -> dict[str, str]:
+    """The test process's environment without any marketplace or Ray address settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MARKETPLACE_") and key not in ("RAY_ADDRESS",)
+    }
+    env.update(
+        MARKETPLACE_RAY_NUM_CPUS="2",
+        RAY_USAGE_STATS_ENABLED="0",
+        COLUMNS="200",  # keep rich from wrapping the lines the tests look for
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def marketplace(
+    cwd: Path, *args: str, timeout: float = COMMAND_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m marketplace.cli ARGS`` in ``cwd`` and wait for it."""
+    return subprocess.run(
+        [sys.executable, "-m", "marketplace.cli", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+
+
+def test_seed_then_audit_on_an_embedded_marketplace(tmp_path: Path) -> None:
+    seeded = marketplace(
+        tmp_path, "seed", "--sellers", "2", "--products", "12", "--buyers", "4", "--seed", "3"
+    )
+    assert seeded.returncode == 0, output(seeded)
+    assert "started an in-process one" in seeded.stdout, output(seeded)
+    manifest = json.loads((tmp_path / ".marketplace" / "seed.json").read_text())
+    assert (len(manifest["sellers"]), len(manifest["products"]), len(manifest["buyers"])) == (
+        2,
+        12,
+        4,
+    )
+    assert manifest["seed"] == 3
+    weights = [p["weight"] for p in manifest["products"]]
+    assert weights == sorted(weights, reverse=True)
+    assert sum(weights) == pytest.approx(1.0)
+    assert not (tmp_path / ".marketplace" / "runtime.json").exists()
+
+    audited = marketplace(tmp_path, "audit", "--json")
+    assert audited.returncode == 0, output(audited)
+    report = json.loads(audited.stdout)
+    assert report["ok"] is True
+    # the seeded stock persisted in the database and the audit saw every product
+    assert report["checks"]["I1_no_oversell"]["checked"] == 12, output(audited)
+
+
+@pytest.fixture
+def running_up(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """``marketplace up`` in the background in ``tmp_path``, stopped for sure afterwards."""
+    log = (tmp_path / "up.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "marketplace.cli", "up", "--catalog-shards", "1"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def test_up_refuses_a_second_up_lets_seed_join_and_stops_on_sigint(
+    tmp_path: Path, running_up: subprocess.Popen[str]
+) -> None:
+    runtime_file = tmp_path / ".marketplace" / "runtime.json"
+    up_log = tmp_path / "up.log"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not runtime_file.exists():
+        assert running_up.poll() is None, f"up exited early:\n{up_log.read_text()}"
+        assert time.monotonic() < deadline, f"no runtime.json yet:\n{up_log.read_text()}"
+        time.sleep(0.5)
+    info = json.loads(runtime_file.read_text())
+    assert info["pid"] == running_up.pid
+    assert info["counts"]["catalog_shards"] == 1
+    assert info["ray_address"] and info["namespace"]
+
+    second = marketplace(tmp_path, "up")
+    assert second.returncode == 1, output(second)
+    assert f"a marketplace is already running (pid {running_up.pid})" in second.stderr, output(
+        second
+    )
+
+    seeded = marketplace(tmp_path, "seed", "--sellers", "1", "--products", "5", "--buyers", "2")
+    assert seeded.returncode == 0, output(seeded)
+    assert f"Joined the running marketplace (pid {running_up.pid})" in seeded.stdout, output(seeded)
+    manifest = json.loads((tmp_path / ".marketplace" / "seed.json").read_text())
+    assert len(manifest["products"]) == 5
+    assert running_up.poll() is None, "seeding must leave the running marketplace up"
+
+    text = up_log.read_text()
+    assert "Marketplace is running" in text and "not yet part of this build" in text, text
+    running_up.send_signal(signal.SIGINT)
+    try:
+        code = running_up.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"up did not stop within {STOP_TIMEOUT_S} s:\n{up_log.read_text()}")
+    assert code == 0, up_log.read_text()
+    assert not runtime_file.exists()
+    assert "Marketplace stopped." in up_log.read_text()
+
+
+@pytest.mark.parametrize("command", [[], ["up"], ["seed"], ["audit"]])
+def test_help_of_every_command(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    for word in {
+        (): ["up", "seed", "audit"],
+        ("up",): ["--catalog-shards", "--durability"],
+        ("seed",): ["--products", "--zipf", "--manifest"],
+        ("audit",): ["--max-pending-age", "--json"],
+    }[tuple(command)]:
+        assert word in result.output
+
+
+def test_the_module_runs_as_a_command(tmp_path: Path) -> None:
+    result = marketplace(tmp_path, "--help", timeout=60)
+    assert result.returncode == 0, output(result)
+    assert "seed" in result.stdout and "audit" in result.stdout
+    assert not (tmp_path / ".marketplace").exists()
