@@ -178,17 +178,19 @@ def _has_password(url: str) -> bool:
         return False
 
 
-def _gateway_line(settings: Settings) -> str:
-    """What the panel says about HTTP (the Serve gateway change replaces this)."""
-    return "HTTP gateway: not yet part of this build"
+def _gateway_line(gateway: dict[str, Any] | None) -> str:
+    """What the panel says about HTTP."""
+    if gateway is None:
+        return "HTTP gateway: off (--no-gateway)"
+    return (
+        f"HTTP gateway: {gateway['url']}  (docs: {gateway['url']}/docs, "
+        f"ingress: {gateway['ingress']})"
+    )
 
 
-def _gateway_info(settings: Settings) -> dict[str, Any] | None:
-    """What runtime.json says about HTTP (None: no gateway yet)."""
-    return None
-
-
-def _runtime_info(settings: Settings, started_ray: bool) -> dict[str, Any]:
+def _runtime_info(
+    settings: Settings, started_ray: bool, gateway: dict[str, Any] | None
+) -> dict[str, Any]:
     """The non-secret facts that let another process find and route to this marketplace."""
     import ray
 
@@ -208,7 +210,7 @@ def _runtime_info(settings: Settings, started_ray: bool) -> dict[str, Any]:
         "actor_num_cpus": settings.actor_num_cpus,
         "database_url": mask_url(settings.database_url),
         "database_url_masked": _has_password(settings.database_url),
-        "gateway": _gateway_info(settings),
+        "gateway": gateway,
     }
 
 
@@ -310,12 +312,20 @@ def up(
     num_cpus: Annotated[
         int | None, typer.Option(min=1, help="CPUs of the local Ray (default: all).")
     ] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP host (default 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="HTTP port (default 8000).")
+    ] = None,
+    gateway: Annotated[
+        bool, typer.Option(help="Serve the HTTP gateway (--no-gateway: actors only).")
+    ] = True,
 ) -> None:
     """Start the marketplace and run it in the foreground until Ctrl+C (SIGINT) or SIGTERM.
 
     Starts a local Ray (or joins MARKETPLACE_RAY_ADDRESS), migrates the database, creates the
-    actors and writes .marketplace/runtime.json so that `seed` and `audit` can join it. Options
-    override the MARKETPLACE_* environment.
+    actors, serves the HTTP gateway on Ray Serve (HAProxy ingress where available) and writes
+    .marketplace/runtime.json so that `seed` and `audit` can join it. Options override the
+    MARKETPLACE_* environment.
     """
     with _reported():
         settings = _settings(
@@ -330,6 +340,8 @@ def up(
             ray_address=ray_address,
             namespace=namespace,
             ray_num_cpus=num_cpus,
+            http_host=host,
+            http_port=port,
         )
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -342,7 +354,7 @@ def up(
                     highlight=False,
                 )
             try:
-                asyncio.run(_up(settings, state_dir))
+                asyncio.run(_up(settings, state_dir, serve_http=gateway))
             except KeyboardInterrupt:
                 err_console.print("interrupted while starting; stopped.")
                 raise typer.Exit(130) from None
@@ -359,8 +371,11 @@ def _refuse_if_running(state_dir: Path) -> None:
         )
 
 
-async def _up(settings: Settings, state_dir: Path) -> None:
+async def _up(settings: Settings, state_dir: Path, *, serve_http: bool) -> None:
     from actors.runtime import Runtime
+    from serve_app.serving import choose_ingress, start_gateway, stop_gateway
+
+    ingress = choose_ingress(settings) if serve_http else None  # before Ray starts
 
     runtime = Runtime(settings)
     runtime_file = state_dir / RUNTIME_FILE
@@ -382,7 +397,15 @@ async def _up(settings: Settings, state_dir: Path) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, request_stop, signum)
-        info = _runtime_info(runtime.settings, runtime.started_ray)
+        gateway_info = None
+        if serve_http:
+            console.print("Starting the HTTP gateway (Ray Serve)...", highlight=False)
+            try:
+                url = await asyncio.to_thread(start_gateway, runtime.settings)
+            except RuntimeError as exc:
+                raise CliError(str(exc)) from None
+            gateway_info = {"url": url, "ingress": ingress}
+        info = _runtime_info(runtime.settings, runtime.started_ray, gateway_info)
         _write_json(runtime_file, info)
         written = True
         console.print(_up_panel(runtime.settings, info, runtime_file, time.monotonic() - began))
@@ -390,6 +413,8 @@ async def _up(settings: Settings, state_dir: Path) -> None:
     finally:
         if written:
             _remove_runtime_file(runtime_file)
+        if serve_http and not runtime.started_ray:
+            await asyncio.to_thread(stop_gateway)
         await runtime.stop()
         console.print("Marketplace stopped.")
 
@@ -427,7 +452,7 @@ def _up_panel(settings: Settings, info: dict[str, Any], runtime_file: Path, took
     body = Group(
         grid,
         Text(""),
-        Text(_gateway_line(settings)),
+        Text(_gateway_line(info.get("gateway"))),
         Text(f"pid {os.getpid()} · ready in {took:.1f} s · press Ctrl+C to stop", style="dim"),
     )
     return Panel(body, title="Marketplace is running", border_style="green", expand=False)

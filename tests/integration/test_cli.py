@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -88,12 +90,27 @@ def test_seed_then_audit_on_an_embedded_marketplace(tmp_path: Path) -> None:
     assert report["checks"]["I1_no_oversell"]["checked"] == 12, output(audited)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def running_up(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """``marketplace up`` in the background in ``tmp_path``, stopped for sure afterwards."""
     log = (tmp_path / "up.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "marketplace.cli", "up", "--catalog-shards", "1"],
+        [
+            sys.executable,
+            "-m",
+            "marketplace.cli",
+            "up",
+            "--catalog-shards",
+            "1",
+            "--port",
+            str(_free_port()),
+        ],
         cwd=tmp_path,
         env=cli_env(),
         stdout=log,
@@ -142,7 +159,14 @@ def test_up_refuses_a_second_up_lets_seed_join_and_stops_on_sigint(
     assert running_up.poll() is None, "seeding must leave the running marketplace up"
 
     text = up_log.read_text()
-    assert "Marketplace is running" in text and "not yet part of this build" in text, text
+    assert "Marketplace is running" in text and "HTTP gateway: http://" in text, text
+    gateway = info["gateway"]
+    assert gateway["ingress"] in ("haproxy", "python")
+    assert httpx.get(f"{gateway['url']}/v1/health", timeout=30).json() == {"status": "ok"}
+    ready = httpx.get(f"{gateway['url']}/v1/ready", timeout=30)
+    assert ready.status_code == 200, ready.text
+    found = httpx.get(f"{gateway['url']}/v1/products", params={"limit": 10}, timeout=30).json()
+    assert len(found["items"]) == 5  # what seed just made, seen over HTTP
     running_up.send_signal(signal.SIGINT)
     try:
         code = running_up.wait(STOP_TIMEOUT_S)
