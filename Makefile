@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export RAY_USAGE_STATS_ENABLED ?= 0
+# Ray's `uv run` hook would start every worker through uv with this folder as its working_dir;
+# the locked .venv is already what the workers need.
+export RAY_ENABLE_UV_RUN_RUNTIME_ENV ?= 0
 
 .PHONY: setup run test test-unit lint bench help
 

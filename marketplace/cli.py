@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from marketplace.audit import AuditReport
 
 RAY_AUTH_MODE = "RAY_AUTH_MODE"
+# Ray is imported lazily below, so this still takes effect: under `uv run`, Ray's uv hook would
+# start every worker through uv with the working directory shipped as a package.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 RUNTIME_FILE = "runtime.json"
 LOCK_FILE = "up.lock"
 COUNT_SETTINGS = (

@@ -33,6 +33,22 @@ def haproxy_available() -> bool:
     return os.access(path, os.X_OK)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reserve_haproxy_ports() -> None:
+    """Give HAProxy's stats and Prometheus listeners free ports unless they are set.
+
+    Serve binds them on all interfaces at fixed defaults (8404, 9101), so a second Serve with
+    HAProxy on the same machine (another `marketplace up`, a test run) would fail to start.
+    """
+    for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+        os.environ.setdefault(name, str(_free_port()))
+
+
 def choose_ingress(settings: Settings) -> str:
     """Pick the ingress ("haproxy" or "python") and set Serve's flag accordingly.
 
@@ -40,8 +56,13 @@ def choose_ingress(settings: Settings) -> str:
     imported) is reported, not hidden.
     """
     if HAPROXY_FLAG in os.environ:
-        return "haproxy" if os.environ[HAPROXY_FLAG] == "1" else "python"
+        wanted = os.environ[HAPROXY_FLAG] == "1"
+        if wanted:
+            reserve_haproxy_ports()
+        return "haproxy" if wanted else "python"
     wanted = settings.fast_ingress and haproxy_available()
+    if wanted:
+        reserve_haproxy_ports()
     if "ray.serve" in sys.modules:
         log.warning("ray.serve is already imported; the ingress choice cannot change now")
     os.environ[HAPROXY_FLAG] = "1" if wanted else "0"
