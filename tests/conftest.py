@@ -22,7 +22,7 @@ import pytest_asyncio
 os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-from serve_app.serving import reserve_haproxy_ports  # noqa: E402
+from serve_app.serving import reserve_haproxy_ports
 
 reserve_haproxy_ports()
 
