@@ -98,7 +98,10 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except CliError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True, highlight=False)
+        # The message is plain text (it may quote paths like "[/tmp/x]"), never rich markup.
+        err_console.print(
+            Text.assemble(("error: ", "bold red"), exc.message), soft_wrap=True, highlight=False
+        )
         raise typer.Exit(exc.code) from None
 
 

@@ -93,11 +93,20 @@ def start_gateway(settings: Settings) -> str:
             f"port {settings.http_port} on {settings.http_host} is taken; "
             "set MARKETPLACE_HTTP_PORT (or --port) to another one"
         )
-    serve.start(
-        http_options={"host": settings.http_host, "port": settings.http_port},
-        logging_config={"enable_access_log": settings.access_log},
-    )
-    serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+    try:
+        serve.start(
+            http_options={"host": settings.http_host, "port": settings.http_port},
+            logging_config={"enable_access_log": settings.access_log},
+        )
+        serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+    except Exception as exc:
+        if os.environ.get(HAPROXY_FLAG) == "1" and "HAProxy" in str(exc):
+            reason = next((line for line in str(exc).splitlines() if "ALERT" in line), str(exc))
+            raise RuntimeError(
+                f"Serve's HAProxy ingress failed to start: {reason.strip()[:300]} -- run with "
+                "MARKETPLACE_FAST_INGRESS=false to use Serve's Python proxy instead"
+            ) from exc
+        raise
     return f"http://{settings.http_host}:{settings.http_port}"
 
 

@@ -30,11 +30,12 @@ STOP_TIMEOUT_S = 60
 
 
 def cli_env() -> dict[str, str]:
-    """The test process's environment without any marketplace or Ray address settings."""
+    """The test process's environment without any marketplace, Ray address or Serve ingress
+    settings (the session's own Serve holds the HAProxy ports conftest reserved)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("MARKETPLACE_") and key not in ("RAY_ADDRESS",)
+        if not key.startswith(("MARKETPLACE_", "RAY_SERVE_")) and key != "RAY_ADDRESS"
     }
     env.update(
         MARKETPLACE_RAY_NUM_CPUS="2",
