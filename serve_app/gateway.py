@@ -17,7 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from actors.client import MarketplaceClient
 from actors.directory import Directory
 from marketplace.config import Settings
-from marketplace.domain.catalog import ProductDraft, ProductPatch
+from marketplace.domain.catalog import parse_draft, parse_patch
 from marketplace.domain.errors import Forbidden, InvalidInput
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.orders import Order
@@ -52,9 +52,17 @@ from serve_app.schemas import (
 from serve_app.security import InvalidToken, RateLimiter, configure_tokens, token_service
 
 log = logging.getLogger("marketplace.gateway")
+# Every error is a problem+json body (serve_app/problems.py). The schema is given inline under
+# that media type: FastAPI's ``"model"`` key would document it under application/json instead,
+# which the gateway never answers errors with. 400 is a body FastAPI cannot parse (invalid UTF-8,
+# nesting too deep), 405 a method a path does not have, 503 an actor that is not reachable.
+PROBLEM_SCHEMA: dict[str, Any] = {**Problem.model_json_schema(), "additionalProperties": True}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 413, 422, 429)
+    code: {
+        "description": problems.title(code),
+        "content": {problems.PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+    }
+    for code in (400, 401, 403, 404, 405, 409, 413, 422, 429, 503)
 }
 
 api = FastAPI(
@@ -237,7 +245,9 @@ class Gateway:
     async def create_product(self, body: ProductCreate, caller: Caller) -> ProductOut:
         """List a product with its initial stock (sellers)."""
         require(caller, Role.SELLER)
-        draft = ProductDraft(**body.model_dump(exclude={"initial_stock"}))
+        # The domain draft strips whitespace, so it can refuse what the schema let through
+        # ("  " as a name): parse_draft answers InvalidInput (422), not a ValidationError (500).
+        draft = parse_draft(body.model_dump(exclude={"initial_stock"}))
         product = await self.client.create_product(caller, draft, body.initial_stock)
         return ProductOut.model_validate(product.model_dump())
 
@@ -269,7 +279,7 @@ class Gateway:
         self, product_id: str, body: ProductPatchIn, caller: Caller
     ) -> ProductOut:
         """Change some fields (owner or admin); bumps the version."""
-        patch = ProductPatch(**body.model_dump(exclude_none=True))
+        patch = parse_patch(body.model_dump(exclude_none=True))
         product = await self.client.update_product(caller, product_id, patch)
         return ProductOut.model_validate(product.model_dump())
 
@@ -279,7 +289,7 @@ class Gateway:
     ) -> ProductOut:
         """Replace every field (owner or admin); bumps the version."""
         product = await self.client.replace_product(
-            caller, product_id, ProductDraft(**body.model_dump())
+            caller, product_id, parse_draft(body.model_dump())
         )
         return ProductOut.model_validate(product.model_dump())
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app import problems
-from serve_app.problems import ProblemError
 
 _limit = 64 * 1024
 
@@ -17,7 +16,12 @@ def configure_body_limit(max_bytes: int) -> None:
 
 
 class BodyLimit:
-    """Answer 413 to bodies over the limit, declared in Content-Length or streamed."""
+    """Answer 413 to bodies over the limit, declared in Content-Length or streamed.
+
+    A declared length over the limit is refused before reading. A body without one (chunked)
+    is read up to the limit first and then replayed to the app: failing inside the app's
+    ``receive`` would reach FastAPI's body parser, which answers any read error with 400.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -28,19 +32,35 @@ class BodyLimit:
             return
         limit = _limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            response = problems.problem(413, f"request body over {limit} bytes")
-            await response(scope, receive, send)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > limit:
+                await self._refuse(limit, scope, receive, send)
+                return
+            # The server holds the body to its declared length.
+            await self.app(scope, receive, send)
             return
+        buffered: list[Message] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise ProblemError(413, f"request body over {limit} bytes")
-            return message
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see it
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                await self._refuse(limit, scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            if buffered:
+                return buffered.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem(413, f"request body over {limit} bytes")
+        await response(scope, receive, send)

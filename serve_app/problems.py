@@ -29,6 +29,11 @@ _TITLES = {
 }
 
 
+def title(status: int) -> str:
+    """The standard reason phrase of an error status."""
+    return _TITLES.get(status, "Error")
+
+
 def problem(
     status: int,
     detail: str,
@@ -40,7 +45,7 @@ def problem(
     """A problem+json response."""
     body = {
         "type": f"https://marketplace.dev/problems/{code or status}",
-        "title": _TITLES.get(status, "Error"),
+        "title": title(status),
         "status": status,
         "detail": detail,
         **({"code": code} if code else {}),

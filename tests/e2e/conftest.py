@@ -70,8 +70,9 @@ async def http(served: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def signup(http: httpx.AsyncClient, role: str = "buyer", admin_token: str | None = None
-                 ) -> dict[str, Any]:
+async def signup(
+    http: httpx.AsyncClient, role: str = "buyer", admin_token: str | None = None
+) -> dict[str, Any]:
     """Register a fresh user and log in; returns {"id", "email", "token", "headers"}."""
     email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
     headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}

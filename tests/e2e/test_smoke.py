@@ -50,5 +50,7 @@ async def test_checkout_over_http(http: httpx.AsyncClient) -> None:
     audit = await http.get("/v1/admin/audit", headers={"Authorization": f"Bearer {admin}"})
     assert audit.status_code == 200 and audit.json()["ok"], audit.text
     metrics = (await http.get("/metrics")).text
-    assert 'marketplace_http_requests_total{method="POST",route="/v1/orders",status="201"}' in metrics
+    assert (
+        'marketplace_http_requests_total{method="POST",route="/v1/orders",status="201"}' in metrics
+    )
     assert 'marketplace_order_counters{counter="confirmed"}' in metrics
