@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> Application:
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
         autoscaling_config=autoscaling(settings, "gateway"),
         ray_actor_options={"num_cpus": settings.gateway_num_cpus},
-        max_ongoing_requests=int(settings.gateway_target_ongoing_requests * 4),
+        max_ongoing_requests=max(1, int(settings.gateway_target_ongoing_requests * 4)),
     ).bind(settings.model_dump(), auth)
 
 
