@@ -35,14 +35,20 @@ SELLERS = ActorKind("sellers", None)
 ORDERS = ActorKind("orders", "order_coordinators")
 # Creation order: coordinators last, because on start they resume sagas that call the rest.
 ALL_KINDS = (CATALOG, INVENTORY, CARTS, PAYMENTS, SHIPMENTS, SELLERS, ORDERS)
+# The RabbitMQ bridge: created after everything else, and only when a broker is configured.
+RELAY = ActorKind("relay", None)
+INBOUND = ActorKind("inbound", None)
+BRIDGE_KINDS = (RELAY, INBOUND)
 
 
 def _actor_class(kind: ActorKind) -> Any:
     from actors.carts import CartShardActor
     from actors.catalog import CatalogShardActor
+    from actors.inbound import InboundConsumerActor
     from actors.inventory import InventoryPartitionActor
     from actors.orders import OrderCoordinatorActor
     from actors.payments import PaymentProcessorActor
+    from actors.relay import EventRelayActor
     from actors.sellers import SellerViewActor
     from actors.shipments import ShipmentCoordinatorActor
 
@@ -54,6 +60,8 @@ def _actor_class(kind: ActorKind) -> Any:
         "shipments": ShipmentCoordinatorActor,
         "sellers": SellerViewActor,
         "orders": OrderCoordinatorActor,
+        "relay": EventRelayActor,
+        "inbound": InboundConsumerActor,
     }[kind.name]
 
 
@@ -76,15 +84,20 @@ class Directory:
         """Every actor name, in creation order."""
         return [name for kind in ALL_KINDS for name in self.names(kind)]
 
+    def bridge_kinds(self) -> tuple[ActorKind, ...]:
+        """The RabbitMQ bridge's actors: none unless a broker is configured."""
+        return BRIDGE_KINDS if self.settings.amqp_url else ()
+
     def create_all(self) -> None:
         """Get-or-create every actor (blocking; call from a thread inside an event loop).
 
         Everything but the order coordinators starts at once; the coordinators start after,
-        because on start they resume sagas that call the rest.
+        because on start they resume sagas that call the rest; the bridge (when a broker is
+        configured) last, because it calls them all.
         """
         payload = self.settings.model_dump()
         first = [kind for kind in ALL_KINDS if kind is not ORDERS]
-        for wave in (first, [ORDERS]):
+        for wave in (first, [ORDERS], list(self.bridge_kinds())):
             handles = []
             for kind in wave:
                 count = self.count(kind)
@@ -108,7 +121,8 @@ class Directory:
 
     def kill_all(self) -> None:
         """Kill every actor for good (they are detached, so nothing else will)."""
-        for name in self.all_names():
+        bridge = [name for kind in BRIDGE_KINDS for name in self.names(kind)]
+        for name in [*bridge, *self.all_names()]:
             try:
                 handle = ray.get_actor(name, namespace=self.settings.namespace)
             except ValueError:

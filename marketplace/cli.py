@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 
 from marketplace.config import Durability, Settings, to_async_url
 from marketplace.domain.errors import DomainError
+from marketplace.events.cli import events_app
 from marketplace.sim.seed import (
     DEFAULT_ZIPF,
     SeedManifest,
@@ -72,12 +73,13 @@ COUNT_SETTINGS = (
 
 app = typer.Typer(
     name="marketplace",
-    help="Run, seed and audit the actor-model marketplace.",
+    help="Run, seed and audit the actor-model marketplace, and tail its events.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(events_app, name="events")
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("marketplace.cli")

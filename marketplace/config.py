@@ -27,6 +27,21 @@ class Settings(BaseSettings):
     environment: str = "development"
     database_url: str = Field(default="", description="SQLAlchemy URL; default .marketplace/")
     amqp_url: str | None = None
+    events_exchange: str = Field(default="marketplace.events", min_length=1, max_length=200)
+    inbound_exchange: str = Field(default="marketplace.inbound", min_length=1, max_length=200)
+    inbound_queue: str = Field(
+        default="marketplace.inbound",
+        min_length=1,
+        max_length=200,
+        description="DLX/DLQ: +.dlx/.dlq",
+    )
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_poll_interval_s: float = Field(default=0.1, gt=0)
+    relay_mark_delay_s: float = Field(
+        default=0.0, ge=0, description="fault injection: pause between confirms and marking"
+    )
+    inbound_prefetch: int = Field(default=32, ge=1, le=1000)
+    inbound_max_attempts: int = Field(default=5, ge=1, le=100)
     ray_address: str | None = None
     namespace: str = "marketplace"
     durability: Durability = Durability.SYNC

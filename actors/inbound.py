@@ -1,0 +1,120 @@
+"""InboundConsumer: applies messages from ``marketplace.inbound`` (see
+``marketplace.events.consumer``) through the owning actors.
+
+``stock.replenished`` restocks through the product's inventory partition with request id
+``inbound:<message_id>``, so the stock movements table keeps it to one effect per message id.
+``shipment.delivered`` moves the shipment through the order's coordinator (a shipment already
+delivered stays as it is; a pending one is shipped first, since it was evidently sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors.base import ActorBase
+from actors.calls import call
+from actors.directory import CATALOG, INVENTORY, ORDERS, SHIPMENTS, Directory
+from marketplace.domain.catalog import Product
+from marketplace.domain.errors import Conflict, DomainError
+from marketplace.domain.ids import sibling_id
+from marketplace.domain.shipments import Shipment, ShipmentStatus
+from marketplace.domain.users import Principal, Role
+from marketplace.events.consumer import Consumer
+from marketplace.events.messages import (
+    InboundMessage,
+    Rejected,
+    ShipmentDelivered,
+    StockReplenished,
+    request_id_for,
+)
+
+log = logging.getLogger(__name__)
+
+CARRIER = Principal(id="svc_inbound", role=Role.CARRIER)
+
+
+class InboundConsumer(ActorBase):
+    """Consumes the inbound queue in a background loop."""
+
+    SOURCE = "marketplace/inbound"
+
+    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+        self.consumer: Consumer | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        super().__init__(settings, index, count)
+        self.directory = Directory(self.settings)
+
+    async def started(self) -> None:
+        if not self.settings.amqp_url:
+            log.info("no broker configured: the inbound consumer stays idle")
+            return
+        self.consumer = Consumer.from_settings(self.settings, self.apply, self.engine)
+        self._loop_task = asyncio.get_running_loop().create_task(self._run(self.consumer))
+
+    async def _run(self, consumer: Consumer) -> None:
+        names = [
+            name
+            for kind in (CATALOG, INVENTORY, ORDERS, SHIPMENTS)
+            for name in self.directory.names(kind)
+        ]
+        while True:  # the actors it calls are created before it, but be patient anyway
+            try:
+                await asyncio.to_thread(self._resolve, names)
+                break
+            except ValueError:
+                await asyncio.sleep(0.5)
+        await consumer.run()
+
+    def _resolve(self, names: list[str]) -> None:
+        for name in names:
+            self.directory.get(name)
+
+    async def stats(self) -> dict[str, Any]:
+        """Received, processed, duplicates, retried, dead-lettered, connected."""
+        await self.ready()
+        if self.consumer is None:
+            return {"connected": False}
+        return self.consumer.snapshot()
+
+    async def apply(self, message: InboundMessage) -> None:
+        """The effect of one valid message; ``Rejected`` when it can never take effect."""
+        try:
+            if isinstance(message.command, StockReplenished):
+                await self._replenish(message.command, request_id_for(message.message_id))
+            elif isinstance(message.command, ShipmentDelivered):
+                await self._deliver(message.command)
+        except DomainError as exc:
+            if exc.status < 500:
+                raise Rejected(f"{exc.code}: {exc.message}") from exc
+            raise
+
+    async def _replenish(self, command: StockReplenished, request_id: str) -> None:
+        shard = self.directory.route(CATALOG, command.product_id)
+        found: dict[str, Product] = await call(shard.get_products.remote([command.product_id]))
+        if command.product_id not in found:
+            raise Rejected(f"unknown product {command.product_id}")
+        partition = self.directory.route(INVENTORY, command.product_id)
+        await call(partition.adjust_stock.remote(command.product_id, command.delta, request_id))
+
+    async def _deliver(self, command: ShipmentDelivered) -> None:
+        order_id = sibling_id(command.shipment_id, "ord")
+        coordinator = self.directory.route(ORDERS, order_id)
+        try:
+            await call(
+                coordinator.move_shipment.remote(CARRIER, order_id, ShipmentStatus.DELIVERED)
+            )
+            return
+        except Conflict:
+            shipments = self.directory.route(SHIPMENTS, order_id)
+            shipment: Shipment | None = await call(shipments.get.remote(order_id))
+            if shipment is None or shipment.status is not ShipmentStatus.PENDING:
+                raise
+        for status in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED):
+            await call(coordinator.move_shipment.remote(CARRIER, order_id, status))
+
+
+InboundConsumerActor = ray.remote(InboundConsumer)
