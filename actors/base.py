@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.config import Durability, Settings
 from marketplace.store.engine import create_engine
-from marketplace.store.writer import Writer
+from marketplace.store.writer import FileLock, Writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,7 +69,7 @@ class ActorBase:
             if durability is Durability.NONE
             else create_engine(self.settings.resolved_database_url())
         )
-        self.writer = Writer(self.engine, durability)
+        self.writer = Writer(self.engine, durability, _write_lock(self.engine, self.settings))
         self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -97,6 +97,16 @@ class ActorBase:
     def owned(self, table: Table) -> ColumnElement[bool]:
         """The rows of ``table`` this actor owns."""
         return (table.c.route_key % self.count) == self.index
+
+
+def _write_lock(engine: AsyncEngine | None, settings: Settings) -> FileLock | None:
+    """The file lock SQLite writers queue on (None for other databases, or when disabled)."""
+    if engine is None or not settings.sqlite_write_lock or engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return FileLock(database + ".writelock")
 
 
 def chunks(items: list[T], size: int) -> Iterable[list[T]]:

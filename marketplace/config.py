@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     namespace: str = "marketplace"
     durability: Durability = Durability.SYNC
+    sqlite_write_lock: bool = Field(
+        default=True,
+        description="queue SQLite writers on a file lock instead of SQLite's sleeping busy wait",
+    )
 
     catalog_shards: int = Field(default=2, ge=1, le=256)
     inventory_partitions: int = Field(default=2, ge=1, le=256)
