@@ -302,6 +302,13 @@ class MarketplaceClient:
                 total[key] = total.get(key, 0) + value
         return total
 
+    async def relay_stats(self) -> dict[str, Any] | None:
+        """The event relay's lag, published and failed counts (None without a broker)."""
+        if not self.directory.settings.amqp_url:
+            return None
+        stats: dict[str, Any] = await self.directory.get("relay-0").stats.remote()
+        return stats
+
     async def audit(self, *, max_pending_age_s: float = 30.0) -> AuditReport:
         """Check invariants I1, I2, I3, I4 and I6 over the store and the live actors.
 

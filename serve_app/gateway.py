@@ -169,6 +169,9 @@ class Gateway:
         try:
             stats = await asyncio.wait_for(self.client.order_stats(), 2)
             metrics.record_order_counters(stats)
+            relay = await asyncio.wait_for(self.client.relay_stats(), 2)
+            if relay is not None:
+                metrics.record_relay(relay)
         except Exception:
             log.warning("order counters unavailable for /metrics")
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -34,7 +34,13 @@ BUSINESS = Gauge(
     ["counter"],
     registry=REGISTRY,
 )
-
+RELAY = Gauge(
+    "marketplace_event_relay",
+    "The outbox relay: lag (unpublished events), published and failed (since it started), "
+    "connected (1 when it holds a broker connection)",
+    ["measure"],
+    registry=REGISTRY,
+)
 
 # The gateway module is pickled by value by Serve; it reaches these objects only through
 # functions of this (importable) module, so it never updates a copy.
@@ -49,6 +55,14 @@ def record_order_counters(counters: dict[str, int]) -> None:
     """Publish the coordinators' counters."""
     for name, value in counters.items():
         BUSINESS.labels(name).set(value)
+
+
+def record_relay(stats: dict[str, object]) -> None:
+    """Publish the relay's figures."""
+    for name in ("lag", "published", "failed", "connected"):
+        value = stats.get(name)
+        if isinstance(value, bool | int | float):
+            RELAY.labels(name).set(float(value))
 
 
 def exposition() -> bytes:
