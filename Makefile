@@ -33,5 +33,7 @@ lint: setup  ## ruff and mypy
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 
-bench: setup  ## checkout throughput, durability sync vs none
+bench: setup  ## the benchmarks: checkouts (sync vs none), HTTP endpoints vs health, event relay
 	$(UV) run --frozen python -m marketplace.sim.bench_checkout
+	$(UV) run --frozen python -m marketplace.sim.bench_gateway
+	$(UV) run --frozen python -m marketplace.events.bench
