@@ -1,7 +1,8 @@
 # The two commands a newcomer needs:  `make run`  and  `make test`.
 # Both set up everything themselves (uv, the locked virtualenv, and for tests the services).
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else as a module of python3 (installed by `setup` when missing).
+UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export RAY_USAGE_STATS_ENABLED ?= 0
 # Ray's `uv run` hook would start every worker through uv with this folder as its working_dir;
 # the locked .venv is already what the workers need.
@@ -12,10 +13,9 @@ export RAY_ENABLE_UV_RUN_RUNTIME_ENV ?= 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-setup: $(UV)  ## create .venv from uv.lock (with the dev tools)
+setup:  ## create .venv from uv.lock (with the dev tools)
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --break-system-packages uv
 	$(UV) sync --frozen --extra dev
 
 run: setup  ## set up, then run the marketplace (local Ray, SQLite in .marketplace/)
