@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.engine import make_url
@@ -154,16 +154,20 @@ def zipf_weights(n: int, exponent: float = DEFAULT_ZIPF) -> list[float]:
     return [value / total for value in raw]
 
 
-@dataclass(frozen=True)
-class SyntheticMarket:
-    """Sellers, buyers and products, products ordered by popularity rank."""
+class _Weighted(Protocol):
+    @property
+    def weight(self) -> float: ...
 
-    seed: int
-    zipf: float
-    password: str
-    sellers: tuple[SeedUser, ...]
-    buyers: tuple[SeedUser, ...]
-    products: tuple[SeedProduct, ...]
+
+W = TypeVar("W", bound=_Weighted)
+
+
+class Popularity(Generic[W]):
+    """Zipf-weighted draws over ``products`` (most popular first); shared by the generated
+    market and the manifest that load tests and notebooks read back."""
+
+    if TYPE_CHECKING:
+        products: Sequence[W]
 
     @property
     def weights(self) -> list[float]:
@@ -174,11 +178,23 @@ class SyntheticMarket:
     def _cum_weights(self) -> list[float]:
         return list(itertools.accumulate(self.weights))
 
-    def pick_products(self, rng: random.Random, k: int = 1) -> list[SeedProduct]:
+    def pick_products(self, rng: random.Random, k: int = 1) -> list[W]:
         """``k`` products drawn with replacement, each with probability its weight."""
         if not self.products:
-            raise ValueError("the market has no products")
+            raise ValueError("there are no products to pick from")
         return rng.choices(self.products, cum_weights=self._cum_weights, k=k)
+
+
+@dataclass(frozen=True)
+class SyntheticMarket(Popularity[SeedProduct]):
+    """Sellers, buyers and products, products ordered by popularity rank."""
+
+    seed: int
+    zipf: float
+    password: str
+    sellers: tuple[SeedUser, ...]
+    buyers: tuple[SeedUser, ...]
+    products: tuple[SeedProduct, ...]
 
     def pick_product(self, rng: random.Random) -> SeedProduct:
         """One product, drawn by popularity."""
@@ -311,7 +327,7 @@ class ManifestProduct(BaseModel):
     weight: float
 
 
-class SeedManifest(BaseModel):
+class SeedManifest(BaseModel, Popularity[ManifestProduct]):
     """What ``seed_market`` made: enough for load tests and notebooks to act as these users."""
 
     version: int = MANIFEST_VERSION
@@ -335,21 +351,6 @@ class SeedManifest(BaseModel):
     def buyer_emails(self) -> list[str]:
         """Every seeded buyer's email."""
         return [user.email for user in self.buyers]
-
-    @property
-    def weights(self) -> list[float]:
-        """Each product's share of demand, in ``products`` order."""
-        return [product.weight for product in self.products]
-
-    @cached_property
-    def _cum_weights(self) -> list[float]:
-        return list(itertools.accumulate(self.weights))
-
-    def pick_products(self, rng: random.Random, k: int = 1) -> list[ManifestProduct]:
-        """``k`` products drawn with replacement, each with probability its weight."""
-        if not self.products:
-            raise ValueError("the manifest has no products")
-        return rng.choices(self.products, cum_weights=self._cum_weights, k=k)
 
 
 def default_manifest_path() -> Path:
