@@ -103,18 +103,28 @@ class InboundConsumer(ActorBase):
     async def _deliver(self, command: ShipmentDelivered) -> None:
         order_id = sibling_id(command.shipment_id, "ord")
         coordinator = self.directory.route(ORDERS, order_id)
-        try:
-            await call(
-                coordinator.move_shipment.remote(CARRIER, order_id, ShipmentStatus.DELIVERED)
-            )
-            return
-        except Conflict:
-            shipments = self.directory.route(SHIPMENTS, order_id)
+        shipments = self.directory.route(SHIPMENTS, order_id)
+        # Notices for one shipment may be handled concurrently (redeliveries, a second notice):
+        # each takes the next step from what it reads, and a step another notice took first
+        # (a Conflict) just means reading again.
+        for _ in range(4):
             shipment: Shipment | None = await call(shipments.get.remote(order_id))
-            if shipment is None or shipment.status is not ShipmentStatus.PENDING:
-                raise
-        for status in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED):
-            await call(coordinator.move_shipment.remote(CARRIER, order_id, status))
+            if shipment is None:
+                raise Rejected(f"unknown shipment {command.shipment_id}")
+            if shipment.status is ShipmentStatus.DELIVERED:
+                return
+            if shipment.status is ShipmentStatus.CANCELLED:
+                raise Rejected(f"shipment {command.shipment_id} was cancelled")
+            step = (
+                ShipmentStatus.SHIPPED
+                if shipment.status is ShipmentStatus.PENDING
+                else ShipmentStatus.DELIVERED
+            )
+            try:
+                await call(coordinator.move_shipment.remote(CARRIER, order_id, step))
+            except Conflict:
+                continue
+        raise RuntimeError(f"shipment {command.shipment_id} kept moving; trying again later")
 
 
 InboundConsumerActor = ray.remote(InboundConsumer)
