@@ -1,4 +1,4 @@
-"""The ``marketplace`` command: ``up``, ``seed`` and ``audit``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load`` and ``events``.
 
 ``up`` runs a marketplace in the foreground (Ray, schema, actors) and records where it is in
 ``.marketplace/runtime.json``; ``seed`` and ``audit`` join that one when it runs, or else start
@@ -39,6 +39,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
+from load.cli import load_command
 from marketplace.config import Durability, Settings, to_async_url
 from marketplace.domain.errors import DomainError
 from marketplace.events.cli import events_app
@@ -73,7 +74,7 @@ COUNT_SETTINGS = (
 
 app = typer.Typer(
     name="marketplace",
-    help="Run, seed and audit the actor-model marketplace, and tail its events.",
+    help="Run, seed, audit and load-test the actor-model marketplace, and tail its events.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -703,6 +704,8 @@ def _print_audit(report: AuditReport, shown: int = 3) -> None:
         "[bold green]All invariants hold.[/]" if report.ok else "[bold red]Invariants broken.[/]"
     )
 
+
+app.command("load")(load_command)
 
 if __name__ == "__main__":
     app()
