@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.calls import call
+from actors.coalesce import Coalescer
 from actors.directory import (
     CARTS,
     CATALOG,
@@ -38,7 +39,7 @@ from marketplace.domain.catalog import (
     merge_hits,
 )
 from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
-from marketplace.domain.ids import is_id, new_id, sibling_id
+from marketplace.domain.ids import is_id, new_id, owner_index, sibling_id
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.orders import Order, PlaceOrder, parse_place_order
 from marketplace.domain.payments import Payment
@@ -56,6 +57,29 @@ class MarketplaceClient:
         self.directory = directory
         self.engine = engine
         self.users = UserStore(engine)
+        # Point reads of products and stock, coalesced per owning actor (see actors.coalesce).
+        self._product_reads: dict[int, Coalescer[str, Product]] = {}
+        self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
+
+    def _product_reader(self, index: int) -> Coalescer[str, Product]:
+        reader = self._product_reads.get(index)
+        if reader is None:
+
+            async def fetch(ids: list[str]) -> dict[str, Product]:
+                return await call(self.directory.at(CATALOG, index).get_products.remote(ids))
+
+            reader = self._product_reads[index] = Coalescer(fetch)
+        return reader
+
+    def _stock_reader(self, index: int) -> Coalescer[str, StockItem]:
+        reader = self._stock_reads.get(index)
+        if reader is None:
+
+            async def fetch(ids: list[str]) -> dict[str, StockItem]:
+                return await call(self.directory.at(INVENTORY, index).get_stock.remote(ids))
+
+            reader = self._stock_reads[index] = Coalescer(fetch)
+        return reader
 
     # -- users -------------------------------------------------------------------------------
 
@@ -95,10 +119,11 @@ class MarketplaceClient:
     async def get_product(self, product_id: str) -> Product:
         """A product by id (inactive ones too); NotFound otherwise."""
         _check_id(product_id, "prd", "product_id")
-        products = await self.get_products([product_id])
-        if product_id not in products:
+        index = owner_index(product_id, self.directory.count(CATALOG))
+        product = await self._product_reader(index).get(product_id)
+        if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
-        return products[product_id]
+        return product
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""
@@ -162,9 +187,11 @@ class MarketplaceClient:
     async def get_stock(self, product_id: str) -> StockItem:
         """Stock of a product that exists."""
         await self.get_product(product_id)
-        partition = self.directory.route(INVENTORY, product_id)
-        stock: dict[str, StockItem] = await call(partition.get_stock.remote([product_id]))
-        return stock[product_id]
+        index = owner_index(product_id, self.directory.count(INVENTORY))
+        stock = await self._stock_reader(index).get(product_id)
+        if stock is None:  # a product always has a stock row; this is a broken store
+            raise RuntimeError(f"no stock row for product {product_id}")
+        return stock
 
     async def adjust_stock(
         self, principal: Principal, product_id: str, delta: int, *, request_id: str | None = None
