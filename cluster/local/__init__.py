@@ -1,0 +1,1 @@
+"""The local multi-node rehearsal of the Kubernetes deployment (``cluster/README.md``)."""

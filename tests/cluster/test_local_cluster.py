@@ -1,0 +1,248 @@
+"""The local rehearsal (cluster/local/rehearsal.py): a head and two worker Ray nodes on this
+machine, the dev overlay's serveConfigV2 deployed with ``serve deploy``, the smoke load scenario,
+then a worker node killed mid-load: its actors come back on the surviving worker, the
+marketplace keeps answering and the invariant audit stays clean."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from cluster.local import rehearsal
+from cluster.local.rehearsal import LocalCluster
+from cluster.manifests import render, serve_config_v2
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+BUYERS = 3
+PASSWORD = "password123"
+
+
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[LocalCluster]:
+    cluster = rehearsal.up("dev", workers=2, worker_cpus=2)
+    try:
+        yield cluster
+    finally:
+        rehearsal.down(cluster)
+
+
+def test_the_overlay_deploys_unchanged_and_passes_the_smoke_scenario(
+    local_cluster: LocalCluster,
+) -> None:
+    wanted = serve_config_v2(render("dev"))
+    status = httpx.get(f"{local_cluster.dashboard}/api/serve/applications/", timeout=30).json()
+    deployed = status["applications"]["marketplace"]["deployed_app_config"]
+    assert deployed == wanted["applications"][0]
+    assert status["proxy_location"] == wanted["proxy_location"]
+    placement = rehearsal.settled_placement(local_cluster)
+    assert sorted(n["node"] for n in placement["nodes"] if n["state"] == "ALIVE") == [
+        "head",
+        "worker1",
+        "worker2",
+    ]
+    # Nothing of the marketplace runs on the head (num-cpus 0, as in the manifests).
+    alive = [a for a in placement["actors"] if a["state"] == "ALIVE"]
+    assert {a["name"] for a in alive} == rehearsal.actor_names(local_cluster)
+    assert all(a["node"] != "head" for a in alive)
+    assert all(r["node"] != "head" for r in placement["replicas"])
+    assert rehearsal.smoke(local_cluster, duration_s=10) == 0
+
+
+@dataclass
+class Load:
+    """Checkouts and reads against the marketplace, each outcome with its time."""
+
+    url: str
+    product_id: str
+    buyers: list[dict[str, str]]
+    outcomes: list[tuple[float, str, bool]] = field(default_factory=list)  # (t, what, ok)
+    errors: dict[str, int] = field(default_factory=dict)  # what failed, how often
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> final order
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def failures(self) -> list[tuple[float, str, bool]]:
+        return [o for o in self.outcomes if not o[2]]
+
+    async def checkout(self, http: httpx.AsyncClient, buyer: dict[str, str]) -> None:
+        """One checkout; after a failure the same Idempotency-Key again, as a client should."""
+        key = uuid.uuid4().hex
+        body = {
+            "items": [{"product_id": self.product_id, "quantity": 1}],
+            "payment": {"card_token": "tok_visa"},
+            "shipping_address": {
+                "name": "Bo",
+                "street": "1 Main St",
+                "city": "Springfield",
+                "zip": "12345",
+                "country": "US",
+            },
+        }
+        headers = {"Authorization": f"Bearer {buyer['token']}", "Idempotency-Key": key}
+        deadline = time.monotonic() + 240
+        pause = 0.25
+        while time.monotonic() < deadline:
+            try:
+                reply = await http.post("/v1/orders", json=body, headers=headers)
+                ok = reply.status_code == 201
+                what = str(reply.status_code)
+            except httpx.HTTPError as exc:
+                ok, what = False, type(exc).__name__
+            self.outcomes.append((time.monotonic(), "checkout", ok))
+            if ok:
+                self.orders[key] = reply.json()
+                return
+            self.errors[what] = self.errors.get(what, 0) + 1
+            pause = min(pause * 2, 2.0)  # back off while the marketplace recovers
+            await asyncio.sleep(pause)
+        raise AssertionError(f"checkout {key} never succeeded")
+
+    async def buyer_loop(self, buyer: dict[str, str]) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=15) as http:
+            while not self.stop.is_set():
+                await self.checkout(http, buyer)
+                await asyncio.sleep(0.2)
+
+    async def reader_loop(self) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=15) as http:
+            while not self.stop.is_set():
+                try:
+                    reply = await http.get(f"/v1/products/{self.product_id}")
+                    ok, what = reply.status_code == 200, f"read {reply.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, what = False, f"read {type(exc).__name__}"
+                self.outcomes.append((time.monotonic(), "read", ok))
+                if not ok:
+                    self.errors[what] = self.errors.get(what, 0) + 1
+                await asyncio.sleep(0.5 if ok else 2.0)
+
+
+async def _signup(http: httpx.AsyncClient, role: str) -> dict[str, str]:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    created = await http.post(
+        "/v1/users", json={"email": email, "password": PASSWORD, "name": role, "role": role}
+    )
+    assert created.status_code == 201, created.text
+    token = await http.post("/v1/auth/token", data={"username": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return {"id": created.json()["id"], "token": token.json()["access_token"]}
+
+
+async def _settle(http: httpx.AsyncClient, load: Load) -> None:
+    """Wait until every order is terminal (a coordinator that restarted resumes its sagas)."""
+    buyer_tokens = {b["id"]: b["token"] for b in load.buyers}
+    deadline = time.monotonic() + 120
+    for key, order in list(load.orders.items()):
+        while order["status"] == "pending" and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            headers = {"Authorization": f"Bearer {buyer_tokens[order['buyer_id']]}"}
+            reply = await http.get(f"/v1/orders/{order['id']}", headers=headers)
+            if reply.status_code == 200:
+                order = reply.json()
+        load.orders[key] = order
+
+
+async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> None:
+    cluster = local_cluster
+    before = await asyncio.to_thread(rehearsal.settled_placement, cluster)
+    marketplace_actors = rehearsal.actor_names(cluster)
+    # The victim: the worker that holds most of the marketplace's actors and replicas.
+    counts = {w.name: 0 for w in cluster.workers()}
+    for item in [*before["actors"], *before["replicas"]]:
+        if item["node"] in counts:
+            counts[item["node"]] += 1
+    victim = max(counts, key=lambda name: counts[name])
+    survivor = next(name for name in counts if name != victim)
+    moved = {a["name"] for a in before["actors"] if a["node"] == victim}
+    victim_id = next(n["node_id"] for n in before["nodes"] if n["node"] == victim)
+
+    async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
+        seller = await _signup(http, "seller")
+        product = await http.post(
+            "/v1/products",
+            json={"name": "Drill", "category": "tools", "price_cents": 1500, "initial_stock": 5000},
+            headers={"Authorization": f"Bearer {seller['token']}"},
+        )
+        assert product.status_code == 201, product.text
+        buyers = [await _signup(http, "buyer") for _ in range(BUYERS)]
+        load = Load(cluster.url, product.json()["id"], buyers)
+        tasks = [asyncio.create_task(load.buyer_loop(b)) for b in buyers]
+        tasks.append(asyncio.create_task(load.reader_loop()))
+
+        await asyncio.sleep(6)
+        assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
+        killed_at = time.monotonic()
+        killed = await asyncio.to_thread(rehearsal.kill_worker, cluster, int(victim[-1]))
+        assert killed >= 5  # raylet, agents, actor and replica processes
+        # Recovered: the GCS has declared the node dead, every actor is alive again elsewhere
+        # and the gateway answers /v1/ready.
+        await asyncio.to_thread(rehearsal.settled_placement, cluster, avoid=victim)
+        actors_back_s = time.monotonic() - killed_at
+        await asyncio.to_thread(rehearsal.wait_ready, cluster, 240)
+        recovered_at = time.monotonic()
+        recovered_s = recovered_at - killed_at
+        # Keep the load on for a while after the recovery, until checkouts that began after
+        # it have gone through.
+        while time.monotonic() - recovered_at < 8 or (
+            sum(1 for t, w, ok in load.outcomes if ok and w == "checkout" and t > recovered_at) < 6
+        ):
+            assert time.monotonic() - recovered_at < 180, "no checkouts after the recovery"
+            await asyncio.sleep(0.5)
+        load.stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+        await _settle(http, load)
+
+        failures = load.failures()
+        after_recovery = [o for o in load.outcomes if o[0] > recovered_at + 2]
+        print(
+            f"\nkilled {victim} ({killed} processes, {len(moved)} of the marketplace's actors); "
+            f"actors back after {actors_back_s:.1f} s, /v1/ready after {recovered_s:.1f} s; "
+            f"{len(load.outcomes)} requests, {len(failures)} failed "
+            + (
+                f"(from {failures[0][0] - killed_at:+.1f} s to {failures[-1][0] - killed_at:+.1f} "
+                f"s after the kill: {load.errors})"
+                if failures
+                else ""
+            )
+        )
+        # Every failure belongs to the outage; after it, requests succeed again.
+        assert all(killed_at - 1 <= t for t, _, _ in failures), failures
+        assert after_recovery and sum(ok for _, _, ok in after_recovery) / len(after_recovery) > 0.9
+        # Every checkout ended in exactly one confirmed order, retries included.
+        statuses = {order["status"] for order in load.orders.values()}
+        assert statuses == {"confirmed"}, statuses
+        assert len({order["id"] for order in load.orders.values()}) == len(load.orders)
+
+        admin = await http.post(
+            "/v1/auth/token",
+            data={"username": cluster.admin_email, "password": cluster.admin_password},
+        )
+        assert admin.status_code == 200, admin.text
+        audit = await http.get(
+            "/v1/admin/audit", headers={"Authorization": f"Bearer {admin.json()['access_token']}"}
+        )
+        assert audit.status_code == 200, audit.text
+        assert audit.json()["ok"], audit.json()
+        stock = (await http.get(f"/v1/products/{load.product_id}/stock")).json()
+        assert stock["sold"] == len(load.orders) and stock["available"] == 5000 - len(load.orders)
+
+    after = await asyncio.to_thread(rehearsal.settled_placement, cluster, avoid=victim)
+    states = {n["node_id"]: n["state"] for n in after["nodes"]}
+    assert states[victim_id] == "DEAD"
+    assert sorted(n["node"] for n in after["nodes"] if n["state"] == "ALIVE") == [
+        "head",
+        survivor,
+    ]
+    actors = {a["name"]: a for a in after["actors"] if a["state"] == "ALIVE"}
+    assert set(actors) == marketplace_actors, after["actors"]
+    assert all(a["node"] == survivor for a in actors.values()), actors
+    assert all(actors[name]["restarts"] >= 1 for name in moved), actors
+    replicas = {r["name"].split("#")[1] for r in after["replicas"] if r["node"] == survivor}
+    assert {"Gateway", "Auth"} <= replicas, after["replicas"]
