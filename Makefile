@@ -8,10 +8,10 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 # the locked .venv is already what the workers need.
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV ?= 0
 
-.PHONY: setup run test test-unit lint bench help
+.PHONY: setup run test test-unit lint bench cluster-check rehearse help
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup:  ## create .venv from uv.lock (with the dev tools)
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
@@ -37,3 +37,11 @@ bench: setup  ## the benchmarks: checkouts (sync vs none), HTTP endpoints vs hea
 	$(UV) run --frozen python -m marketplace.sim.bench_checkout
 	$(UV) run --frozen python -m marketplace.sim.bench_gateway
 	$(UV) run --frozen python -m marketplace.events.bench
+
+cluster-check: setup  ## render the KubeRay overlays and validate them offline
+	$(UV) run --frozen python -m cluster.render --check
+	$(UV) run --frozen python -m cluster.validate
+
+rehearse: setup  ## head + 2 worker Ray nodes here: serve deploy, smoke load, teardown (needs PostgreSQL)
+	bash tests/ensure_services.sh
+	$(UV) run --frozen python -m cluster.local.rehearsal rehearse
