@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +23,7 @@ from actors.directory import (
     PAYMENTS,
     SELLERS,
     SHIPMENTS,
+    ActorKind,
     Directory,
 )
 from actors.snapshots import live_snapshot
@@ -49,6 +50,8 @@ from marketplace.domain.users import Principal, Role, User
 from marketplace.store.snapshot import load_audit_data
 from marketplace.store.users import UserStore
 
+V = TypeVar("V")
+
 
 class MarketplaceClient:
     """Async operations of the marketplace, as a buyer, seller, carrier or admin would call them."""
@@ -61,24 +64,18 @@ class MarketplaceClient:
         self._product_reads: dict[int, Coalescer[str, Product]] = {}
         self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
 
-    def _product_reader(self, index: int) -> Coalescer[str, Product]:
-        reader = self._product_reads.get(index)
+    def _reader(
+        self, readers: dict[int, Coalescer[str, V]], kind: ActorKind, index: int, method: str
+    ) -> Coalescer[str, V]:
+        """The coalescer of ``method(ids)`` point reads on actor ``index`` of ``kind``."""
+        reader = readers.get(index)
         if reader is None:
 
-            async def fetch(ids: list[str]) -> dict[str, Product]:
-                return await call(self.directory.at(CATALOG, index).get_products.remote(ids))
+            async def fetch(ids: list[str]) -> dict[str, V]:
+                actor = self.directory.at(kind, index)
+                return await call(getattr(actor, method).remote(ids))
 
-            reader = self._product_reads[index] = Coalescer(fetch)
-        return reader
-
-    def _stock_reader(self, index: int) -> Coalescer[str, StockItem]:
-        reader = self._stock_reads.get(index)
-        if reader is None:
-
-            async def fetch(ids: list[str]) -> dict[str, StockItem]:
-                return await call(self.directory.at(INVENTORY, index).get_stock.remote(ids))
-
-            reader = self._stock_reads[index] = Coalescer(fetch)
+            reader = readers[index] = Coalescer(fetch)
         return reader
 
     # -- users -------------------------------------------------------------------------------
@@ -120,7 +117,9 @@ class MarketplaceClient:
         """A product by id (inactive ones too); NotFound otherwise."""
         _check_id(product_id, "prd", "product_id")
         index = owner_index(product_id, self.directory.count(CATALOG))
-        product = await self._product_reader(index).get(product_id)
+        product = await self._reader(self._product_reads, CATALOG, index, "get_products").get(
+            product_id
+        )
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return product
@@ -188,7 +187,7 @@ class MarketplaceClient:
         """Stock of a product that exists."""
         await self.get_product(product_id)
         index = owner_index(product_id, self.directory.count(INVENTORY))
-        stock = await self._stock_reader(index).get(product_id)
+        stock = await self._reader(self._stock_reads, INVENTORY, index, "get_stock").get(product_id)
         if stock is None:  # a product always has a stock row; this is a broken store
             raise RuntimeError(f"no stock row for product {product_id}")
         return stock

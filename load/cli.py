@@ -214,6 +214,12 @@ def plot_history(report: Path) -> list[Path]:
     def series(key: str) -> list[float]:
         return [_number(row.get(key)) or float("nan") for row in rows]
 
+    def save(figure: Any, path: Path) -> Path:
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        return path
+
     written = []
     figure, axis = plt.subplots(figsize=(9, 4.5))
     axis.plot(t, series("Requests/s"), label="requests/s")
@@ -225,10 +231,7 @@ def plot_history(report: Path) -> list[Path]:
     axis.set_ylabel("per second")
     axis.set_title("Throughput")
     axis.legend(loc="upper left")
-    figure.tight_layout()
-    written.append(report / "throughput.png")
-    figure.savefig(written[-1], dpi=100)
-    plt.close(figure)
+    written.append(save(figure, report / "throughput.png"))
 
     figure, axis = plt.subplots(figsize=(9, 4.5))
     for key in ("50%", "95%", "99%"):
@@ -237,10 +240,7 @@ def plot_history(report: Path) -> list[Path]:
     axis.set_ylabel("ms")
     axis.set_title("Latency percentiles, all endpoints (Locust's rolling 10 s window)")
     axis.legend(loc="upper left")
-    figure.tight_layout()
-    written.append(report / "latency.png")
-    figure.savefig(written[-1], dpi=100)
-    plt.close(figure)
+    written.append(save(figure, report / "latency.png"))
 
     endpoints = [row for row in read_stats(report) if row["Name"] != "Aggregated"]
     if endpoints:
@@ -256,10 +256,7 @@ def plot_history(report: Path) -> list[Path]:
         axis.set_xlabel("ms (whole run)")
         axis.set_title("Latency per endpoint")
         axis.legend(loc="lower right")
-        figure.tight_layout()
-        written.append(report / "endpoints.png")
-        figure.savefig(written[-1], dpi=100)
-        plt.close(figure)
+        written.append(save(figure, report / "endpoints.png"))
     return written
 
 
