@@ -480,6 +480,47 @@ class Session:
     description: str
 
 
+def _starting_pid(state_dir: Path) -> str | None:
+    """The pid of an ``up`` that holds the lock here (it runs or is starting), else None."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    path = state_dir / LOCK_FILE
+    if not path.is_file():
+        return None
+    with path.open("r", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return handle.read().strip() or "?"
+        return None  # closing the file releases the probe's lock
+
+
+async def _await_starting(state_dir: Path, timeout_s: float = 300.0) -> dict[str, Any] | None:
+    """Wait for an ``up`` that is still starting here to write runtime.json, and return it.
+
+    Without this, a ``seed`` or ``audit`` run in that window would start a second marketplace
+    on the same database, whose writes the starting one's actors never see.
+    """
+    pid = _starting_pid(state_dir)
+    if pid is None:
+        return None
+    console.print(f"Waiting for the marketplace that is starting here (pid {pid})...")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = _running(state_dir)
+        if running is not None:
+            return running
+        if _starting_pid(state_dir) is None:
+            return None  # it stopped without starting: run in-process instead
+        await asyncio.sleep(0.5)
+    raise CliError(
+        f"the marketplace starting here (pid {pid}) has not finished starting in "
+        f"{timeout_s:.0f} s; see its terminal"
+    )
+
+
 @contextlib.asynccontextmanager
 async def _marketplace() -> AsyncIterator[Session]:
     """Join the marketplace that `up` runs here, or start one for the length of the block.
@@ -490,7 +531,7 @@ async def _marketplace() -> AsyncIterator[Session]:
     at the end, and the data stays in the database for the next `up`.
     """
     base = _settings()
-    running = _running(base.state_dir)
+    running = _running(base.state_dir) or await _await_starting(base.state_dir)
     settings = _join_settings(base, running) if running is not None else base
     if running is not None and running.get("ray_auth_mode"):
         # Before Ray is imported: its config reads the variable once.

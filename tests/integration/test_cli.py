@@ -135,8 +135,24 @@ def test_up_refuses_a_second_up_lets_seed_join_and_stops_on_sigint(
     tmp_path: Path, running_up: subprocess.Popen[str]
 ) -> None:
     runtime_file = tmp_path / ".marketplace" / "runtime.json"
+    lock_file = tmp_path / ".marketplace" / "up.lock"
     up_log = tmp_path / "up.log"
     deadline = time.monotonic() + START_TIMEOUT_S
+    while not (lock_file.exists() and lock_file.read_text().strip()):
+        assert running_up.poll() is None, f"up exited early:\n{up_log.read_text()}"
+        assert time.monotonic() < deadline, f"up never took its lock:\n{up_log.read_text()}"
+        time.sleep(0.1)
+    # A seed started while up is still starting must wait for it and join it, never start a
+    # second marketplace on the same database (whose writes up's actors would never see).
+    seed_args = ["seed", "--sellers", "1", "--products", "5", "--buyers", "2"]
+    seeding = subprocess.Popen(
+        [sys.executable, "-m", "marketplace.cli", *seed_args],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while not runtime_file.exists():
         assert running_up.poll() is None, f"up exited early:\n{up_log.read_text()}"
         assert time.monotonic() < deadline, f"no runtime.json yet:\n{up_log.read_text()}"
@@ -152,9 +168,12 @@ def test_up_refuses_a_second_up_lets_seed_join_and_stops_on_sigint(
         second
     )
 
-    seeded = marketplace(tmp_path, "seed", "--sellers", "1", "--products", "5", "--buyers", "2")
+    out, err = seeding.communicate(timeout=COMMAND_TIMEOUT_S)
+    seeded = subprocess.CompletedProcess(seeding.args, seeding.returncode, out, err)
     assert seeded.returncode == 0, output(seeded)
     assert f"Joined the running marketplace (pid {running_up.pid})" in seeded.stdout, output(seeded)
+    # (Whether it had to wait depends on how fast up started; joining is what must hold, and
+    # the products seen over HTTP below prove the seed reached up's own actors.)
     manifest = json.loads((tmp_path / ".marketplace" / "seed.json").read_text())
     assert len(manifest["products"]) == 5
     assert running_up.poll() is None, "seeding must leave the running marketplace up"
