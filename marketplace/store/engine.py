@@ -20,7 +20,10 @@ def create_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
     """
     url = to_async_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 60})
+        # Writers queue for SQLite's one write lock while holding a pooled connection, so a
+        # burst of writers (a seed at high concurrency on a loaded machine) waits in the pool
+        # too: wait there as long as for the lock itself instead of failing after 30 s.
+        engine = create_async_engine(url, connect_args={"timeout": 60}, pool_timeout=120)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
