@@ -27,15 +27,20 @@ def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:
 def build_app(settings: Settings) -> Application:
     """The gateway bound to an auth deployment, both autoscaled per the settings."""
     settings = settings.model_copy(update={"database_url": settings.resolved_database_url()})
+    # On the deployments themselves: serve.start's logging_config covers only Serve's own
+    # controller and proxy, so replicas kept writing one access-log line per request.
+    logging_config = {"enable_access_log": settings.access_log}
     # serve.deployment turns the classes into Deployment objects; mypy sees the classes.
     auth = Auth.options(  # type: ignore[attr-defined]
         autoscaling_config=autoscaling(settings, "auth"),
         ray_actor_options={"num_cpus": settings.auth_num_cpus},
+        logging_config=logging_config,
     ).bind()
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
         autoscaling_config=autoscaling(settings, "gateway"),
         ray_actor_options={"num_cpus": settings.gateway_num_cpus},
         max_ongoing_requests=max(1, int(settings.gateway_target_ongoing_requests * 4)),
+        logging_config=logging_config,
     ).bind(settings.model_dump(), auth)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
+import ray
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, login, signup
 
@@ -18,6 +21,24 @@ async def test_health_and_unknown_route(http: httpx.AsyncClient) -> None:
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.json()["status"] == 404
+
+
+async def test_no_access_log_lines_by_default(http: httpx.AsyncClient) -> None:
+    # Serve writes a replica's access log to its file in the session's logs/serve folder, one
+    # line per request (buffer of one record), unless the deployment's logging_config says no.
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path()) / "serve"
+
+    def health_lines() -> int:
+        return sum(
+            path.read_text(errors="replace").count("GET /v1/health 200")
+            for path in logs.glob("replica_*Gateway*.log")
+        )
+
+    assert any(logs.glob("replica_*Gateway*.log")), f"no gateway replica log in {logs}"
+    before = health_lines()
+    for _ in range(20):
+        assert (await http.get("/v1/health")).status_code == 200
+    assert health_lines() == before
 
 
 async def test_checkout_over_http(http: httpx.AsyncClient) -> None:
