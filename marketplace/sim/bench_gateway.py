@@ -92,6 +92,7 @@ class BenchConfig:
     products_per_seller: int = 8
     buyers: int = 8
     ceiling_duration: float = 5.0
+    endpoints: tuple[str, ...] = ENDPOINTS
 
 
 @dataclass
@@ -682,7 +683,7 @@ def bench_ingress(
             f"{len(ready['seed']['product_ids'])} products, "
             f"{len(ready['seed']['buyer_tokens'])} buyers"
         )
-        for endpoint in ENDPOINTS:
+        for endpoint in config.endpoints:
             result = drive(ready["url"], endpoint, ready["seed"], config, config.duration)
             results.append(result)
             console.print(
@@ -891,6 +892,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sellers", type=int, default=defaults.sellers)
     parser.add_argument("--products-per-seller", type=int, default=defaults.products_per_seller)
     parser.add_argument("--buyers", type=int, default=defaults.buyers)
+    parser.add_argument(
+        "--endpoints",
+        default=",".join(ENDPOINTS),
+        help=f"comma-separated subset of {','.join(ENDPOINTS)} (health is always measured: "
+        "every ratio is to it)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_serve", choices=INGRESSES, default=None, help=argparse.SUPPRESS)
@@ -901,6 +908,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.products_per_seller < 1:
         parser.error("--products-per-seller must be at least 1")
+    unknown = set(args.endpoints.split(",")) - set(ENDPOINTS)
+    if unknown:
+        parser.error(f"--endpoints: unknown {', '.join(sorted(unknown))}")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
     return args
@@ -919,6 +929,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         products_per_seller=args.products_per_seller,
         buyers=args.buyers,
         ceiling_duration=min(args.duration, BenchConfig.ceiling_duration),
+        endpoints=tuple(e for e in ENDPOINTS if e == "health" or e in args.endpoints.split(",")),
     )
 
 
