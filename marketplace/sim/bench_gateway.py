@@ -42,6 +42,7 @@ import platform
 import queue
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ class BenchConfig:
     buyers: int = 8
     ceiling_duration: float = 5.0
     endpoints: tuple[str, ...] = ENDPOINTS
+    rounds: int = 1
 
 
 @dataclass
@@ -112,6 +114,41 @@ class EndpointResult:
     ratio_to_health: float | None = None
     first_error: str | None = None
     statuses: dict[str, int] = field(default_factory=dict)
+    round_rps: list[float] = field(default_factory=list)
+
+
+def merge_rounds(rounds: list[EndpointResult], health: list[float]) -> EndpointResult:
+    """One endpoint's rounds as one result: medians of the per-round figures, sums of counts.
+
+    The ratio to health is the median of each round's ratio to the health of that round, so
+    a noisy neighbour that slows one round slows both sides of its ratio.
+    """
+    statuses: dict[str, int] = {}
+    for result in rounds:
+        for status, count in result.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+
+    def middle(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    ratios = [r.rps / h if h else None for r, h in zip(rounds, health, strict=True)]
+    return EndpointResult(
+        endpoint=rounds[0].endpoint,
+        requests=sum(r.requests for r in rounds),
+        errors=sum(r.errors for r in rounds),
+        seconds=sum(r.seconds for r in rounds),
+        rps=statistics.median(r.rps for r in rounds),
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p99_ms=statistics.median(r.p99_ms for r in rounds),
+        mean_ms=statistics.median(r.mean_ms for r in rounds),
+        client_cpu=middle([r.client_cpu for r in rounds]),
+        machine_cpu=middle([r.machine_cpu for r in rounds]),
+        ratio_to_health=middle(ratios),
+        first_error=next((r.first_error for r in rounds if r.first_error), None),
+        statuses=statuses,
+        round_rps=[r.rps for r in rounds],
+    )
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -671,7 +708,7 @@ def bench_ingress(
     """Start a marketplace with ``ingress`` in a subprocess, drive every endpoint, stop it."""
     console.print(f"[bold]{ingress}[/]: starting Ray, the actors and the gateway (subprocess)")
     server = Marketplace(ingress, workdir, config, server_args(config))
-    results: list[EndpointResult] = []
+    by_endpoint: dict[str, list[EndpointResult]] = {e: [] for e in config.endpoints}
     try:
         try:
             ready = server.wait_ready(SERVER_START_TIMEOUT_S)
@@ -683,14 +720,17 @@ def bench_ingress(
             f"{len(ready['seed']['product_ids'])} products, "
             f"{len(ready['seed']['buyer_tokens'])} buyers"
         )
-        for endpoint in config.endpoints:
-            result = drive(ready["url"], endpoint, ready["seed"], config, config.duration)
-            results.append(result)
-            console.print(
-                f"  {endpoint:<9} {result.rps:8.1f} rps  p50 {result.p50_ms:7.1f} ms  "
-                f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}",
-                highlight=False,
-            )
+        for round_no in range(1, config.rounds + 1):
+            if config.rounds > 1:
+                console.print(f"  round {round_no} of {config.rounds}", highlight=False)
+            for endpoint in config.endpoints:
+                result = drive(ready["url"], endpoint, ready["seed"], config, config.duration)
+                by_endpoint[endpoint].append(result)
+                console.print(
+                    f"  {endpoint:<9} {result.rps:8.1f} rps  p50 {result.p50_ms:7.1f} ms  "
+                    f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}",
+                    highlight=False,
+                )
     finally:
         stopping = time.monotonic()
         code = server.stop()
@@ -700,9 +740,8 @@ def bench_ingress(
         if code not in (0, None):
             console.print(f"[yellow]{ingress}: the marketplace process exited with {code}[/]")
             console.print(server.tail(), markup=False, highlight=False)
-    health = next((r.rps for r in results if r.endpoint == "health"), 0.0)
-    for result in results:
-        result.ratio_to_health = result.rps / health if health else None
+    health = [r.rps for r in by_endpoint.get("health", [])]
+    results = [merge_rounds(rounds, health) for rounds in by_endpoint.values()]
     return {
         "ingress": ingress,
         "startup_s": ready["startup_s"],
@@ -898,12 +937,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(ENDPOINTS)} (health is always measured: "
         "every ratio is to it)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=defaults.rounds,
+        help="measure every endpoint this many times, interleaved; report the medians",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_serve", choices=INGRESSES, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("concurrency", "client_procs", "replicas", "sellers", "buyers"):
+    for name in ("concurrency", "client_procs", "replicas", "sellers", "buyers", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.products_per_seller < 1:
@@ -930,6 +975,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         buyers=args.buyers,
         ceiling_duration=min(args.duration, BenchConfig.ceiling_duration),
         endpoints=tuple(e for e in ENDPOINTS if e == "health" or e in args.endpoints.split(",")),
+        rounds=args.rounds,
     )
 
 

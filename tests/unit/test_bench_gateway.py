@@ -1,0 +1,52 @@
+"""The gateway benchmark's own arithmetic: rounds merged into medians, endpoint selection."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace.sim.bench_gateway import (
+    EndpointResult,
+    config_from,
+    merge_rounds,
+    parse_args,
+)
+
+
+def result(rps: float, p99: float = 10.0, status: str = "200") -> EndpointResult:
+    return EndpointResult(
+        endpoint="product",
+        requests=int(rps * 10),
+        errors=0,
+        seconds=10.0,
+        rps=rps,
+        p50_ms=5.0,
+        p99_ms=p99,
+        mean_ms=6.0,
+        client_cpu=None,
+        machine_cpu=0.5,
+        statuses={status: int(rps * 10)},
+    )
+
+
+def test_ratio_is_the_median_of_each_rounds_ratio_to_its_own_health() -> None:
+    # A slow round (a noisy neighbour) halves both health and product: its ratio is unchanged.
+    merged = merge_rounds([result(500), result(250), result(600)], health=[1000, 500, 1000])
+    assert merged.ratio_to_health == pytest.approx(0.5)
+    assert merged.rps == 500
+    assert merged.round_rps == [500, 250, 600]
+    assert merged.requests == 13_500
+    assert merged.statuses == {"200": 13_500}
+    assert merged.machine_cpu == 0.5
+    assert merged.client_cpu is None
+
+
+def test_endpoints_always_include_health_in_the_canonical_order() -> None:
+    config = config_from(parse_args(["--endpoints", "checkout,product", "--rounds", "3"]))
+    assert config.endpoints == ("health", "product", "checkout")
+    assert config.rounds == 3
+
+
+@pytest.mark.parametrize("argv", [["--endpoints", "products"], ["--rounds", "0"]])
+def test_bad_options_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
