@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ray
@@ -66,7 +67,8 @@ class CatalogShard(ActorBase):
             product = self._owned_by(principal, product_id)
             updated = product.patched(patch)
             await self._save(updated, EventType.PRODUCT_UPDATED)
-            return updated
+        await self._outlive_leases()
+        return updated
 
     async def replace_product(
         self, principal: Principal, product_id: str, draft: ProductDraft
@@ -76,23 +78,29 @@ class CatalogShard(ActorBase):
         async with self.locks.hold(product_id):
             updated = self._owned_by(principal, product_id).replaced(draft)
             await self._save(updated, EventType.PRODUCT_UPDATED)
-            return updated
+        await self._outlive_leases()
+        return updated
 
     async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
         """Withdraw a product from sale (owner or admin); idempotent."""
         await self.ready()
         async with self.locks.hold(product_id):
-            product = self._owned_by(principal, product_id)
-            if not product.active:
-                return product
-            updated = product.deactivated()
-            await self._save(updated, EventType.PRODUCT_DEACTIVATED)
-            return updated
+            updated = self._owned_by(principal, product_id)
+            if updated.active:
+                updated = updated.deactivated()
+                await self._save(updated, EventType.PRODUCT_DEACTIVATED)
+        # Also when it was already inactive: a concurrent deactivation may still be waiting.
+        await self._outlive_leases()
+        return updated
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids`` (inactive ones included)."""
         await self.ready()
         return {pid: self.products[pid] for pid in product_ids if pid in self.products}
+
+    async def lease_products(self, product_ids: list[str]) -> tuple[float, dict[str, Product]]:
+        """``get_products`` with the lease a caller may keep them for (actors/leases.py)."""
+        return self.settings.product_lease_s, await self.get_products(product_ids)
 
     async def search(
         self,
@@ -112,6 +120,15 @@ class CatalogShard(ActorBase):
         """Every product of this shard (audit, tests)."""
         await self.ready()
         return list(self.products.values())
+
+    async def _outlive_leases(self) -> None:
+        """Answer a write only once every copy handed out before it has expired.
+
+        See actors/leases.py. The wait is outside the product's lock, so writes to one product
+        still follow each other at the store's pace.
+        """
+        if self.settings.product_lease_s:
+            await asyncio.sleep(self.settings.product_lease_s)
 
     def _owned_by(self, principal: Principal, product_id: str) -> Product:
         product = self.products.get(product_id)

@@ -8,6 +8,7 @@ shards. Authorization decisions take a ``Principal`` (who is asking).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from actors.directory import (
     ActorKind,
     Directory,
 )
+from actors.leases import LeaseCache
 from actors.snapshots import live_snapshot
 from marketplace.audit import AuditReport, audit
 from marketplace.config import Durability
@@ -62,6 +64,8 @@ class MarketplaceClient:
         self.users = UserStore(engine)
         # Point reads of products and stock, coalesced per owning actor (see actors.coalesce).
         self._product_reads: dict[int, Coalescer[str, Product]] = {}
+        # Products read under a lease from their shard (see actors.leases).
+        self._products: LeaseCache[str, Product] = LeaseCache()
         self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
 
     def _reader(
@@ -116,13 +120,31 @@ class MarketplaceClient:
     async def get_product(self, product_id: str) -> Product:
         """A product by id (inactive ones too); NotFound otherwise."""
         _check_id(product_id, "prd", "product_id")
+        product = self._products.get(product_id)
+        if product is not None:
+            return product
         index = owner_index(product_id, self.directory.count(CATALOG))
-        product = await self._reader(self._product_reads, CATALOG, index, "get_products").get(
-            product_id
-        )
+        reader = self._product_reads.get(index)
+        if reader is None:
+            reader = self._product_reads[index] = Coalescer(self._leased_fetch(index))
+        product = await reader.get(product_id)
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return product
+
+    def _leased_fetch(self, index: int) -> Callable[[list[str]], Awaitable[dict[str, Product]]]:
+        """Batched product reads from shard ``index`` that fill the lease cache."""
+
+        async def fetch(ids: list[str]) -> dict[str, Product]:
+            asked_at = self._products.now()
+            shard = self.directory.at(CATALOG, index)
+            lease_s, found = await call(shard.lease_products.remote(ids))
+            if lease_s > 0:
+                for product_id, product in found.items():
+                    self._products.put(product_id, product, asked_at, lease_s)
+            return dict(found)
+
+        return fetch
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     )
 
     catalog_shards: int = Field(default=2, ge=1, le=256)
+    product_lease_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=5,
+        description="how long a client may answer product reads from its own copy; product "
+        "writes answer this much later, so a read that starts after a write's answer sees it "
+        "(0: every read asks the catalog shard)",
+    )
     inventory_partitions: int = Field(default=2, ge=1, le=256)
     cart_shards: int = Field(default=1, ge=1, le=256)
     order_coordinators: int = Field(default=2, ge=1, le=256)

@@ -1,0 +1,78 @@
+"""Read leases: a caller's own copy of hot values, never older than an answered write.
+
+An owning actor hands out a value with a lease of ``L`` seconds, and answers every write of
+that value only ``L`` seconds after applying it (commit wait). A caller keeps the value until
+``L`` seconds after it *asked* for it, measured on its own clock. So a read that starts after a
+write has been answered can only be served from a copy asked for after the write was applied:
+
+    asked + L > now > applied + L   =>   asked > applied
+
+Only durations are compared, never two machines' clocks, so this holds across nodes. Reads that
+overlap a write may see either side of it, as they could without the cache; writes take ``L``
+longer to answer. ``L = 0`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# Timers may fire a little early and the two processes' clocks tick at slightly different rates:
+# a copy is dropped this much before its lease ends.
+SAFETY_S = 0.002
+
+
+class LeaseCache(Generic[K, V]):
+    """Values held until their lease ends; bounded, oldest leases dropped first."""
+
+    def __init__(
+        self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._max_entries = max_entries
+        self._clock = clock
+
+    def now(self) -> float:
+        """The cache's clock: take it *before* asking the owner, and pass it to ``put``."""
+        return self._clock()
+
+    def get(self, key: K) -> V | None:
+        """The held value if its lease has not ended."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V, asked_at: float, lease_s: float) -> None:
+        """Hold ``value``, asked for at ``asked_at``, until its lease ends."""
+        expires = asked_at + lease_s - SAFETY_S
+        if expires <= self._clock():
+            return
+        current = self._entries.get(key)
+        if current is not None and current[0] >= expires:
+            return  # an answer to an older question arrived late: keep the newer copy
+        self._entries.pop(key, None)  # re-insert so dict order stays oldest-lease-first
+        self._entries[key] = (expires, value)
+        if len(self._entries) > self._max_entries:
+            self._evict()
+
+    def drop(self, key: K) -> None:
+        """Forget ``key`` (this process wrote it)."""
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
+            del self._entries[key]
+        while len(self._entries) > self._max_entries:
+            del self._entries[next(iter(self._entries))]

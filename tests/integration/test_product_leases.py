@@ -1,0 +1,52 @@
+"""Product reads under leases (actors/leases.py): cached, yet never older than an answered write.
+
+Two clients on one marketplace stand for two gateway replicas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.client import MarketplaceClient
+from actors.runtime import Runtime
+from marketplace.domain.catalog import ProductPatch
+from tests.integration.market import build_market, principal
+
+pytestmark = pytest.mark.integration
+
+
+def second_client(runtime: Runtime) -> MarketplaceClient:
+    client = runtime.client
+    assert client is not None
+    return MarketplaceClient(client.directory, client.engine)
+
+
+async def test_a_write_is_seen_by_every_client_once_it_has_answered(
+    make_marketplace: Any,
+) -> None:
+    runtime = await make_marketplace(product_lease_s=1.0)
+    reader, writer = runtime.client, second_client(runtime)
+    market = await build_market(reader, stock=[5], buyers=1)
+    product = market.products[0]
+    seller = principal(market.seller)
+    for round_no in range(1, 4):
+        before = await reader.get_product(product.id)  # the reader now holds a fresh copy
+        assert await reader.get_product(product.id) is before  # served from that copy
+        price = 2000 + round_no
+        await writer.update_product(seller, product.id, ProductPatch(price_cents=price))
+        after = await reader.get_product(product.id)
+        assert after.price_cents == price, f"round {round_no}: a stale copy was served"
+        assert after.version == before.version + 1
+    await writer.deactivate_product(seller, product.id)
+    assert (await reader.get_product(product.id)).active is False
+
+
+async def test_a_zero_lease_asks_the_shard_every_time(make_marketplace: Any) -> None:
+    runtime = await make_marketplace(product_lease_s=0)
+    client = runtime.client
+    market = await build_market(client, stock=[5], buyers=1)
+    first = await client.get_product(market.products[0].id)
+    second = await client.get_product(market.products[0].id)
+    assert first == second and first is not second

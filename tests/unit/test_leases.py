@@ -1,0 +1,62 @@
+"""LeaseCache: copies live until their lease ends, measured from when they were asked for."""
+
+from __future__ import annotations
+
+from actors.leases import SAFETY_S, LeaseCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_copy_lives_until_its_lease_ends_from_when_it_was_asked_for() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    asked = cache.now()
+    clock.t += 0.1  # the answer took 100 ms to arrive: those count against the lease
+    cache.put("a", 1, asked, lease_s=0.25)
+    assert cache.get("a") == 1
+    clock.t = asked + 0.25 - SAFETY_S
+    assert cache.get("a") is None
+    assert len(cache) == 0
+
+
+def test_an_answer_that_arrives_after_its_lease_is_not_kept() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    asked = cache.now()
+    clock.t += 1.0
+    cache.put("a", 1, asked, lease_s=0.25)
+    assert cache.get("a") is None
+
+
+def test_a_late_answer_to_an_older_question_keeps_the_newer_copy() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, str] = LeaseCache(clock=clock)
+    older = cache.now()
+    clock.t += 0.05
+    newer = cache.now()
+    cache.put("a", "new", newer, lease_s=0.25)
+    cache.put("a", "old", older, lease_s=0.25)
+    assert cache.get("a") == "new"
+
+
+def test_the_cache_is_bounded_dropping_the_oldest_lease_first() -> None:
+    clock = Clock()
+    cache: LeaseCache[int, int] = LeaseCache(max_entries=3, clock=clock)
+    for key in range(5):
+        clock.t += 0.01
+        cache.put(key, key, cache.now(), lease_s=10)
+    assert len(cache) == 3
+    assert [cache.get(k) for k in range(5)] == [None, None, 2, 3, 4]
+
+
+def test_drop_forgets() -> None:
+    cache: LeaseCache[str, int] = LeaseCache()
+    cache.put("a", 1, cache.now(), lease_s=10)
+    cache.drop("a")
+    assert cache.get("a") is None
