@@ -25,6 +25,19 @@ def test_a_copy_lives_until_its_lease_ends_from_when_it_was_asked_for() -> None:
     assert len(cache) == 0
 
 
+def test_copies_asked_for_close_together_run_out_together() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    clock.t = 100.01
+    cache.put("a", 1, cache.now(), lease_s=1.0)
+    clock.t = 100.40
+    cache.put("b", 2, cache.now(), lease_s=1.0)
+    clock.t = 100.99  # both still held: neither lease ends before 101.0
+    assert (cache.get("a"), cache.get("b")) == (1, 2)
+    clock.t = 101.0  # the half-lease step both leases end in: both dropped, never later
+    assert (cache.get("a"), cache.get("b")) == (None, None)
+
+
 def test_an_answer_that_arrives_after_its_lease_is_not_kept() -> None:
     clock = Clock()
     cache: LeaseCache[str, int] = LeaseCache(clock=clock)
