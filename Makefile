@@ -35,7 +35,7 @@ lint: setup  ## ruff and mypy
 
 bench: setup  ## the benchmarks: checkouts (sync vs none), HTTP endpoints vs health, event relay
 	$(UV) run --frozen python -m marketplace.sim.bench_checkout
-	$(UV) run --frozen python -m marketplace.sim.bench_gateway
+	$(UV) run --frozen python -m marketplace.sim.bench_gateway --rounds 3 --duration 6
 	$(UV) run --frozen python -m marketplace.events.bench
 
 cluster-check: setup  ## render the KubeRay overlays and validate them offline

@@ -768,8 +768,9 @@ def render(ingress: str, figures: dict[str, Any], config: BenchConfig) -> Table:
     """One ingress's endpoints as a table."""
     table = Table(
         title=(
-            f"{ingress} ingress: {config.duration:g}s per endpoint, concurrency "
-            f"{config.concurrency}, {figures['replicas']} gateway replica(s)"
+            f"{ingress} ingress: {config.duration:g}s per endpoint"
+            + (f" in each of {config.rounds} rounds (medians)" if config.rounds > 1 else "")
+            + f", concurrency {config.concurrency}, {figures['replicas']} gateway replica(s)"
         ),
         caption=(
             "client CPU: the load generator's CPU time over the window, in % of one core; "
