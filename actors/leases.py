@@ -71,10 +71,6 @@ class LeaseCache(Generic[K, V]):
         if len(self._entries) > self._max_entries:
             self._evict()
 
-    def drop(self, key: K) -> None:
-        """Forget ``key`` (this process wrote it)."""
-        self._entries.pop(key, None)
-
     def __len__(self) -> int:
         return len(self._entries)
 

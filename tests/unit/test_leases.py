@@ -66,10 +66,3 @@ def test_the_cache_is_bounded_dropping_the_oldest_lease_first() -> None:
         cache.put(key, key, cache.now(), lease_s=10)
     assert len(cache) == 3
     assert [cache.get(k) for k in range(5)] == [None, None, 2, 3, 4]
-
-
-def test_drop_forgets() -> None:
-    cache: LeaseCache[str, int] = LeaseCache()
-    cache.put("a", 1, cache.now(), lease_s=10)
-    cache.drop("a")
-    assert cache.get("a") is None
