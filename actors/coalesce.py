@@ -1,6 +1,6 @@
 """Coalescing of concurrent point reads into batched actor calls.
 
-Under load a gateway replica issues many ``get_products([one id])`` calls to the same shard at
+Under load a gateway replica issues many one-id product or stock reads to the same actor at
 once, and each actor call costs far more CPU than the lookup it carries. A ``Coalescer`` keeps
 at most one call in flight per target: reads that arrive meanwhile wait and leave together in the
 next call. At low load a read goes out at once (no timer, no added latency); under load the
