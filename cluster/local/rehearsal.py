@@ -404,7 +404,6 @@ def prepare_database(cluster: LocalCluster) -> None:
 
 def start_nodes(cluster: LocalCluster, workers: int, worker_cpus: int) -> None:
     """The head (no CPUs, as in the manifests), then each worker, one at a time."""
-    base = Path(cluster.base)
     env = node_environment(cluster)
     client_port = free_ports(1)[0]
     head_args = [
@@ -415,17 +414,8 @@ def start_nodes(cluster: LocalCluster, workers: int, worker_cpus: int) -> None:
         f"--dashboard-port={cluster.dashboard_port}",
         f"--ray-client-server-port={client_port}",
     ]
-    for attempt in range(3):
-        process, node = _start_node("head", head_args, env, base, HEAD_ENV)
-        cluster.nodes.append(node)
-        cluster.save()
-        log(f"head node starting (pid {node.pid}, GCS :{cluster.gcs_port})")
-        if _wait_for_node(process, cluster.dashboard, None, 180):
-            break
-        kill_tree(node.pid)
-        cluster.nodes.remove(node)
-        if attempt == 2:
-            raise RuntimeError(f"the head node did not start: {_tail(node)}")
+    _start_with_retries(cluster, "head", head_args, env, HEAD_ENV, None, 180)
+    log(f"head node up (GCS :{cluster.gcs_port})")
     for index in range(1, workers + 1):
         resource = WORKER_RESOURCE.format(index)
         proxy_port = free_ports(1)[0]
@@ -435,21 +425,40 @@ def start_nodes(cluster: LocalCluster, workers: int, worker_cpus: int) -> None:
             f"--resources={json.dumps({resource: 1})}",
         ]
         extra = {"RAY_SERVE_WORKER_PROXY_HTTP_PORT": str(proxy_port)}
-        for attempt in range(3):
-            process, node = _start_node(f"worker{index}", args, env, base, extra)
-            node.resource, node.proxy_port = resource, proxy_port
-            cluster.nodes.append(node)
-            cluster.save()
-            log(f"worker{index} starting (pid {node.pid})")
-            # Ray gives a joining node 30 s to register; a busy machine retries.
-            if _wait_for_node(process, cluster.dashboard, resource, 120):
-                break
-            kill_tree(node.pid)
-            cluster.nodes.remove(node)
-            if attempt == 2:
-                raise RuntimeError(f"worker{index} did not start: {_tail(node)}")
-            log(f"worker{index} did not register; retrying")
+        node = _start_with_retries(cluster, f"worker{index}", args, env, extra, resource, 120)
+        node.proxy_port = proxy_port
+        cluster.save()
     cluster.save()
+
+
+def _start_with_retries(
+    cluster: LocalCluster,
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    extra: dict[str, str],
+    resource: str | None,
+    timeout_s: float,
+    attempts: int = 3,
+) -> NodeInfo:
+    """Start one node and wait until it has registered, retrying a few times.
+
+    Ray gives a joining node 30 s to register; on a busy machine that can run out.
+    """
+    for attempt in range(1, attempts + 1):
+        process, node = _start_node(name, args, env, Path(cluster.base), extra)
+        node.resource = resource
+        cluster.nodes.append(node)
+        cluster.save()
+        log(f"{name} starting (pid {node.pid})")
+        if _wait_for_node(process, cluster.dashboard, resource, timeout_s):
+            return node
+        kill_tree(node.pid)
+        cluster.nodes.remove(node)
+        if attempt == attempts:
+            raise RuntimeError(f"{name} did not start: {_tail(node)}")
+        log(f"{name} did not register; retrying")
+    raise AssertionError("unreachable")
 
 
 def deploy_file(cluster: LocalCluster, config: dict[str, Any]) -> Path:
