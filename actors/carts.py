@@ -13,7 +13,7 @@ from marketplace.domain.cart import Cart, CartItem
 from marketplace.domain.catalog import Product
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.orders import OrderLine
-from marketplace.store.rows import upsert
+from marketplace.store.changes import Changes
 from marketplace.store.tables import carts
 
 
@@ -73,10 +73,7 @@ class CartShard(ActorBase):
             "version": cart.version,
         }
 
-        async def work(conn: AsyncConnection) -> None:
-            await upsert(conn, carts, [row], ["buyer_id"])
-
-        await self.writer.write(work)
+        await self.writer.write(Changes().upsert(carts, [row], ["buyer_id"]))
         self.carts[cart.buyer_id] = cart
         return cart
 

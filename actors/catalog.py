@@ -22,7 +22,7 @@ from marketplace.domain.errors import Conflict, Forbidden, NotFound
 from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.users import Principal, Role
-from marketplace.store.rows import append_events, upsert
+from marketplace.store.changes import Changes
 from marketplace.store.tables import products
 
 
@@ -146,12 +146,9 @@ class CatalogShard(ActorBase):
             data=product.model_dump(),
         )
         row = {**product.model_dump(), "route_key": stable_hash(product.id)}
-
-        async def work(conn: AsyncConnection) -> None:
-            await upsert(conn, products, [row], ["id"])
-            await append_events(conn, self.SOURCE, [event])
-
-        await self.writer.write(work)
+        await self.writer.write(
+            Changes().upsert(products, [row], ["id"]).events(self.SOURCE, [event])
+        )
         self.products[product.id] = product
         self.index_.upsert(product)
 

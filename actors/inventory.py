@@ -19,7 +19,8 @@ from marketplace.domain.inventory import (
     ReserveOutcome,
     StockItem,
 )
-from marketplace.store.rows import append_events, insert_ignore, upsert, utcnow
+from marketplace.store.changes import Changes
+from marketplace.store.rows import insert_ignore, utcnow
 from marketplace.store.tables import reservations, stock_items, stock_movements
 
 
@@ -74,7 +75,7 @@ class InventoryPartition(ActorBase):
             async def work(conn: AsyncConnection) -> None:
                 if not await insert_ignore(conn, stock_movements, movement, ["request_id"]):
                     raise DuplicateRequest(request_id)
-                await self._write_items(conn, [updated])
+                await self._with_items(Changes(), [updated]).apply(conn)
 
             try:
                 await self.writer.write(work)
@@ -181,47 +182,34 @@ class InventoryPartition(ActorBase):
         rows = [
             {**r.model_dump(), "route_key": stable_hash(r.product_id)} for r in records.values()
         ]
-
-        async def work(conn: AsyncConnection) -> None:
-            await upsert(conn, reservations, rows, ["order_id", "product_id"])
-            await self._write_items(conn, updated.values())
-
-        await self.writer.write(work)
+        changes = Changes().upsert(reservations, rows, ["order_id", "product_id"])
+        await self.writer.write(self._with_items(changes, updated.values()))
         for reservation in records.values():
             self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
                 reservation
             )
         self.stock.update(updated)
 
-    async def _write_items(self, conn: AsyncConnection, items: Iterable[StockItem]) -> None:
+    def _with_items(self, changes: Changes, items: Iterable[StockItem]) -> Changes:
+        """``changes`` plus the stock rows of ``items`` and their ``stock.changed`` events."""
         items = list(items)
-        if not items:
-            return
-        await upsert(
-            conn,
-            stock_items,
-            [{**item.model_dump(), "route_key": stable_hash(item.product_id)} for item in items],
-            ["product_id"],
-        )
-        await append_events(
-            conn,
-            self.SOURCE,
-            [
-                DomainEvent(
-                    type=EventType.STOCK_CHANGED,
-                    subject=sibling_id(item.product_id, "stk"),
-                    sequence=item.version,
-                    data={
-                        "product_id": item.product_id,
-                        "stocked": item.stocked,
-                        "reserved": item.reserved,
-                        "sold": item.sold,
-                        "available": item.available,
-                    },
-                )
-                for item in items
-            ],
-        )
+        rows = [{**item.model_dump(), "route_key": stable_hash(item.product_id)} for item in items]
+        events = [
+            DomainEvent(
+                type=EventType.STOCK_CHANGED,
+                subject=sibling_id(item.product_id, "stk"),
+                sequence=item.version,
+                data={
+                    "product_id": item.product_id,
+                    "stocked": item.stocked,
+                    "reserved": item.reserved,
+                    "sold": item.sold,
+                    "available": item.available,
+                },
+            )
+            for item in items
+        ]
+        return changes.upsert(stock_items, rows, ["product_id"]).events(self.SOURCE, events)
 
 
 def _next_state(current: ReservationState, target: ReservationState) -> ReservationState | None:

@@ -49,7 +49,8 @@ from marketplace.domain.orders import (
 from marketplace.domain.payments import Payment, PaymentStatus
 from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role
-from marketplace.store.rows import append_events, upsert, utcnow
+from marketplace.store.changes import Changes
+from marketplace.store.rows import utcnow
 from marketplace.store.tables import idempotency_keys, orders
 
 log = logging.getLogger(__name__)
@@ -432,14 +433,12 @@ class OrderCoordinator(ActorBase):
             "order_id": order.id,
             "created_at": order.created_at,
         }
-        event = self._event(order)
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(idempotency_keys.insert(), [key_row])
-            await conn.execute(orders.insert(), [row])
-            await append_events(conn, self.SOURCE, [event])
-
-        await self.writer.write(work)
+        await self.writer.write(
+            Changes()
+            .insert(idempotency_keys, [key_row])
+            .insert(orders, [row])
+            .events(self.SOURCE, [self._event(order)])
+        )
         self.fingerprints[order.id] = fingerprint
         self._remember(order)
 
@@ -464,12 +463,7 @@ class OrderCoordinator(ActorBase):
             )
         row = self._row(updated)
         events = [self._event(updated)] if status is not None else []
-
-        async def work(conn: AsyncConnection) -> None:
-            await upsert(conn, orders, [row], ["id"])
-            await append_events(conn, self.SOURCE, events)
-
-        await self.writer.write(work)
+        await self.writer.write(Changes().upsert(orders, [row], ["id"]).events(self.SOURCE, events))
         self._remember(updated)
         if status is not None:
             self.directory.route(SELLERS, updated.id).apply.remote(updated)

@@ -22,7 +22,8 @@ from marketplace.domain.payments import (
     decide_card,
     declined,
 )
-from marketplace.store.rows import append_events, upsert, utcnow
+from marketplace.store.changes import Changes
+from marketplace.store.rows import utcnow
 from marketplace.store.tables import ledger_entries, payments
 
 _EVENT_OF = {
@@ -140,14 +141,12 @@ class PaymentProcessor(ActorBase):
                     data=payment.model_dump(),
                 )
             )
-
-        async def work(conn: AsyncConnection) -> None:
-            await upsert(conn, payments, [row], ["id"])
-            if ledger_rows:
-                await conn.execute(ledger_entries.insert(), ledger_rows)
-            await append_events(conn, self.SOURCE, events)
-
-        await self.writer.write(work)
+        await self.writer.write(
+            Changes()
+            .upsert(payments, [row], ["id"])
+            .insert(ledger_entries, ledger_rows)
+            .events(self.SOURCE, events)
+        )
         self.payments[payment.order_id] = payment
 
 

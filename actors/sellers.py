@@ -19,7 +19,8 @@ from actors.base import ActorBase
 from actors.orders import order_from_row
 from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
-from marketplace.store.rows import upsert, utcnow
+from marketplace.store.changes import Changes
+from marketplace.store.rows import utcnow
 from marketplace.store.tables import orders, seller_order_facts
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,9 @@ class SellerView(ActorBase):
                 return 0
             now = utcnow()
             rows = [{**fact.model_dump(), "applied_at": now} for fact in fresh]
-
-            async def work(conn: AsyncConnection) -> None:
-                await upsert(conn, seller_order_facts, rows, ["order_id", "seller_id"])
-
-            await self.writer.write(work)
+            await self.writer.write(
+                Changes().upsert(seller_order_facts, rows, ["order_id", "seller_id"])
+            )
             for fact in fresh:
                 self._count(fact, now)
             return len(fresh)

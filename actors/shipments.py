@@ -14,7 +14,7 @@ from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.orders import Order
 from marketplace.domain.shipments import Package, Shipment, ShipmentStatus, shipment_for
-from marketplace.store.rows import append_events, upsert
+from marketplace.store.changes import Changes
 from marketplace.store.tables import shipments
 
 
@@ -75,12 +75,9 @@ class ShipmentCoordinator(ActorBase):
         event = DomainEvent(
             type=event_type, subject=shipment.id, sequence=shipment.version, data=data
         )
-
-        async def work(conn: AsyncConnection) -> None:
-            await upsert(conn, shipments, [row], ["id"])
-            await append_events(conn, self.SOURCE, [event])
-
-        await self.writer.write(work)
+        await self.writer.write(
+            Changes().upsert(shipments, [row], ["id"]).events(self.SOURCE, [event])
+        )
         self.shipments[shipment.order_id] = shipment
 
 
