@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeVar
 
@@ -12,7 +14,7 @@ from sqlalchemy import ColumnElement, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.config import Durability, Settings
-from marketplace.store.engine import create_engine
+from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.writer import FileLock, Writer
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,12 @@ class ActorBase:
             if durability is Durability.NONE
             else create_engine(self.settings.resolved_database_url())
         )
-        self.writer = Writer(self.engine, durability, _write_lock(self.engine, self.settings))
+        self.writer = Writer(
+            self.engine,
+            durability,
+            _write_lock(self.engine, self.settings),
+            direct=sqlite_writer_engine(self.engine) if self.engine is not None else None,
+        )
         self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -85,9 +92,16 @@ class ActorBase:
         """Run once state is loaded (subclasses override, e.g. to resume work)."""
 
     async def ready(self) -> dict[str, Any]:
-        """Wait for start-up loading; returns who this is (used as a health probe)."""
+        """Wait for start-up loading; returns who and where this is (used as a health probe,
+        and by benchmarks that count CPU time per process)."""
         await asyncio.shield(self._loaded)
-        return {"kind": type(self).__name__, "index": self.index, "count": self.count}
+        return {
+            "kind": type(self).__name__,
+            "index": self.index,
+            "count": self.count,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
 
     async def flush(self) -> None:
         """Wait until queued writes are committed (matters for ``async`` durability)."""

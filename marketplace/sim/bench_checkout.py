@@ -8,9 +8,11 @@ on the same Ray (its own actor namespace and its own SQLite file in a temporary 
 a short warm-up, then ``--orders`` checkouts through ``MarketplaceClient.place_order`` with at most
 ``--concurrency`` in flight. It reports checkouts per second, p50 and p99 latency, how many orders
 were confirmed (all of them, with this much stock and the approving test card) and the verdict of
-the invariant audit, as a table with a ``none/sync`` ratio row; ``--json PATH`` also writes the
-figures. Ray is started here with ``--num-cpus`` (2) and shut down at the end, unless
-``RAY_ADDRESS`` names a cluster to join, which is then left running.
+the invariant audit, as a table with a ``none/sync`` ratio row, then a second table of CPU
+milliseconds per checkout in each kind of process (read from /proc before and after the measured
+run, so it shows where a checkout's cost goes); ``--json PATH`` also writes the figures. Ray is
+started here with ``--num-cpus`` (2) and shut down at the end, unless ``RAY_ADDRESS`` names a
+cluster to join, which is then left running.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from marketplace.config import Durability, Settings
 from marketplace.domain.catalog import ProductDraft
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.users import Principal, Role
+from marketplace.sim.cpu import meter_for, per_operation_ms
 
 CARD = "tok_visa"
 STOCK_PER_PRODUCT = 1_000_000
@@ -80,6 +83,7 @@ class ModeResult:
     audit_ok: bool
     audit_summary: str
     first_error: str | None = None
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -207,9 +211,12 @@ async def bench_mode(
             f"{config.concurrency}"
         )
         await run_checkouts(client, warmup, config.concurrency, f"warmup-{tag}")
+        meter = meter_for(await client.ready())
+        cpu_before = meter.sample()
         latencies, confirmed, errors, seconds = await run_checkouts(
             client, plans, config.concurrency, f"bench-{tag}"
         )
+        cpu_ms = per_operation_ms(cpu_before, meter.sample(), len(plans))
         report = await client.audit()
     finally:
         await runtime.stop()
@@ -227,6 +234,7 @@ async def bench_mode(
         audit_ok=report.ok,
         audit_summary=report.summary(),
         first_error=errors[0] if errors else None,
+        cpu_ms=cpu_ms,
     )
 
 
@@ -358,6 +366,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def render_cpu(results: dict[str, ModeResult]) -> Table:
+    """CPU milliseconds per checkout by process kind, one column per mode."""
+    table = Table(title="CPU ms per checkout, by process (this host)")
+    table.add_column("process")
+    for r in results.values():
+        table.add_column(r.durability, justify="right")
+    labels = list(dict.fromkeys(label for r in results.values() for label in r.cpu_ms))
+    for label in labels:
+        table.add_row(label, *(f"{r.cpu_ms.get(label, 0.0):.2f}" for r in results.values()))
+    table.add_row(
+        "total",
+        *(f"{sum(r.cpu_ms.values()):.2f}" for r in results.values()),
+        style="bold",
+        end_section=True,
+    )
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; exit status 1 if an audit failed or an order was not confirmed."""
     args = parse_args(argv)
@@ -376,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = asyncio.run(bench(config, args.modes, console))
     results = [ModeResult(**data) for data in figures["modes"].values()]
     console.print(render({r.durability: r for r in results}, config))
+    if any(r.cpu_ms for r in results):
+        console.print(render_cpu({r.durability: r for r in results}))
     failed = False
     for r in results:
         console.print(

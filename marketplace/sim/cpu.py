@@ -1,0 +1,70 @@
+"""CPU time of the marketplace's processes, grouped by what they are, for per-operation figures.
+
+A benchmark samples before and after its measured run and divides the difference by the
+operations it ran: "CPU milliseconds per checkout, by actor kind" shows where a request's cost
+goes, which wall-clock throughput on a shared two-core machine cannot. Only processes on this
+host can be read; actors on other nodes of a cluster are left out (and said to be).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+DRIVER = "driver (this process)"
+RAY_SYSTEM = "ray (raylet, gcs)"
+_RAY_SYSTEM_NAMES = frozenset({"raylet", "gcs_server"})
+
+
+@dataclass
+class CpuMeter:
+    """Reads the CPU seconds (user + system) of a fixed set of labelled processes."""
+
+    labels: dict[int, str]
+    remote: int = 0  # actors that live on another host and are not counted
+
+    def sample(self) -> dict[str, float]:
+        """CPU seconds so far, summed per label (a process that is gone counts as 0)."""
+        totals = dict.fromkeys(self.labels.values(), 0.0)
+        for pid, label in self.labels.items():
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                totals[label] += times.user + times.system
+        return totals
+
+
+def meter_for(
+    identities: Iterable[Mapping[str, Any]], *, extra: Mapping[int, str] | None = None
+) -> CpuMeter:
+    """A meter over the actors in ``identities`` (``MarketplaceClient.ready()``), this process
+    and Ray's own daemons; ``extra`` labels more processes (a gateway's replicas)."""
+    host = socket.gethostname()
+    labels: dict[int, str] = {}
+    remote = 0
+    for identity in identities:
+        if identity.get("host") == host and "pid" in identity:
+            labels[int(identity["pid"])] = str(identity["kind"])
+        else:
+            remote += 1
+    labels.update(extra or {})
+    labels[os.getpid()] = DRIVER
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] in _RAY_SYSTEM_NAMES:
+            labels[process.pid] = RAY_SYSTEM
+    return CpuMeter(labels, remote)
+
+
+def per_operation_ms(
+    before: Mapping[str, float], after: Mapping[str, float], operations: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per operation for each label, largest first."""
+    if operations < 1:
+        return {}
+    spent = {label: 1000 * (after.get(label, 0.0) - before.get(label, 0.0)) for label in after}
+    return dict(sorted(((k, v / operations) for k, v in spent.items()), key=lambda kv: -kv[1]))
