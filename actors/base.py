@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from actors.batching import Call, run_calls
 from marketplace.config import Durability, Settings
 from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.writer import FileLock, Writer
@@ -102,6 +103,10 @@ class ActorBase:
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
+
+    async def run_batch(self, calls: list[Call]) -> list[tuple[bool, Any]]:
+        """Run several of this actor's public methods in one Ray call (``actors.batching``)."""
+        return await run_calls(self, calls)
 
     async def flush(self) -> None:
         """Wait until queued writes are committed (matters for ``async`` durability)."""

@@ -14,6 +14,7 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
+from actors.batching import CallBatcher
 from marketplace.config import Settings
 from marketplace.domain.ids import owner_index
 
@@ -71,6 +72,7 @@ class Directory:
 
     settings: Settings
     _handles: dict[str, ActorHandle[Any]] = field(default_factory=dict, repr=False)
+    _batchers: dict[str, CallBatcher] = field(default_factory=dict, repr=False)
 
     def count(self, kind: ActorKind) -> int:
         """How many actors of ``kind`` the settings ask for."""
@@ -165,3 +167,17 @@ class Directory:
     def at(self, kind: ActorKind, index: int) -> ActorHandle[Any]:
         """The actor of ``kind`` with this index."""
         return self.get(f"{kind.name}-{index}")
+
+    def batched(self, kind: ActorKind, index: int) -> CallBatcher:
+        """Calls to the actor of ``kind`` with this index, sent in batches (``actors.batching``)."""
+        name = f"{kind.name}-{index}"
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = self._batchers[name] = CallBatcher(
+                lambda calls: self.get(name).run_batch.remote(calls)
+            )
+        return batcher
+
+    def batched_route(self, kind: ActorKind, key: str) -> CallBatcher:
+        """``batched`` for the actor of ``kind`` that owns ``key``."""
+        return self.batched(kind, owner_index(key, self.count(kind)))

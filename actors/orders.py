@@ -149,8 +149,8 @@ class OrderCoordinator(ActorBase):
             await self._insert(order, command, fingerprint)
             order = await self._saga(order)
         if from_cart and order.status is OrderStatus.CONFIRMED:
-            cart = self.directory.route(CARTS, command.buyer_id)
-            cart.remove_lines.remote(command.buyer_id, list(lines))
+            carts = self.directory.batched_route(CARTS, command.buyer_id)
+            carts.tell("remove_lines", command.buyer_id, list(lines))
         return order
 
     async def cancel_order(self, principal: Principal, order_id: str) -> Order:
@@ -225,9 +225,9 @@ class OrderCoordinator(ActorBase):
         if order.status is OrderStatus.PENDING and order.failure_reason is None:
             reason = await self._forward(order)
             if reason is None:
-                shipments = self.directory.route(SHIPMENTS, order.id)
+                shipments = self.directory.batched_route(SHIPMENTS, order.id)
                 await call_until_done(
-                    lambda: shipments.open_shipment.remote(order), "open shipment"
+                    lambda: shipments.call("open_shipment", order), "open shipment"
                 )
                 self.counters["confirmed"] += 1
                 return await self._save(order, status=OrderStatus.CONFIRMED)
@@ -248,7 +248,7 @@ class OrderCoordinator(ActorBase):
         timeout = self.settings.saga_step_timeout_s
         groups = self._lines_by_partition(order)
         calls = [
-            self.directory.at(INVENTORY, index).reserve.remote(order.id, lines)
+            self.directory.batched(INVENTORY, index).call("reserve", order.id, lines)
             for index, lines in groups.items()
         ]
         try:
@@ -259,7 +259,7 @@ class OrderCoordinator(ActorBase):
         if any(outcome is not ReserveOutcome.RESERVED for outcome in outcomes):
             return FailureReason.OUT_OF_STOCK
 
-        processor = self.directory.route(PAYMENTS, order.id)
+        processor = self.directory.batched_route(PAYMENTS, order.id)
         try:
             payment: Payment | None = None
             async for attempt in AsyncRetrying(
@@ -270,11 +270,7 @@ class OrderCoordinator(ActorBase):
             ):
                 with attempt:
                     payment = await asyncio.wait_for(
-                        call(
-                            processor.authorize.remote(
-                                order.id, order.total_cents, order.card_token
-                            )
-                        ),
+                        processor.call("authorize", order.id, order.total_cents, order.card_token),
                         timeout,
                     )
         except Exception as exc:
@@ -287,7 +283,7 @@ class OrderCoordinator(ActorBase):
             return FailureReason.PAYMENT_FAILED
 
         # Past this point the order goes through: capture and commit must not give up.
-        await call_until_done(lambda: processor.capture.remote(order.id), "capture")
+        await call_until_done(lambda: processor.call("capture", order.id), "capture")
         await asyncio.gather(
             *(
                 call_until_done(partial(self._commit_call, index, order.id), "commit reservation")
@@ -299,7 +295,7 @@ class OrderCoordinator(ActorBase):
     async def _compensate(self, order: Order) -> None:
         """Undo what the order may hold: its reservations (or sold units) and its payment."""
         self.counters["compensations"] += 1
-        processor = self.directory.route(PAYMENTS, order.id)
+        processor = self.directory.batched_route(PAYMENTS, order.id)
         releases: list[Any] = [
             call_until_done(
                 partial(self._release_call, index, order.id, [pid for pid, _ in lines]),
@@ -308,14 +304,14 @@ class OrderCoordinator(ActorBase):
             for index, lines in self._lines_by_partition(order).items()
         ]
         await asyncio.gather(
-            *releases, call_until_done(lambda: processor.refund.remote(order.id), "refund")
+            *releases, call_until_done(lambda: processor.call("refund", order.id), "refund")
         )
 
     def _commit_call(self, index: int, order_id: str) -> Any:
-        return self.directory.at(INVENTORY, index).commit.remote(order_id)
+        return self.directory.batched(INVENTORY, index).call("commit", order_id)
 
     def _release_call(self, index: int, order_id: str, product_ids: list[str]) -> Any:
-        return self.directory.at(INVENTORY, index).release.remote(order_id, product_ids)
+        return self.directory.batched(INVENTORY, index).call("release", order_id, product_ids)
 
     async def _resume(self, order_id: str) -> None:
         try:
@@ -331,8 +327,8 @@ class OrderCoordinator(ActorBase):
     # -- building and saving -----------------------------------------------------------------
 
     async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
-        cart_shard = self.directory.route(CARTS, command.buyer_id)
-        cart: Cart = await call(cart_shard.get_cart.remote(command.buyer_id))
+        cart_shard = self.directory.batched_route(CARTS, command.buyer_id)
+        cart: Cart = await cart_shard.call("get_cart", command.buyer_id)
         lines: tuple[OrderLine, ...] = cart.lines()
         if not lines:
             raise InvalidInput("the cart is empty", field="items")
@@ -375,8 +371,8 @@ class OrderCoordinator(ActorBase):
         groups = self.directory.group(CATALOG, product_ids)
         found: list[dict[str, Product]] = await asyncio.gather(
             *(
-                call(self.directory.at(CATALOG, i).get_products.remote(ids))
-                for i, ids in groups.items()
+                self.directory.batched(CATALOG, index).call("get_products", ids)
+                for index, ids in groups.items()
             )
         )
         return {pid: product for part in found for pid, product in part.items()}
@@ -466,7 +462,7 @@ class OrderCoordinator(ActorBase):
         await self.writer.write(Changes().upsert(orders, [row], ["id"]).events(self.SOURCE, events))
         self._remember(updated)
         if status is not None:
-            self.directory.route(SELLERS, updated.id).apply.remote(updated)
+            self.directory.batched_route(SELLERS, updated.id).tell("apply", updated)
         return updated
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 import ray
@@ -16,6 +17,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
+from actors.coalesce import Coalescer
 from actors.orders import order_from_row
 from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
@@ -36,6 +38,8 @@ class SellerView(ActorBase):
         self.facts: dict[tuple[str, str], SellerOrderFact] = {}
         self.dashboards: dict[str, Dashboard] = {}
         self.applied = 0
+        self._arrived: dict[tuple[str, int], Order] = {}
+        self._applier: Coalescer[tuple[str, int], int] = Coalescer(self._apply_arrived)
         super().__init__(settings, index, count)
 
     async def load(self, conn: AsyncConnection) -> None:
@@ -57,9 +61,15 @@ class SellerView(ActorBase):
             self._ticker = asyncio.get_running_loop().create_task(self._catch_up_forever())
 
     async def apply(self, order: Order) -> int:
-        """Count an order's newest snapshot; older or repeated ones are ignored."""
+        """Count an order's newest snapshot; older or repeated ones are ignored.
+
+        Returns how many (order, seller) facts it changed. Snapshots that arrive while one
+        batch is being written are applied together, in one write, by the next.
+        """
         await self.ready()
-        return await self._apply([order])
+        key = (order.id, order.version)
+        self._arrived.setdefault(key, order)
+        return await self._applier.get(key) or 0
 
     async def catch_up(self) -> int:
         """Apply every order whose version the view has not seen; returns how many facts."""
@@ -76,17 +86,25 @@ class SellerView(ActorBase):
         await self.ready()
         return {"dashboards": dict(self.dashboards), "facts": list(self.facts.values())}
 
-    async def _apply(self, snapshot: list[Order]) -> int:
+    async def _apply_arrived(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        snapshot = [self._arrived.pop(key) for key in keys if key in self._arrived]
+        fresh = Counter((f.order_id, f.order_version) for f in await self._apply(snapshot))
+        return {key: fresh[key] for key in keys}
+
+    async def _apply(self, snapshot: list[Order]) -> list[SellerOrderFact]:
+        """Count the facts of ``snapshot`` that are newer than what the view holds."""
         async with self.locks.hold("view"):
-            fresh = [
-                fact
-                for order in snapshot
-                for fact in facts_of(order)
-                if (known := self.facts.get((fact.order_id, fact.seller_id))) is None
-                or known.order_version < fact.order_version
-            ]
+            # The newest snapshot of each (order, seller) wins, whatever order they came in.
+            newest: dict[tuple[str, str], SellerOrderFact] = {}
+            for order in snapshot:
+                for fact in facts_of(order):
+                    key = (fact.order_id, fact.seller_id)
+                    known = newest.get(key) or self.facts.get(key)
+                    if known is None or known.order_version < fact.order_version:
+                        newest[key] = fact
+            fresh = list(newest.values())
             if not fresh:
-                return 0
+                return []
             now = utcnow()
             rows = [{**fact.model_dump(), "applied_at": now} for fact in fresh]
             await self.writer.write(
@@ -94,7 +112,7 @@ class SellerView(ActorBase):
             )
             for fact in fresh:
                 self._count(fact, now)
-            return len(fresh)
+            return fresh
 
     def _count(self, fact: SellerOrderFact, at: Any) -> None:
         key = (fact.order_id, fact.seller_id)
@@ -125,7 +143,7 @@ class SellerView(ActorBase):
         seen: dict[str, Order] = {}
         for row in rows:
             seen[row["id"]] = order_from_row(row)
-        return await self._apply(list(seen.values()))
+        return len(await self._apply(list(seen.values())))
 
     async def _catch_up_forever(self) -> None:
         while True:

@@ -1,0 +1,135 @@
+"""Many actor calls in one Ray call: the saga's steps of concurrent orders travel together.
+
+A Ray actor call costs about a millisecond of CPU between its two ends, more than most saga
+steps cost the actor that runs them. A ``CallBatcher`` sends every call made to its actor in the
+same turn of the event loop as one ``run_batch`` call, which the actor runs concurrently and
+answers with one result per call.
+
+No call waits for a timer or for an earlier batch: a lone call leaves at the end of the turn it
+was made in. Under load batches form by themselves, because the callers of one batch resume
+together when it answers and make their next calls in the same turn. A batch answers when its
+slowest call is done, so only calls of about the same length should share a batcher.
+
+Ray retries a batch whose actor died (``max_task_retries``) like any call, so everything sent
+this way must be idempotent, as the saga's steps are. A call's error comes back as itself:
+domain errors are raised to their caller as the domain error, not wrapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from marketplace.domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+Call = tuple[str, tuple[Any, ...]]
+Send = Callable[[list[Call]], Awaitable[list[tuple[bool, Any]]]]
+
+
+class CallBatcher:
+    """Collects ``call(method, *args)`` made in one loop turn into one ``send(calls)``."""
+
+    def __init__(self, send: Send, max_batch: int = 256) -> None:
+        self._send = send
+        self._max_batch = max_batch
+        self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        self.calls = 0
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Call ``method(*args)`` on the actor; its result, or its exception raised here."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._enqueue(loop, (method, args), future)
+        return await future
+
+    def tell(self, method: str, *args: Any) -> None:
+        """Call ``method(*args)`` without waiting for it; a failure is only logged."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(partial(_log_failure, method))
+        self._enqueue(loop, (method, args), future)
+
+    def _enqueue(
+        self, loop: asyncio.AbstractEventLoop, call: Call, future: asyncio.Future[Any]
+    ) -> None:
+        self._pending.append((call, future))
+        # Scheduled once per turn, on the caller's loop (a notebook or a test may run several
+        # loops one after another; a dispatch left on a closed one would never run).
+        if self._scheduled_on is not loop:
+            self._scheduled_on = loop
+            loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._scheduled_on = None
+        loop = asyncio.get_running_loop()
+        pending = [(c, f) for c, f in self._pending if f.get_loop() is loop and not f.done()]
+        self._pending = [
+            (c, f)
+            for c, f in self._pending
+            if f.get_loop() is not loop and not f.get_loop().is_closed()
+        ]
+        for start in range(0, len(pending), self._max_batch):
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(pending[start : start + self._max_batch])
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            results = await self._send([call for call, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # the whole batch failed: the actor, or the transport
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), (ok, value) in zip(batch, results, strict=True):
+            if future.done():  # its caller gave up (a timeout)
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]:
+    """Run ``calls`` on ``target`` concurrently: (True, result) or (False, exception) each.
+
+    Only public coroutine methods may be called this way.
+    """
+
+    async def one(method: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        if method.startswith("_"):
+            return False, AttributeError(f"{method} may not be called in a batch")
+        try:
+            return True, await getattr(target, method)(*args)
+        except DomainError as exc:
+            return False, exc
+        except Exception as exc:
+            # Anything else goes back as a plain error that is sure to pickle.
+            return False, BatchedCallFailed(f"{method} failed: {exc!r}")
+
+    return list(await asyncio.gather(*(one(method, args) for method, args in calls)))
+
+
+class BatchedCallFailed(RuntimeError):
+    """A call in a batch failed with something other than a domain error."""
+
+
+def _log_failure(method: str, future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("%s (not awaited) failed: %r", method, future.exception())
