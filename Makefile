@@ -33,7 +33,8 @@ lint: setup  ## ruff and mypy
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 
-bench: setup  ## the benchmarks: checkouts (sync vs none), HTTP endpoints vs health, event relay
+bench: setup  ## the benchmarks: writer, checkouts (sync vs none), HTTP endpoints vs health, event relay
+	$(UV) run --frozen python -m marketplace.sim.bench_writer
 	$(UV) run --frozen python -m marketplace.sim.bench_checkout
 	$(UV) run --frozen python -m marketplace.sim.bench_gateway --rounds 3 --duration 6
 	$(UV) run --frozen python -m marketplace.events.bench
