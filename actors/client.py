@@ -171,10 +171,13 @@ class MarketplaceClient:
         if len(query) > 200:
             raise InvalidInput("q is at most 200 characters", field="q")
         after = decode_cursor(cursor) if cursor else None
+        # Searches made in the same loop turn share one call per shard (actors.batching).
         parts: list[Any] = await asyncio.gather(
             *(
-                call(shard.search.remote(query, category, seller_id, limit, after))
-                for shard in self.directory.every(CATALOG)
+                self.directory.batched(CATALOG, index).call(
+                    "search", query, category, seller_id, limit, after
+                )
+                for index in range(self.directory.count(CATALOG))
             )
         )
         hits = merge_hits(parts, limit)
@@ -230,7 +233,8 @@ class MarketplaceClient:
 
     async def get_cart(self, buyer_id: str) -> Cart:
         """The buyer's cart."""
-        return await call(self.directory.route(CARTS, buyer_id).get_cart.remote(buyer_id))
+        cart: Cart = await self.directory.batched_route(CARTS, buyer_id).call("get_cart", buyer_id)
+        return cart
 
     async def set_cart_item(self, buyer_id: str, product_id: str, quantity: int) -> Cart:
         """Put ``quantity`` of a product in the cart (0 removes it)."""
@@ -238,12 +242,14 @@ class MarketplaceClient:
         product = None
         if quantity:
             product = await self.get_product(product_id)
-        shard = self.directory.route(CARTS, buyer_id)
-        return await call(shard.set_item.remote(buyer_id, product_id, quantity, product))
+        shard = self.directory.batched_route(CARTS, buyer_id)
+        cart: Cart = await shard.call("set_item", buyer_id, product_id, quantity, product)
+        return cart
 
     async def clear_cart(self, buyer_id: str) -> Cart:
         """Empty the cart."""
-        return await call(self.directory.route(CARTS, buyer_id).clear.remote(buyer_id))
+        cart: Cart = await self.directory.batched_route(CARTS, buyer_id).call("clear", buyer_id)
+        return cart
 
     # -- orders ------------------------------------------------------------------------------
 
