@@ -48,6 +48,7 @@ from serve_app.schemas import (
     TokenOut,
     UserCreate,
     UserOut,
+    product_json,
 )
 from serve_app.security import InvalidToken, RateLimiter, configure_tokens, token_service
 
@@ -157,11 +158,8 @@ class Gateway:
     async def get_product(self, product_id: str) -> Response:
         """One product (public)."""
         product = await self.client.get_product(product_id)
-        # The hottest read: serialized once by pydantic-core, not re-validated by FastAPI.
-        return Response(
-            ProductOut.model_validate(product, from_attributes=True).model_dump_json(),
-            media_type="application/json",
-        )
+        # The hottest read: serialized once per product version, not re-validated by FastAPI.
+        return Response(product_json(product), media_type="application/json")
 
     @api.get("/v1/ready", tags=["operations"])
     async def ready(self) -> Response:

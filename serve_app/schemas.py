@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketplace.domain.catalog import MAX_PRICE_CENTS
+from marketplace.domain.catalog import MAX_PRICE_CENTS, Product
 from marketplace.domain.orders import MAX_LINE_QUANTITY, MAX_LINES
 
 
@@ -67,6 +67,26 @@ class ProductOut(BaseModel):
     price_cents: int
     version: int
     active: bool
+
+
+_PRODUCT_JSON: dict[tuple[str, int], bytes] = {}
+_PRODUCT_JSON_LIMIT = 10_000
+
+
+def product_json(product: Product) -> bytes:
+    """A product's ``ProductOut`` JSON, serialized once per (id, version) in this process.
+
+    Every change of a product bumps its version, so a cached body is never stale. The hottest
+    read serves the same few products over and over; this keeps pydantic off that path.
+    """
+    key = (product.id, product.version)
+    body = _PRODUCT_JSON.get(key)
+    if body is None:
+        if len(_PRODUCT_JSON) >= _PRODUCT_JSON_LIMIT:
+            _PRODUCT_JSON.clear()
+        body = ProductOut.model_validate(product, from_attributes=True).model_dump_json().encode()
+        _PRODUCT_JSON[key] = body
+    return body
 
 
 class ProductPage(BaseModel):
