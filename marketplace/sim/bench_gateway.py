@@ -11,7 +11,7 @@ Then this process measures, one after the other and for ``--duration`` seconds e
 warm-up, at ``--concurrency`` requests in flight:
 
     health    GET /v1/health                  no actor call: the ingress and the gateway alone
-    product   GET /v1/products/{id}            one catalog-shard call
+    product   GET /v1/products/{id}            the replica's leased copy, else a catalog-shard call
     search    GET /v1/products?q=...           a call to every catalog shard, merged
     cart      PUT /v1/cart/items/{id}          cart shard + catalog read + a SQLite commit
     checkout  POST /v1/orders                  the saga: order, reserve, pay, commit, ship
@@ -25,11 +25,13 @@ client processes) and the whole machine's CPU, so the reader can tell what limit
 A row counts requests that started and finished inside the measured window; a non-2xx answer (or,
 for checkout, an order that is not ``confirmed``) is an error and is left out of the latencies.
 
-It prints one table per ingress (rps, p50, p99, ratio to health), the HAProxy/Python health ratio
-and whether the issue's goals were met (product read >= 0.8x health, checkout >= 0.25x health,
-HAProxy health >= 10x the Python proxy's); ``--json PATH`` writes every figure. Each subprocess
-shuts its Ray down at the end. Only ratios within one run mean much: the figures move with
-whatever else runs on the machine.
+It prints one table per ingress (rps, p50, p99, ratio to health), then where each endpoint's CPU
+went: milliseconds per request by process role on this host (gateway replicas, each actor kind,
+HAProxy, Serve, Ray, the load generator), read from /proc over each measured window. Then the
+HAProxy/Python health ratio and whether the issue's goals were met (product read >= 0.8x health,
+checkout >= 0.25x health, HAProxy health >= 10x the Python proxy's); ``--json PATH`` writes every
+figure. Each subprocess shuts its Ray down at the end. Only ratios within one run mean much: the
+figures move with whatever else runs on the machine.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
+
+from marketplace.sim.cpu import meter_for_host, per_operation_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "marketplace.sim.bench_gateway"
@@ -115,6 +119,8 @@ class EndpointResult:
     first_error: str | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     round_rps: list[float] = field(default_factory=list)
+    # CPU milliseconds per answered request, by process role on this host (marketplace.sim.cpu)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def merge_rounds(rounds: list[EndpointResult], health: list[float]) -> EndpointResult:
@@ -133,6 +139,7 @@ def merge_rounds(rounds: list[EndpointResult], health: list[float]) -> EndpointR
         return statistics.median(known) if known else None
 
     ratios = [r.rps / h if h else None for r, h in zip(rounds, health, strict=True)]
+    roles = dict.fromkeys(role for r in rounds for role in r.cpu_ms)
     return EndpointResult(
         endpoint=rounds[0].endpoint,
         requests=sum(r.requests for r in rounds),
@@ -148,6 +155,7 @@ def merge_rounds(rounds: list[EndpointResult], health: list[float]) -> EndpointR
         first_error=next((r.first_error for r in rounds if r.first_error), None),
         statuses=statuses,
         round_rps=[r.rps for r in rounds],
+        cpu_ms={role: statistics.median(r.cpu_ms.get(role, 0.0) for r in rounds) for role in roles},
     )
 
 
@@ -364,6 +372,7 @@ def drive(
     procs = max(1, min(config.client_procs, config.concurrency))
     shares = [config.concurrency // procs + (n < config.concurrency % procs) for n in range(procs)]
     start_at = time.time() + 1.5  # every process is up and connected-ready by then
+    window = CpuWindow(start_at + config.warmup, start_at + config.warmup + duration)
     children = []
     for share in shares:
         spec = {
@@ -397,6 +406,7 @@ def drive(
             )
         parts.append(json.loads(output.strip().splitlines()[-1]))
     latencies = sorted(x for part in parts for x in part["latencies"])
+    spent = window.result()
     seconds = max(part["seconds"] for part in parts)
     cpus = [part["client_cpu"] for part in parts]
     machine = [part["machine_cpu"] for part in parts if part["machine_cpu"] is not None]
@@ -417,7 +427,30 @@ def drive(
         machine_cpu=sum(machine) / len(machine) if machine else None,
         first_error=next((part["first_error"] for part in parts if part["first_error"]), None),
         statuses=statuses,
+        cpu_ms=per_operation_ms({}, spent, len(latencies)) if spent else {},
     )
+
+
+class CpuWindow:
+    """CPU seconds spent by each process role on this host between two wall-clock times."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self._spent: dict[str, float] | None = None
+        self._thread = threading.Thread(target=self._run, args=(start, end), daemon=True)
+        self._thread.start()
+
+    def _run(self, start: float, end: float) -> None:
+        time.sleep(max(0.0, start - time.time()))
+        meter = meter_for_host()  # the processes alive when the window opens
+        before = meter.sample()
+        time.sleep(max(0.0, end - time.time()))
+        after = meter.sample()
+        self._spent = {role: after[role] - before.get(role, 0.0) for role in after}
+
+    def result(self) -> dict[str, float] | None:
+        """The seconds by role (None if the window could not be measured)."""
+        self._thread.join(timeout=5)
+        return self._spent
 
 
 def child_env() -> dict[str, str]:
@@ -802,6 +835,29 @@ def render(ingress: str, figures: dict[str, Any], config: BenchConfig) -> Table:
     return table
 
 
+def render_cpu(ingress: str, figures: dict[str, Any]) -> Table | None:
+    """CPU milliseconds per request by process role, one column per endpoint."""
+    endpoints = [name for name in ENDPOINTS if figures["endpoints"].get(name, {}).get("cpu_ms")]
+    if not endpoints:
+        return None
+    table = Table(
+        title=f"{ingress} ingress: CPU ms per request, by process on this host (medians)",
+        caption="read from /proc over each measured window and divided by the requests answered",
+    )
+    table.add_column("process")
+    for name in endpoints:
+        table.add_column(name, justify="right")
+    cpu = {name: figures["endpoints"][name]["cpu_ms"] for name in endpoints}
+    roles = sorted(
+        {role for per_role in cpu.values() for role in per_role},
+        key=lambda role: -max(cpu[name].get(role, 0.0) for name in endpoints),
+    )
+    for role in roles:
+        table.add_row(role, *(f"{cpu[name].get(role, 0.0):.2f}" for name in endpoints))
+    table.add_row("total", *(f"{sum(cpu[name].values()):.2f}" for name in endpoints), style="bold")
+    return table
+
+
 def goals(runs: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """Which of the issue's goals the figures meet, as data and as lines to print."""
     met: dict[str, Any] = {}
@@ -995,6 +1051,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = bench(config, console)
     for ingress, run in figures["ingresses"].items():
         console.print(render(ingress, run, config))
+        cpu_table = render_cpu(ingress, run)
+        if cpu_table is not None:
+            console.print(cpu_table)
     comparison = figures["haproxy_over_python_health"]
     if comparison is not None:
         hap = figures["ingresses"]["haproxy"]["endpoints"]["health"]["rps"]

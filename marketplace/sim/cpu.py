@@ -60,6 +60,49 @@ def meter_for(
     return CpuMeter(labels, remote)
 
 
+_RAY_HELPERS = ("dashboard", "log_monitor", "monitor.py", "DashboardAgent", "RuntimeEnvAgent")
+
+
+def role_of(title: str, name: str) -> str | None:
+    """What a process on this host is to a running marketplace, from its title; None: unrelated.
+
+    Ray titles its workers ``ray::<Actor>`` (``ray::<Actor>.<method>`` while a method runs) and
+    Serve its replicas ``ray::ServeReplica:<app>:<deployment>``.
+    """
+    if name in _RAY_SYSTEM_NAMES:
+        return RAY_SYSTEM
+    if name == "haproxy":
+        return "haproxy"
+    if title.startswith("ray::ServeReplica:"):
+        return title.rsplit(":", 1)[-1].split()[0] + " replicas"
+    if title.startswith("ray::"):
+        actor = title[len("ray::") :].split()[0].split(".")[0]
+        if actor in _RAY_HELPERS:
+            return "ray (dashboard, agents)"
+        if actor in ("ServeController", "ProxyActor", "HAProxyManager"):
+            return "serve (controller, proxy manager)"
+        return actor or None
+    if "bench_gateway --_load" in title:
+        return "load generator"
+    if "bench_gateway --_serve" in title:
+        return "driver (Ray head process)"
+    if "ray/dashboard" in title or "log_monitor" in title or "autoscaler" in title:
+        return "ray (dashboard, agents)"
+    return None
+
+
+def meter_for_host() -> CpuMeter:
+    """A meter over every process on this host that belongs to a running marketplace."""
+    labels: dict[int, str] = {}
+    for process in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            title = " ".join(process.info["cmdline"] or ())
+            role = role_of(title, process.info["name"] or "")
+            if role is not None:
+                labels[process.pid] = role
+    return CpuMeter(labels)
+
+
 def per_operation_ms(
     before: Mapping[str, float], after: Mapping[str, float], operations: int
 ) -> dict[str, float]:

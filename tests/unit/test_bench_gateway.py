@@ -50,3 +50,12 @@ def test_endpoints_always_include_health_in_the_canonical_order() -> None:
 def test_bad_options_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv)
+
+
+def test_cpu_per_request_is_the_median_per_process_role() -> None:
+    rounds = [result(500), result(250), result(600)]
+    for r, coordinator in zip(rounds, (6.0, 9.0, 5.0), strict=True):
+        r.cpu_ms = {"OrderCoordinator": coordinator, "Gateway replicas": 3.0}
+    rounds[1].cpu_ms.pop("Gateway replicas")  # a role missing from a round counts as 0 there
+    merged = merge_rounds(rounds, health=[1000, 500, 1000])
+    assert merged.cpu_ms == {"OrderCoordinator": 6.0, "Gateway replicas": 3.0}
