@@ -74,13 +74,16 @@ def role_of(title: str, name: str) -> str | None:
     if name == "haproxy":
         return "haproxy"
     if title.startswith("ray::ServeReplica:"):
-        return title.rsplit(":", 1)[-1].split()[0] + " replicas"
+        # ray::ServeReplica:<app>:<deployment>, with ".<method>" while a method runs
+        return title.rsplit(":", 1)[-1].split()[0].split(".")[0] + " replicas"
     if title.startswith("ray::"):
         actor = title[len("ray::") :].split()[0].split(".")[0]
         if actor in _RAY_HELPERS:
             return "ray (dashboard, agents)"
-        if actor in ("ServeController", "ProxyActor", "HAProxyManager"):
-            return "serve (controller, proxy manager)"
+        if actor == "ProxyActor":  # the HTTP proxy itself, unless HAProxy is the ingress
+            return "serve proxy (ProxyActor)"
+        if actor in ("ServeController", "HAProxyManager"):
+            return "serve (controller, HAProxy manager)"
         return actor or None
     if "bench_gateway --_load" in title:
         return "load generator"
