@@ -1,9 +1,9 @@
 """Many actor calls in one Ray call: the saga's steps of concurrent orders travel together.
 
-A Ray actor call costs about a millisecond of CPU between its two ends, more than most saga
-steps cost the actor that runs them. A ``CallBatcher`` sends every call made to its actor in the
-same turn of the event loop as one ``run_batch`` call, which the actor runs concurrently and
-answers with one result per call.
+A Ray actor call (serialization, task submission and dispatch at both ends) costs more CPU than
+most saga steps cost the actor that runs them. A ``CallBatcher`` sends every call made to its
+actor in the same turn of the event loop as one ``run_batch`` call, which the actor runs
+concurrently and answers with one result per call.
 
 No call waits for a timer or for an earlier batch: a lone call leaves at the end of the turn it
 was made in. Under load batches form by themselves, because the callers of one batch resume
