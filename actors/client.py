@@ -64,8 +64,8 @@ class MarketplaceClient:
         self.users = UserStore(engine)
         # Point reads of products and stock, coalesced per owning actor (see actors.coalesce).
         self._product_reads: dict[int, Coalescer[str, Product]] = {}
-        # Products read under a lease from their shard (see actors.leases).
-        self._products: LeaseCache[str, Product] = LeaseCache()
+        # Products read under a lease, per owning shard (see actors.leases).
+        self._products: dict[int, LeaseCache[str, Product]] = {}
         self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
 
     def _reader(
@@ -120,28 +120,34 @@ class MarketplaceClient:
     async def get_product(self, product_id: str) -> Product:
         """A product by id (inactive ones too); NotFound otherwise."""
         _check_id(product_id, "prd", "product_id")
-        product = self._products.get(product_id)
-        if product is not None:
-            return product
         index = owner_index(product_id, self.directory.count(CATALOG))
-        reader = self._product_reads.get(index)
-        if reader is None:
-            reader = self._product_reads[index] = Coalescer(self._leased_fetch(index))
-        product = await reader.get(product_id)
+        held = self._products.get(index)
+        if held is None:
+            held = self._products[index] = LeaseCache()
+            self._product_reads[index] = Coalescer(self._leased_fetch(index, held), held=held.get)
+        product = held.get(product_id)
+        if product is None:
+            product = await self._product_reads[index].get(product_id)
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return product
 
-    def _leased_fetch(self, index: int) -> Callable[[list[str]], Awaitable[dict[str, Product]]]:
-        """Batched product reads from shard ``index`` that fill the lease cache."""
+    def _leased_fetch(
+        self, index: int, held: LeaseCache[str, Product]
+    ) -> Callable[[list[str]], Awaitable[dict[str, Product]]]:
+        """Batched product reads from shard ``index`` that fill its lease cache ``held``."""
 
         async def fetch(ids: list[str]) -> dict[str, Product]:
-            asked_at = self._products.now()
+            asked_at = held.now()
+            # Copies asked for together run out together: ask again for the others still in
+            # use in this call, rather than in one call each as their reads arrive.
+            wanted = set(ids)
+            asked = ids + [pid for pid in held.lapsed_reads() if pid not in wanted]
             shard = self.directory.at(CATALOG, index)
-            lease_s, found = await call(shard.lease_products.remote(ids))
+            lease_s, found = await call(shard.lease_products.remote(asked))
             if lease_s > 0:
                 for product_id, product in found.items():
-                    self._products.put(product_id, product, asked_at, lease_s)
+                    held.put(product_id, product, asked_at, lease_s)
             return dict(found)
 
         return fetch

@@ -6,6 +6,12 @@ at most one call in flight per target: reads that arrive meanwhile wait and leav
 next call. At low load a read goes out at once (no timer, no added latency); under load the
 batches grow by themselves. A read always waits for a call that starts after it arrived, so it
 never sees state older than its own arrival (a client still reads its own writes).
+
+The one exception is a ``held`` copy: a caller that keeps values under a read lease
+(``actors.leases``) passes its cache's lookup, and before each call the reads whose key it now
+holds are answered from it. A leased copy is as good as a fresh read (that is the lease's
+argument), and without this the reads that waited behind a call would ask again at once for
+the values that call has just brought.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 Fetch = Callable[[list[K]], Awaitable[dict[K, V]]]
+Held = Callable[[K], V | None]
 
 
 class Coalescer(Generic[K, V]):
     """Batches ``get(key)`` calls into ``fetch(keys)``, one fetch in flight at a time."""
 
-    def __init__(self, fetch: Fetch[K, V], max_batch: int = 256) -> None:
+    def __init__(
+        self, fetch: Fetch[K, V], max_batch: int = 256, held: Held[K, V] | None = None
+    ) -> None:
         self._fetch = fetch
+        self._held = held
         self._max_batch = max_batch
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._drainer: asyncio.Task[None] | None = None
@@ -46,6 +56,10 @@ class Coalescer(Generic[K, V]):
     async def _drain(self) -> None:
         try:
             while self._waiting:
+                if self._held is not None:
+                    self._answer_held()
+                    if not self._waiting:
+                        break
                 keys = list(self._waiting)[: self._max_batch]
                 batch = {key: self._waiting.pop(key) for key in keys}
                 try:
@@ -70,3 +84,12 @@ class Coalescer(Generic[K, V]):
                 for future in futures:
                     future.cancel()
             self._waiting.clear()
+
+    def _answer_held(self) -> None:
+        assert self._held is not None
+        for key in list(self._waiting):
+            value = self._held(key)
+            if value is not None:
+                for future in self._waiting.pop(key):
+                    if not future.done():
+                        future.set_result(value)

@@ -11,6 +11,11 @@ applied:
 Only durations are compared, never two machines' clocks, so this holds across nodes. Reads that
 overlap a write may see either side of it, as they could without the cache; writes take ``L``
 longer to answer. ``L = 0`` turns the cache off.
+
+Copies asked for around the same time run out together (``put``). The first read after that goes
+to the owner, and the reads of the other keys that ran out would follow it one call later each;
+``lapsed_reads`` names the keys that were read while their copy was held and are held no more, so
+the first call can ask for them too.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ class LeaseCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V]] = {}
         self._max_entries = max_entries
         self._clock = clock
+        # Keys read while held, by when their copy ends (copies end on half-lease steps, so
+        # there are only a few of these sets).
+        self._read_until: dict[float, set[K]] = {}
+        self._lease_s = 0.0
 
     def now(self) -> float:
         """The cache's clock: take it *before* asking the owner, and pass it to ``put``."""
@@ -46,10 +55,40 @@ class LeaseCache(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= self._clock():
+        expires, value = entry
+        if expires <= self._clock():
             del self._entries[key]
             return None
-        return entry[1]
+        readers = self._read_until.get(expires)
+        if readers is None:
+            readers = self._read_until[expires] = set()
+        readers.add(key)
+        return value
+
+    def lapsed_reads(self, limit: int = 256) -> list[K]:
+        """Keys read while held whose copy has run out since, and is not held again.
+
+        Each key is named once per lapse, and a key not read during its last lease is not
+        named, so only values in use are asked for again. Hints older than a lease are dropped.
+        """
+        now = self._clock()
+        lapsed: list[K] = []
+        for expires in [ends for ends in self._read_until if ends <= now]:
+            readers = self._read_until.pop(expires)
+            if expires < now - self._lease_s:
+                continue
+            while readers and len(lapsed) < limit:
+                key = readers.pop()
+                if self._held_until(key) <= now:
+                    lapsed.append(key)
+            if readers:  # over the limit: the rest wait for the next call
+                self._read_until[expires] = readers
+                break
+        return lapsed
+
+    def _held_until(self, key: K) -> float:
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None else 0.0
 
     def put(self, key: K, value: V, asked_at: float, lease_s: float) -> None:
         """Hold ``value``, asked for at ``asked_at``, until its lease ends.
@@ -59,6 +98,7 @@ class LeaseCache(Generic[K, V]):
         follow go to the owner in one batched call instead of one call each. Ending a copy early
         is always safe.
         """
+        self._lease_s = lease_s
         step = lease_s / 2
         expires = (asked_at + lease_s - SAFETY_S) // step * step if step > 0 else asked_at
         if expires <= self._clock():
@@ -78,5 +118,7 @@ class LeaseCache(Generic[K, V]):
         now = self._clock()
         for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
             del self._entries[key]
+        for expires in [ends for ends in self._read_until if ends < now - self._lease_s]:
+            del self._read_until[expires]
         while len(self._entries) > self._max_entries:
             del self._entries[next(iter(self._entries))]

@@ -93,3 +93,36 @@ async def test_batches_are_capped() -> None:
     source.release.set()
     assert [await first, *await asyncio.gather(*rest)] == list(range(10))
     assert [len(batch) for batch in source.batches] == [1, 4, 4, 1]
+
+
+async def test_reads_held_by_the_caller_are_answered_without_another_call() -> None:
+    """With a ``held`` lookup (a lease cache), reads that waited behind a call take its answer."""
+    source = Source({"a": 1, "b": 2, "c": 3})
+    cache: dict[str, int] = {}
+
+    async def fetch_and_hold(keys: list[str]) -> dict[str, int]:
+        found = await source.fetch(keys)
+        cache.update(found)
+        return found
+
+    reader: Coalescer[str, int] = Coalescer(fetch_and_hold, held=cache.get)
+    first = asyncio.create_task(reader.get("a"))
+    await settle()
+    later = [asyncio.create_task(reader.get(key)) for key in ("a", "b", "a")]
+    await settle()
+    source.release.set()
+    assert [await first, *await asyncio.gather(*later)] == [1, 1, 2, 1]
+    # "a" came back with the first call and is held: only "b" is asked for again.
+    assert source.batches == [["a"], ["b"]]
+
+
+async def test_without_a_held_copy_a_waiting_read_asks_again() -> None:
+    source = Source({"a": 1})
+    reader: Coalescer[str, int] = Coalescer(source.fetch, held=lambda key: None)
+    first = asyncio.create_task(reader.get("a"))
+    await settle()
+    second = asyncio.create_task(reader.get("a"))
+    await settle()
+    source.release.set()
+    assert (await first, await second) == (1, 1)
+    assert source.batches == [["a"], ["a"]]

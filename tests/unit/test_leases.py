@@ -66,3 +66,53 @@ def test_the_cache_is_bounded_dropping_the_oldest_lease_first() -> None:
         cache.put(key, key, cache.now(), lease_s=10)
     assert len(cache) == 3
     assert [cache.get(k) for k in range(5)] == [None, None, 2, 3, 4]
+
+
+def test_lapsed_reads_name_the_keys_read_during_their_lease_once() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    clock.t = 100.01
+    for key, value in (("a", 1), ("b", 2), ("unread", 3)):
+        cache.put(key, value, cache.now(), lease_s=1.0)
+    assert (cache.get("a"), cache.get("b")) == (1, 2)
+    assert cache.lapsed_reads() == []  # still held: nothing to ask for again
+    clock.t = 101.0  # all three copies end together
+    assert cache.get("a") is None  # the read that goes to the owner
+    assert sorted(cache.lapsed_reads()) == ["a", "b"]  # "unread" was not in use
+    assert cache.lapsed_reads() == []  # named once per lapse
+
+
+def test_a_key_held_again_is_not_lapsed() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    clock.t = 100.01
+    cache.put("a", 1, cache.now(), lease_s=1.0)
+    cache.put("b", 2, cache.now(), lease_s=1.0)
+    cache.get("a"), cache.get("b")
+    clock.t = 101.0
+    cache.put("a", 10, cache.now(), lease_s=1.0)  # already asked for again
+    assert cache.lapsed_reads() == ["b"]
+
+
+def test_lapsed_reads_are_capped_and_the_rest_kept_for_the_next_call() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    clock.t = 100.01
+    for i in range(5):
+        cache.put(str(i), i, cache.now(), lease_s=1.0)
+        cache.get(str(i))
+    clock.t = 101.0
+    first = cache.lapsed_reads(limit=3)
+    second = cache.lapsed_reads(limit=3)
+    assert len(first) == 3 and len(second) == 2
+    assert sorted(first + second) == [str(i) for i in range(5)]
+
+
+def test_hints_older_than_a_lease_are_forgotten() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    clock.t = 100.01
+    cache.put("a", 1, cache.now(), lease_s=1.0)
+    cache.get("a")
+    clock.t = 102.5  # ended at 101.0, more than a lease ago: no longer a value in use
+    assert cache.lapsed_reads() == []
