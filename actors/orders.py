@@ -225,10 +225,6 @@ class OrderCoordinator(ActorBase):
         if order.status is OrderStatus.PENDING and order.failure_reason is None:
             reason = await self._forward(order)
             if reason is None:
-                shipments = self.directory.batched_route(SHIPMENTS, order.id)
-                await call_until_done(
-                    lambda: shipments.call("open_shipment", order), "open shipment"
-                )
                 self.counters["confirmed"] += 1
                 return await self._save(order, status=OrderStatus.CONFIRMED)
             order = await self._save(order, failure_reason=reason)
@@ -244,7 +240,7 @@ class OrderCoordinator(ActorBase):
         return order
 
     async def _forward(self, order: Order) -> str | None:
-        """Reserve, authorize, capture, commit. Returns why it failed, or None."""
+        """Reserve, charge, then commit and open the shipment. Returns why it failed, or None."""
         timeout = self.settings.saga_step_timeout_s
         groups = self._lines_by_partition(order)
         calls = [
@@ -259,6 +255,8 @@ class OrderCoordinator(ActorBase):
         if any(outcome is not ReserveOutcome.RESERVED for outcome in outcomes):
             return FailureReason.OUT_OF_STOCK
 
+        # Authorize and capture in one call: a charge that times out after capturing is
+        # refunded by the compensation, like one that never got through.
         processor = self.directory.batched_route(PAYMENTS, order.id)
         try:
             payment: Payment | None = None
@@ -270,25 +268,27 @@ class OrderCoordinator(ActorBase):
             ):
                 with attempt:
                     payment = await asyncio.wait_for(
-                        processor.call("authorize", order.id, order.total_cents, order.card_token),
+                        processor.call("charge", order.id, order.total_cents, order.card_token),
                         timeout,
                     )
         except Exception as exc:
-            log.warning("authorizing payment of %s failed: %r", order.id, exc)
+            log.warning("charging the payment of %s failed: %r", order.id, exc)
             return FailureReason.PAYMENT_FAILED
         assert payment is not None
         if payment.status is PaymentStatus.DECLINED:
             return FailureReason.PAYMENT_DECLINED
-        if payment.status not in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+        if payment.status is not PaymentStatus.CAPTURED:
             return FailureReason.PAYMENT_FAILED
 
-        # Past this point the order goes through: capture and commit must not give up.
-        await call_until_done(lambda: processor.call("capture", order.id), "capture")
+        # Past this point the order goes through: commit and the shipment must not give up.
+        # They do not depend on each other, so they run together.
+        shipments = self.directory.batched_route(SHIPMENTS, order.id)
         await asyncio.gather(
             *(
                 call_until_done(partial(self._commit_call, index, order.id), "commit reservation")
                 for index in groups
-            )
+            ),
+            call_until_done(lambda: shipments.call("open_shipment", order), "open shipment"),
         )
         return None
 

@@ -60,22 +60,51 @@ class PaymentProcessor(ActorBase):
             existing = self.payments.get(order_id)
             if existing is not None:
                 return existing
-            await self._network_latency()
-            attempt = self.attempts.get(order_id, 0)
-            self.attempts[order_id] = attempt + 1
-            decision = decide_card(
-                card_token, order_id, attempt, self.settings.payment_decline_rate
-            )
-            if decision is CardDecision.TRANSIENT_ERROR:
-                raise TransientFailure("card network error, try again", order_id=order_id)
-            payment_id = sibling_id(order_id, "pay")
-            entries: list[LedgerEntry] = []
-            if decision is CardDecision.DECLINE:
-                payment = declined(payment_id, order_id, amount_cents)
-            else:
-                payment, entries = authorize(payment_id, order_id, amount_cents)
-            await self._save(payment, entries)
+            payment, entries = await self._ask_network(order_id, amount_cents, card_token)
+            await self._save([payment], entries)
             return payment
+
+    async def charge(self, order_id: str, amount_cents: int, card_token: str) -> Payment:
+        """Authorize and capture in one card-network call (a sale); the checkout's payment step.
+
+        A repeat returns the payment as it stands, and captures an authorization that an
+        earlier ``authorize`` left uncaptured. A declined card comes back DECLINED, having
+        moved nothing. Raises TransientFailure when the simulated network errs; the caller
+        retries.
+        """
+        await self.ready()
+        async with self.locks.hold(order_id):
+            existing = self.payments.get(order_id)
+            if existing is not None:
+                if existing.status is not PaymentStatus.AUTHORIZED:
+                    return existing
+                captured, moved = existing.capture()
+                await self._network_latency()
+                await self._save([captured], moved)
+                return captured
+            payment, held = await self._ask_network(order_id, amount_cents, card_token)
+            if payment.status is not PaymentStatus.AUTHORIZED:
+                await self._save([payment], held)
+                return payment
+            captured, moved = payment.capture()
+            # Both states are recorded, with both events, in one transaction.
+            await self._save([payment, captured], held + moved)
+            return captured
+
+    async def _ask_network(
+        self, order_id: str, amount_cents: int, card_token: str
+    ) -> tuple[Payment, list[LedgerEntry]]:
+        """The card network's answer: an authorization and its hold, or a decline."""
+        await self._network_latency()
+        attempt = self.attempts.get(order_id, 0)
+        self.attempts[order_id] = attempt + 1
+        decision = decide_card(card_token, order_id, attempt, self.settings.payment_decline_rate)
+        if decision is CardDecision.TRANSIENT_ERROR:
+            raise TransientFailure("card network error, try again", order_id=order_id)
+        payment_id = sibling_id(order_id, "pay")
+        if decision is CardDecision.DECLINE:
+            return declined(payment_id, order_id, amount_cents), []
+        return authorize(payment_id, order_id, amount_cents)
 
     async def capture(self, order_id: str) -> Payment:
         """Capture the authorized amount; a repeat is a no-op."""
@@ -120,27 +149,29 @@ class PaymentProcessor(ActorBase):
             else:
                 return payment
             await self._network_latency()
-            await self._save(updated, entries)
+            await self._save([updated], entries)
             return updated
 
     async def _network_latency(self) -> None:
         if self.settings.payment_latency_ms:
             await asyncio.sleep(self.settings.payment_latency_ms / 1000)
 
-    async def _save(self, payment: Payment, entries: list[LedgerEntry]) -> None:
+    async def _save(self, states: list[Payment], entries: list[LedgerEntry]) -> None:
+        """Record a payment's new state (the last of ``states``) with an event for each state."""
         now = utcnow()
+        payment = states[-1]
         row = {**payment.model_dump(), "route_key": stable_hash(payment.order_id)}
         ledger_rows = [{**entry.model_dump(), "created_at": now} for entry in entries]
-        events = []
-        if payment.status in _EVENT_OF:
-            events.append(
-                DomainEvent(
-                    type=_EVENT_OF[payment.status],
-                    subject=payment.id,
-                    sequence=payment.version,
-                    data=payment.model_dump(),
-                )
+        events = [
+            DomainEvent(
+                type=_EVENT_OF[state.status],
+                subject=state.id,
+                sequence=state.version,
+                data=state.model_dump(),
             )
+            for state in states
+            if state.status in _EVENT_OF
+        ]
         await self.writer.write(
             Changes()
             .upsert(payments, [row], ["id"])

@@ -1,0 +1,85 @@
+"""The checkout's payment step: authorize and capture in one call to a real PaymentProcessor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from actors.directory import PAYMENTS
+from marketplace.domain.errors import TransientFailure
+from marketplace.domain.payments import PaymentStatus
+from marketplace.store.tables import ledger_entries, outbox
+
+pytestmark = pytest.mark.integration
+
+ORDER = "ord_" + "c" * 32
+
+
+async def _ledger_and_events(
+    runtime: Any, order_id: str
+) -> tuple[list[str], list[tuple[str, int]]]:
+    payment_id = "pay_" + order_id[4:]
+    async with runtime.client.engine.connect() as conn:
+        ledger = (
+            await conn.execute(
+                select(ledger_entries.c.operation)
+                .where(ledger_entries.c.order_id == order_id, ledger_entries.c.amount_cents > 0)
+                .order_by(ledger_entries.c.id)
+            )
+        ).scalars()
+        events = (
+            await conn.execute(
+                select(outbox.c.type, outbox.c.sequence)
+                .where(outbox.c.subject == payment_id)
+                .order_by(outbox.c.position)
+            )
+        ).all()
+    return list(ledger), [tuple(row) for row in events]
+
+
+async def test_a_charge_captures_once_and_records_both_steps(make_marketplace: Any) -> None:
+    runtime = await make_marketplace()
+    processor = runtime.client.directory.route(PAYMENTS, ORDER)
+    payment = await processor.charge.remote(ORDER, 1250, "tok_visa")
+    assert payment.status is PaymentStatus.CAPTURED and payment.captured_cents == 1250
+    again = await processor.charge.remote(ORDER, 1250, "tok_visa")
+    assert again == payment  # a retry is answered, not charged again
+    ledger, events = await _ledger_and_events(runtime, ORDER)
+    assert ledger.count("capture") == 1 and ledger.count("authorize") == 1
+    assert events == [("payment.authorized", 1), ("payment.captured", 2)]
+
+
+async def test_a_declined_charge_moves_nothing(make_marketplace: Any) -> None:
+    runtime = await make_marketplace()
+    order_id = "ord_" + "d" * 32
+    processor = runtime.client.directory.route(PAYMENTS, order_id)
+    payment = await processor.charge.remote(order_id, 900, "tok_declined")
+    assert payment.status is PaymentStatus.DECLINED and payment.captured_cents == 0
+    ledger, _ = await _ledger_and_events(runtime, order_id)
+    assert ledger == []
+
+
+async def test_a_transient_error_charges_nothing_until_a_retry(make_marketplace: Any) -> None:
+    runtime = await make_marketplace()
+    order_id = "ord_" + "e" * 32
+    processor = runtime.client.directory.route(PAYMENTS, order_id)
+    with pytest.raises(TransientFailure):
+        await processor.charge.remote(order_id, 700, "tok_error")
+    assert await processor.get.remote(order_id) is None
+    payment = await processor.charge.remote(order_id, 700, "tok_error")
+    assert payment.status is PaymentStatus.CAPTURED
+
+
+async def test_a_charge_captures_an_authorization_left_uncaptured(make_marketplace: Any) -> None:
+    runtime = await make_marketplace()
+    order_id = "ord_" + "f" * 32
+    processor = runtime.client.directory.route(PAYMENTS, order_id)
+    held = await processor.authorize.remote(order_id, 300, "tok_visa")
+    assert held.status is PaymentStatus.AUTHORIZED
+    payment = await processor.charge.remote(order_id, 300, "tok_visa")
+    assert payment.status is PaymentStatus.CAPTURED and payment.version == 2
+    ledger, events = await _ledger_and_events(runtime, order_id)
+    assert ledger.count("capture") == 1
+    assert events == [("payment.authorized", 1), ("payment.captured", 2)]
