@@ -108,6 +108,11 @@ class ActorBase:
         """Run several of this actor's public methods in one Ray call (``actors.batching``)."""
         return await run_calls(self, calls)
 
+    async def batch_counts(self) -> dict[str, tuple[int, int]]:
+        """The batched calls this actor has made to others (``Directory.batch_counts``)."""
+        directory = getattr(self, "directory", None)
+        return {} if directory is None else directory.batch_counts()
+
     async def flush(self) -> None:
         """Wait until queued writes are committed (matters for ``async`` durability)."""
         await self.ready()

@@ -178,6 +178,10 @@ class Directory:
             )
         return batcher
 
+    def batch_counts(self) -> dict[str, tuple[int, int]]:
+        """Per target actor: calls made through ``batched`` so far, and the Ray calls they took."""
+        return {name: (b.calls, b.batches) for name, b in self._batchers.items()}
+
     def batched_route(self, kind: ActorKind, key: str) -> CallBatcher:
         """``batched`` for the actor of ``kind`` that owns ``key``."""
         return self.batched(kind, owner_index(key, self.count(kind)))

@@ -10,7 +10,10 @@ a short warm-up, then ``--orders`` checkouts through ``MarketplaceClient.place_o
 were confirmed (all of them, with this much stock and the approving test card) and the verdict of
 the invariant audit, as a table with a ``none/sync`` ratio row, then a second table of CPU
 milliseconds per checkout in each kind of process (read from /proc before and after the measured
-run, so it shows where a checkout's cost goes); ``--json PATH`` also writes the figures. Ray is
+run, so it shows where a checkout's cost goes), then how many actor calls a checkout makes, how
+many Ray calls carry them (``actors.batching``), and what an empty Ray call costs in CPU in the
+same run: their product is the floor that Ray's per-call cost puts under a checkout on this
+machine. ``--json PATH`` also writes the figures. Ray is
 started here with ``--num-cpus`` (2) and shut down at the end, unless ``RAY_ADDRESS`` names a
 cluster to join, which is then left running.
 """
@@ -37,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.client import MarketplaceClient
+from actors.directory import INVENTORY, ORDERS
 from actors.runtime import Runtime, init_ray
 from marketplace.config import Durability, Settings
 from marketplace.domain.catalog import ProductDraft
@@ -84,6 +88,9 @@ class ModeResult:
     audit_summary: str
     first_error: str | None = None
     cpu_ms: dict[str, float] = field(default_factory=dict)
+    calls_per_checkout: float = float("nan")
+    ray_calls_per_checkout: float = float("nan")
+    empty_call_ms: float = float("nan")
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -212,11 +219,14 @@ async def bench_mode(
         )
         await run_checkouts(client, warmup, config.concurrency, f"warmup-{tag}")
         meter = meter_for(await client.ready())
+        calls_before = await batch_counts(client)
         cpu_before = meter.sample()
         latencies, confirmed, errors, seconds = await run_checkouts(
             client, plans, config.concurrency, f"bench-{tag}"
         )
         cpu_ms = per_operation_ms(cpu_before, meter.sample(), len(plans))
+        calls_after = await batch_counts(client)
+        empty_call_ms = await empty_call_cpu_ms(client, meter, config.concurrency)
         report = await client.audit()
     finally:
         await runtime.stop()
@@ -235,7 +245,33 @@ async def bench_mode(
         audit_summary=report.summary(),
         first_error=errors[0] if errors else None,
         cpu_ms=cpu_ms,
+        calls_per_checkout=(calls_after[0] - calls_before[0]) / len(plans),
+        ray_calls_per_checkout=(calls_after[1] - calls_before[1]) / len(plans),
+        empty_call_ms=empty_call_ms,
     )
+
+
+async def batch_counts(client: MarketplaceClient) -> tuple[int, int]:
+    """Actor calls made through call batchers so far, and the Ray calls that carried them:
+    the client's own (checkouts to the coordinators) and every coordinator's (the saga)."""
+    directory = client.directory
+    parts = [directory.batch_counts()] + await asyncio.gather(
+        *(coordinator.batch_counts.remote() for coordinator in directory.every(ORDERS))
+    )
+    pairs = [pair for part in parts for pair in part.values()]
+    return sum(calls for calls, _ in pairs), sum(batches for _, batches in pairs)
+
+
+async def empty_call_cpu_ms(client: MarketplaceClient, meter: Any, concurrency: int) -> float:
+    """CPU ms, over every metered process, of one Ray call that does nothing (``run_batch([])``
+    on an inventory partition), made ``concurrency`` at a time: the floor under each Ray call
+    a checkout makes."""
+    target = client.directory.at(INVENTORY, 0)
+    calls = 50 * concurrency
+    before = meter.sample()
+    for _ in range(calls // concurrency):
+        await asyncio.gather(*(target.run_batch.remote([]) for _ in range(concurrency)))
+    return sum(per_operation_ms(before, meter.sample(), calls).values())
 
 
 def ratios(results: dict[str, ModeResult]) -> dict[str, float] | None:
@@ -414,6 +450,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"  first error: {r.first_error}", markup=False)
         if not r.audit_ok:
             console.print(r.audit_summary, markup=False)
+        if r.cpu_ms and r.ray_calls_per_checkout == r.ray_calls_per_checkout:  # not NaN
+            floor = r.ray_calls_per_checkout * r.empty_call_ms
+            console.print(
+                f"{r.durability}: {r.calls_per_checkout:.1f} actor calls per checkout, carried by "
+                f"{r.ray_calls_per_checkout:.1f} Ray calls; an empty Ray call costs "
+                f"{r.empty_call_ms:.2f} ms of CPU here, so {floor:.1f} of the "
+                f"{sum(r.cpu_ms.values()):.1f} ms per checkout are Ray's own cost per call",
+                highlight=False,
+            )
         failed = failed or not r.audit_ok or r.confirmed != r.orders
     if figures["ratio_none_over_sync"] is not None:
         ratio = figures["ratio_none_over_sync"]
