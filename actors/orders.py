@@ -303,8 +303,12 @@ class OrderCoordinator(ActorBase):
             )
             for index, lines in self._lines_by_partition(order).items()
         ]
+        # A charge that failed without an answer may still be on its way: cancel it, which
+        # also leaves a void behind for it to find. Any other failure came before the charge,
+        # or after its answer, and a plain refund undoes whatever it holds.
+        undo = "cancel_charge" if order.failure_reason == FailureReason.PAYMENT_FAILED else "refund"
         await asyncio.gather(
-            *releases, call_until_done(lambda: processor.call("refund", order.id), "refund")
+            *releases, call_until_done(lambda: processor.call(undo, order.id), undo)
         )
 
     def _commit_call(self, index: int, order_id: str) -> Any:

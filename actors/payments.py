@@ -121,6 +121,25 @@ class PaymentProcessor(ActorBase):
         """Refund a captured payment, or void one never captured; idempotent."""
         return await self._apply(order_id, PaymentStatus.REFUNDED)
 
+    async def cancel_charge(self, order_id: str) -> Payment:
+        """Undo a charge whose answer never came: refund a capture, void an authorization, and
+        when there is no payment yet, record a void first, so that a charge still on its way
+        (a Ray retry after a restart, say) finds it and charges nothing. Idempotent."""
+        await self.ready()
+        async with self.locks.hold(order_id):
+            if order_id not in self.payments:
+                voided = Payment(
+                    id=sibling_id(order_id, "pay"),
+                    order_id=order_id,
+                    status=PaymentStatus.VOIDED,
+                    amount_cents=0,
+                )
+                await self._save([voided], [])
+                return voided
+        refunded = await self._apply(order_id, PaymentStatus.REFUNDED)
+        assert refunded is not None
+        return refunded
+
     async def get(self, order_id: str) -> Payment | None:
         """The payment of an order, if any."""
         await self.ready()

@@ -9,8 +9,10 @@ from sqlalchemy import select
 
 from actors.directory import PAYMENTS
 from marketplace.domain.errors import TransientFailure
+from marketplace.domain.orders import FailureReason, OrderStatus
 from marketplace.domain.payments import PaymentStatus
 from marketplace.store.tables import ledger_entries, outbox
+from tests.integration.market import build_market
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +85,40 @@ async def test_a_charge_captures_an_authorization_left_uncaptured(make_marketpla
     ledger, events = await _ledger_and_events(runtime, order_id)
     assert ledger.count("capture") == 1
     assert events == [("payment.authorized", 1), ("payment.captured", 2)]
+
+
+async def test_cancelling_a_charge_before_it_arrives_leaves_a_void_it_cannot_get_past(
+    make_marketplace: Any,
+) -> None:
+    runtime = await make_marketplace()
+    order_id = "ord_" + "9" * 32
+    processor = runtime.client.directory.route(PAYMENTS, order_id)
+    tombstone = await processor.cancel_charge.remote(order_id)
+    assert tombstone.status is PaymentStatus.VOIDED and tombstone.amount_cents == 0
+    late = await processor.charge.remote(order_id, 500, "tok_visa")  # a retry, arriving late
+    assert late == tombstone
+    ledger, events = await _ledger_and_events(runtime, order_id)
+    assert ledger == []
+    assert events == [("payment.voided", 1)]
+
+
+async def test_a_charge_that_times_out_after_capturing_is_refunded(
+    make_marketplace: Any,
+) -> None:
+    # The card network answers after the saga has stopped waiting: the order is cancelled as
+    # payment_failed, and its compensation waits for the charge in flight, then refunds it.
+    runtime = await make_marketplace(saga_step_timeout_s=2.0, payment_latency_ms=4000)
+    client = runtime.client
+    market = await build_market(client, stock=[5], buyers=1)
+    order = await client.place_order(
+        market.buyers[0].id,
+        "slow-card",
+        items=[{"product_id": market.products[0].id, "quantity": 1}],
+    )
+    assert order.status is OrderStatus.CANCELLED
+    assert order.failure_reason == FailureReason.PAYMENT_FAILED
+    payment = await client.get_payment(order.id)
+    assert payment is not None and payment.status is PaymentStatus.REFUNDED
+    assert payment.captured_cents == payment.refunded_cents == order.total_cents
+    report = await client.audit(max_pending_age_s=0)
+    assert report.ok, report.model_dump()
