@@ -45,6 +45,8 @@ def validate_registration(email: str, password: str, name: str) -> str:
     """Check a registration; returns the normalized email."""
     if not 8 <= len(password) <= 256:
         raise InvalidInput("password must be 8 to 256 characters", field="password")
+    if not password.strip():
+        raise InvalidInput("password must not be only whitespace", field="password")
     if not 1 <= len(name.strip()) <= 200:
         raise InvalidInput("name must be 1 to 200 characters", field="name")
     return normalize_email(email)

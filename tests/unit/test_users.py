@@ -22,6 +22,8 @@ def test_valid_registration_normalizes_the_email() -> None:
         ("ada@example.com", "short", "Ada", "password"),
         ("ada@example.com", "x" * 7, "Ada", "password"),
         ("ada@example.com", "x" * 257, "Ada", "password"),
+        ("ada@example.com", " " * 8, "Ada", "password"),
+        ("ada@example.com", "\t \n" * 4, "Ada", "password"),
         ("ada@example.com", "long enough", "", "name"),
         ("ada@example.com", "long enough", "   ", "name"),
         ("ada@example.com", "long enough", "n" * 201, "name"),
