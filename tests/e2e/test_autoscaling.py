@@ -9,8 +9,11 @@ ongoing request each, short delays and a tiny CPU share so that three replicas f
 The load is concurrent checkouts: each one is a saga over several actors with SQLite commits, so
 requests stay in the gateway long enough for ongoing requests to pile up. Serve measures
 ongoing requests on the replicas themselves under the HAProxy ingress (direct ingress) and on
-the proxy's handles under the Python proxy; either way 30 concurrent checkouts ask for more than
-one replica. The test asserts only on replica counts, with generous bounded waits.
+the proxy's handles under the Python proxy; either way 10 concurrent checkouts ask for more than
+one replica. More load would not ask for more (three replicas at most), and would only slow the
+new replicas' start on a 2-core machine: with 30 clients, on a slow day, two replicas stayed
+STARTING for the whole 90 s window. The test asserts only on replica counts, with generous
+bounded waits.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ APP = "scaling"
 PREFIX = "/scaling"
 DEPLOYMENT = "Gateway"
 MAX_REPLICAS = 3
-CLIENTS = 30
-LOAD_AT_MOST_S = 90.0
+CLIENTS = 10
+LOAD_AT_MOST_S = 180.0
 SETTLE_AT_MOST_S = 120.0
 POLL_S = 1.0
 ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
