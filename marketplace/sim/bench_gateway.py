@@ -759,9 +759,15 @@ def bench_ingress(
             for endpoint in config.endpoints:
                 result = drive(ready["url"], endpoint, ready["seed"], config, config.duration)
                 by_endpoint[endpoint].append(result)
+                round_health = by_endpoint["health"][-1] if by_endpoint.get("health") else None
+                ratio = (
+                    f"  {result.rps / round_health.rps:.2f}x this round's health"
+                    if endpoint != "health" and round_health is not None and round_health.rps > 0
+                    else ""
+                )
                 console.print(
                     f"  {endpoint:<9} {result.rps:8.1f} rps  p50 {result.p50_ms:7.1f} ms  "
-                    f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}",
+                    f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}{ratio}",
                     highlight=False,
                 )
     finally:
