@@ -255,8 +255,8 @@ class OrderCoordinator(ActorBase):
         if any(outcome is not ReserveOutcome.RESERVED for outcome in outcomes):
             return FailureReason.OUT_OF_STOCK
 
-        # Authorize and capture in one call: a charge that times out after capturing is
-        # refunded by the compensation, like one that never got through.
+        # Authorize and capture in one call. A charge whose answer never comes ends the order
+        # as payment_failed, and the compensation cancels it (PaymentProcessor.cancel_charge).
         processor = self.directory.batched_route(PAYMENTS, order.id)
         try:
             payment: Payment | None = None

@@ -46,7 +46,7 @@ from marketplace.config import Durability, Settings
 from marketplace.domain.catalog import ProductDraft
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.users import Principal, Role
-from marketplace.sim.cpu import meter_for, per_operation_ms
+from marketplace.sim.cpu import CpuMeter, meter_for, per_operation_ms
 
 CARD = "tok_visa"
 STOCK_PER_PRODUCT = 1_000_000
@@ -262,7 +262,7 @@ async def batch_counts(client: MarketplaceClient) -> tuple[int, int]:
     return sum(calls for calls, _ in pairs), sum(batches for _, batches in pairs)
 
 
-async def empty_call_cpu_ms(client: MarketplaceClient, meter: Any, concurrency: int) -> float:
+async def empty_call_cpu_ms(client: MarketplaceClient, meter: CpuMeter, concurrency: int) -> float:
     """CPU ms, over every metered process, of one Ray call that does nothing (``run_batch([])``
     on an inventory partition), made ``concurrency`` at a time: the floor under each Ray call
     a checkout makes."""
