@@ -8,7 +8,6 @@ shards. Authorization decisions take a ``Principal`` (who is asking).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ from actors.directory import (
     ActorKind,
     Directory,
 )
-from actors.leases import LeaseCache
+from actors.product_reads import LeasedProducts
 from actors.snapshots import live_snapshot
 from marketplace.audit import AuditReport, audit
 from marketplace.config import Durability
@@ -62,10 +61,9 @@ class MarketplaceClient:
         self.directory = directory
         self.engine = engine
         self.users = UserStore(engine)
-        # Point reads of products and stock, coalesced per owning actor (see actors.coalesce).
-        self._product_reads: dict[int, Coalescer[str, Product]] = {}
-        # Products read under a lease, per owning shard (see actors.leases).
-        self._products: dict[int, LeaseCache[str, Product]] = {}
+        # Products read under the catalog's lease (actors.product_reads); stock reads coalesced
+        # per owning actor (actors.coalesce).
+        self._products = LeasedProducts(directory)
         self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
 
     def _reader(
@@ -120,37 +118,14 @@ class MarketplaceClient:
     async def get_product(self, product_id: str) -> Product:
         """A product by id (inactive ones too); NotFound otherwise."""
         _check_id(product_id, "prd", "product_id")
-        index = owner_index(product_id, self.directory.count(CATALOG))
-        held = self._products.get(index)
-        if held is None:
-            held = self._products[index] = LeaseCache()
-            self._product_reads[index] = Coalescer(self._leased_fetch(index, held), held=held.get)
-        product = held.get(product_id)
-        if product is None:
-            product = await self._product_reads[index].get(product_id)
+        product = await self._products.get(product_id)
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return product
 
-    def _leased_fetch(
-        self, index: int, held: LeaseCache[str, Product]
-    ) -> Callable[[list[str]], Awaitable[dict[str, Product]]]:
-        """Batched product reads from shard ``index`` that fill its lease cache ``held``."""
-
-        async def fetch(ids: list[str]) -> dict[str, Product]:
-            asked_at = held.now()
-            # Copies asked for together run out together: ask again for the others still in
-            # use in this call, rather than in one call each as their reads arrive.
-            wanted = set(ids)
-            asked = ids + [pid for pid in held.lapsed_reads() if pid not in wanted]
-            shard = self.directory.at(CATALOG, index)
-            lease_s, found = await call(shard.lease_products.remote(asked))
-            if lease_s > 0:
-                for product_id, product in found.items():
-                    held.put(product_id, product, asked_at, lease_s)
-            return dict(found)
-
-        return fetch
+    def held_product(self, product_id: str) -> Product | None:
+        """The product if this process holds a leased copy of it (no call, never waits)."""
+        return self._products.held(product_id)
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""

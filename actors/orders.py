@@ -23,7 +23,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from actors.base import ActorBase
 from actors.calls import call, call_until_done
-from actors.directory import CARTS, CATALOG, INVENTORY, PAYMENTS, SELLERS, SHIPMENTS, Directory
+from actors.directory import CARTS, INVENTORY, PAYMENTS, SELLERS, SHIPMENTS, Directory
+from actors.product_reads import LeasedProducts
 from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
@@ -106,6 +107,7 @@ class OrderCoordinator(ActorBase):
         self._resumes: set[asyncio.Task[Any]] = set()
         super().__init__(settings, index, count)
         self.directory = Directory(self.settings)
+        self.products = LeasedProducts(self.directory)
 
     async def load(self, conn: AsyncConnection) -> None:
         rows = await conn.execute(select(orders).where(self.owned(orders)))
@@ -372,14 +374,9 @@ class OrderCoordinator(ActorBase):
         )
 
     async def _products(self, product_ids: list[str]) -> dict[str, Product]:
-        groups = self.directory.group(CATALOG, product_ids)
-        found: list[dict[str, Product]] = await asyncio.gather(
-            *(
-                self.directory.batched(CATALOG, index).call("get_products", ids)
-                for index, ids in groups.items()
-            )
-        )
-        return {pid: product for part in found for pid, product in part.items()}
+        # Under the catalog's lease: a checkout that starts after a reprice was answered is
+        # priced at the new price, as a call to the shard would price it (actors.leases).
+        return await self.products.get_many(product_ids)
 
     def _lines_by_partition(self, order: Order) -> dict[int, list[tuple[str, int]]]:
         quantities = {item.product_id: item.quantity for item in order.items}

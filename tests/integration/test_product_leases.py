@@ -50,3 +50,27 @@ async def test_a_zero_lease_asks_the_shard_every_time(make_marketplace: Any) -> 
     first = await client.get_product(market.products[0].id)
     second = await client.get_product(market.products[0].id)
     assert first == second and first is not second
+
+
+async def test_a_checkout_is_priced_as_of_the_last_answered_reprice(
+    make_marketplace: Any,
+) -> None:
+    # One coordinator, so the second checkout is priced by the process that holds a copy from
+    # the first; the lease must not let that copy outlive the reprice.
+    runtime = await make_marketplace(product_lease_s=1.0, order_coordinators=1)
+    client = runtime.client
+    market = await build_market(client, stock=[10], buyers=1)
+    product = market.products[0]
+    seller = principal(market.seller)
+    buyer = market.buyers[0].id
+    items = [{"product_id": product.id, "quantity": 1}]
+    first = await client.place_order(buyer, "priced-1", items=items)
+    assert first.items[0].unit_price_cents == product.price_cents
+    repriced = await client.update_product(seller, product.id, ProductPatch(price_cents=4321))
+    second = await client.place_order(buyer, "priced-2", items=items)
+    assert second.items[0].unit_price_cents == 4321, "priced from a copy older than the reprice"
+    assert second.items[0].product_version == repriced.version
+    assert second.total_cents == 4321
+    await client.deactivate_product(seller, product.id)
+    third = await client.place_order(buyer, "priced-3", items=items)
+    assert third.failure_reason == "product_unavailable"
