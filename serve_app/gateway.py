@@ -25,6 +25,7 @@ from marketplace.domain.shipments import ShipmentStatus
 from marketplace.domain.users import Principal, Role, User, normalize_email
 from marketplace.store.engine import create_engine
 from serve_app import metrics, problems
+from serve_app.hot_reads import PRODUCT_ROUTE, HeldProductReads, configure_hot_reads
 from serve_app.limits import BodyLimit, configure_body_limit
 from serve_app.metrics import RequestMetrics
 from serve_app.problems import ProblemError
@@ -107,6 +108,8 @@ def require(principal: Principal, *roles: Role) -> None:
         raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}")
 
 
+# Innermost first: RequestMetrics(BodyLimit(HeldProductReads(FastAPI's own stack))).
+api.add_middleware(HeldProductReads)
 api.add_middleware(BodyLimit)
 api.add_middleware(RequestMetrics)
 
@@ -143,6 +146,7 @@ class Gateway:
         directory.create_all()  # get-or-create: the first replica up makes the actors
         self.client = MarketplaceClient(directory, create_engine(self.settings.database_url))
         self.auth = auth
+        configure_hot_reads(self.client.held_product)
         self.login_limit = RateLimiter(self.settings.login_rate_per_minute)
         self.checkout_limit = RateLimiter(self.settings.checkout_rate_per_minute)
 
@@ -154,7 +158,7 @@ class Gateway:
         return {"status": "ok"}
 
     # Second only to health: Starlette tries routes in order, and this is the hottest one.
-    @api.get("/v1/products/{product_id}", response_model=ProductOut, tags=["products"])
+    @api.get(PRODUCT_ROUTE, response_model=ProductOut, tags=["products"])
     async def get_product(self, product_id: str) -> Response:
         """One product (public)."""
         product = await self.client.get_product(product_id)
