@@ -70,6 +70,21 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
+def route_label(scope: Scope) -> str:
+    """The template of the route a request matched, or ``unmatched``.
+
+    FastAPI's routes leave themselves in ``scope["route"]``. Its own pages (``/openapi.json``,
+    ``/docs``, ``/redoc``) are plain Starlette routes that leave only their endpoint; their paths
+    are fixed, so the path is their template.
+    """
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    if scope.get("endpoint") is not None:
+        return str(scope["path"])
+    return "unmatched"
+
+
 class RequestMetrics:
     """Count requests and time them, labelled by the route template (not the raw path)."""
 
@@ -92,6 +107,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observe)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = route_label(scope)
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
             REQUESTS.labels(scope["method"], route, str(status)).inc()

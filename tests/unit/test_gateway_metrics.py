@@ -29,3 +29,14 @@ def test_relay_and_order_counters_are_exposed() -> None:
     assert "last_error" not in text
     assert 'marketplace_order_counters{counter="cancelled_out_of_stock"} 3.0' in text
     assert 'marketplace_orders_total{reason="out_of_stock",status="cancelled"} 1.0' in text
+
+
+def test_requests_are_labelled_by_route_template_and_fixed_pages_by_path() -> None:
+    class Route:
+        path = "/v1/products/{product_id}"
+
+    api_route = {"path": "/v1/products/prd_1", "route": Route(), "endpoint": object()}
+    assert metrics.route_label(api_route) == "/v1/products/{product_id}"
+    docs_page = {"path": "/openapi.json", "endpoint": object()}  # FastAPI's own, a plain route
+    assert metrics.route_label(docs_page) == "/openapi.json"
+    assert metrics.route_label({"path": "/v1/nothing-here"}) == "unmatched"
