@@ -15,7 +15,9 @@ longer to answer. ``L = 0`` turns the cache off.
 Copies asked for around the same time run out together (``put``). The first read after that goes
 to the owner, and the reads of the other keys that ran out would follow it one call later each;
 ``lapsed_reads`` names the keys that were read while their copy was held and are held no more, so
-the first call can ask for them too.
+the first call can ask for them too. A key read less often than every half lease would still
+miss that first call now and then, and go out in one of its own: a key read within the last
+``WARM_LEASES`` leases counts as in use, and is asked for again with the rest.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ V = TypeVar("V")
 # Timers may fire a little early and the two processes' clocks tick at slightly different rates:
 # a copy is dropped this much before its lease ends.
 SAFETY_S = 0.002
+# A key read within this many leases is still in use: its copy is renewed with the others.
+WARM_LEASES = 4
 
 
 class LeaseCache(Generic[K, V]):
@@ -44,6 +48,8 @@ class LeaseCache(Generic[K, V]):
         # Keys read while held, by when their copy ends (copies end on half-lease steps, so
         # there are only a few of these sets).
         self._read_until: dict[float, set[K]] = {}
+        # When each key was last read from a held copy.
+        self._last_read: dict[K, float] = {}
         self._lease_s = 0.0
 
     def now(self) -> float:
@@ -56,13 +62,15 @@ class LeaseCache(Generic[K, V]):
         if entry is None:
             return None
         expires, value = entry
-        if expires <= self._clock():
+        now = self._clock()
+        if expires <= now:
             del self._entries[key]
             return None
         readers = self._read_until.get(expires)
         if readers is None:
             readers = self._read_until[expires] = set()
         readers.add(key)
+        self._last_read[key] = now
         return value
 
     def lapsed_reads(self, limit: int = 256) -> list[K]:
@@ -108,11 +116,26 @@ class LeaseCache(Generic[K, V]):
             return  # an answer to an older question arrived late: keep the newer copy
         self._entries.pop(key, None)  # re-insert so dict order stays oldest-lease-first
         self._entries[key] = (expires, value)
+        last_read = self._last_read.get(key)
+        if last_read is not None and asked_at - last_read < WARM_LEASES * lease_s:
+            # Still in use: ask for it again when this copy ends, read or not by then.
+            readers = self._read_until.get(expires)
+            if readers is None:
+                readers = self._read_until[expires] = set()
+            readers.add(key)
         if len(self._entries) > self._max_entries:
             self._evict()
+        if len(self._last_read) > self._max_entries:
+            self._forget_old_reads()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _forget_old_reads(self) -> None:
+        since = self._clock() - WARM_LEASES * self._lease_s
+        self._last_read = {k: t for k, t in self._last_read.items() if t >= since}
+        if len(self._last_read) > self._max_entries:  # that many keys in use: keep none
+            self._last_read.clear()
 
     def _evict(self) -> None:
         now = self._clock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.leases import SAFETY_S, LeaseCache
+from actors.leases import SAFETY_S, WARM_LEASES, LeaseCache
 
 
 class Clock:
@@ -116,3 +116,34 @@ def test_hints_older_than_a_lease_are_forgotten() -> None:
     cache.get("a")
     clock.t = 102.5  # ended at 101.0, more than a lease ago: no longer a value in use
     assert cache.lapsed_reads() == []
+
+
+def test_a_key_read_recently_is_renewed_with_the_rest_until_it_cools() -> None:
+    clock = Clock()
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    clock.t = 100.25  # steps that binary floats hold exactly
+    cache.put("a", 1, cache.now(), lease_s=1.0)
+    cache.put("b", 2, cache.now(), lease_s=1.0)
+    assert cache.get("a") == 1  # "a" is read once; "b" never
+    renewals = 0
+    while True:
+        clock.t += 1.0  # every copy has ended
+        lapsed = cache.lapsed_reads()
+        if not lapsed:
+            break
+        assert lapsed == ["a"]
+        renewals += 1
+        cache.put("a", 1, cache.now(), lease_s=1.0)  # renewed, and not read this time
+    # Renewed while its last read was under WARM_LEASES leases old, then left to lapse.
+    assert renewals == WARM_LEASES
+    assert cache.lapsed_reads() == []
+
+
+def test_the_record_of_reads_is_bounded() -> None:
+    clock = Clock()
+    cache: LeaseCache[int, int] = LeaseCache(max_entries=10, clock=clock)
+    for key in range(100):
+        clock.t += 0.5
+        cache.put(key, key, cache.now(), lease_s=1.0)
+        cache.get(key)
+    assert len(cache._last_read) <= 10
