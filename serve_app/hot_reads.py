@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from marketplace.domain.catalog import Product
@@ -40,6 +39,24 @@ _ROUTE = RouteTemplate(PRODUCT_ROUTE)
 _held: Callable[[str], Product | None] | None = None
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: ``path`` less the ``root_path`` it is mounted under.
+
+    The same rule as Starlette's router (``starlette._utils.get_route_path``, which is private,
+    so it is not imported), so that this middleware and the route agree on which requests are
+    product reads whatever prefix Serve mounts the application under.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    if path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    return path
+
+
 def configure_hot_reads(held: Callable[[str], Product | None]) -> None:
     """Answer product reads from ``held``, a lookup of this replica's copies that never waits."""
     global _held
@@ -55,7 +72,7 @@ class HeldProductReads:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         held = _held
         if held is not None and scope["type"] == "http" and scope["method"] == "GET":
-            path = get_route_path(scope)
+            path = route_path(scope)
             if path.startswith(PREFIX):
                 product_id = path[len(PREFIX) :]
                 product = held(product_id) if product_id and "/" not in product_id else None
