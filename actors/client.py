@@ -41,7 +41,13 @@ from marketplace.domain.catalog import (
     merge_hits,
 )
 from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
-from marketplace.domain.ids import is_id, new_id, owner_index, sibling_id
+from marketplace.domain.ids import (
+    is_id,
+    new_id,
+    owner_index,
+    sibling_id,
+    stock_request_id_for,
+)
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.orders import Order, PlaceOrder, parse_place_order
 from marketplace.domain.payments import Payment
@@ -199,16 +205,31 @@ class MarketplaceClient:
         return stock
 
     async def adjust_stock(
-        self, principal: Principal, product_id: str, delta: int, *, request_id: str | None = None
+        self,
+        principal: Principal,
+        product_id: str,
+        delta: int,
+        *,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> StockItem:
-        """Restock (delta > 0) or write off (delta < 0), by the owner or an admin."""
+        """Restock (delta > 0) or write off (delta < 0), by the owner or an admin.
+
+        The change is applied once per ``request_id``, or once per ``idempotency_key`` of this
+        caller for this product: a repeat answers the current stock, a repeat with another
+        ``delta`` raises ``IdempotencyKeyReused``.
+        """
         product = await self.get_product(product_id)
         if not principal.is_admin and product.seller_id != principal.id:
             raise Forbidden("only the product's seller may change its stock")
+        if request_id is None:
+            request_id = (
+                new_id("req")
+                if idempotency_key is None
+                else stock_request_id_for(principal.id, product_id, idempotency_key)
+            )
         partition = self.directory.route(INVENTORY, product_id)
-        return await call(
-            partition.adjust_stock.remote(product_id, delta, request_id or new_id("req"))
-        )
+        return await call(partition.adjust_stock.remote(product_id, delta, request_id))
 
     # -- carts -------------------------------------------------------------------------------
 

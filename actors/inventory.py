@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
-from marketplace.domain.errors import InsufficientStock, InvalidInput
+from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, InvalidInput
 from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import sibling_id, stable_hash
 from marketplace.domain.inventory import (
@@ -25,7 +25,11 @@ from marketplace.store.tables import reservations, stock_items, stock_movements
 
 
 class DuplicateRequest(Exception):
-    """A stock movement with this request id was already applied."""
+    """A stock movement with this request id was already applied, with ``delta``."""
+
+    def __init__(self, request_id: str, delta: int) -> None:
+        super().__init__(request_id)
+        self.delta = delta
 
 
 class InventoryPartition(ActorBase):
@@ -41,7 +45,9 @@ class InventoryPartition(ActorBase):
     def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
         self.stock: dict[str, StockItem] = {}
         self.reservations: dict[str, dict[str, Reservation]] = {}
-        self.applied_requests: set[str] = set()
+        # request id -> the delta it applied: a repeat answers, a repeat with another delta is
+        # refused (an Idempotency-Key reused for a different change).
+        self.applied_requests: dict[str, int] = {}
         super().__init__(settings, index, count)
 
     async def load(self, conn: AsyncConnection) -> None:
@@ -58,13 +64,26 @@ class InventoryPartition(ActorBase):
     # -- stock -------------------------------------------------------------------------------
 
     async def adjust_stock(self, product_id: str, delta: int, request_id: str) -> StockItem:
-        """Add or remove units, once per ``request_id``; never below zero available."""
+        """Add or remove units, once per ``request_id``; never below zero available.
+
+        A repeated request id answers the current stock and changes nothing; with a different
+        ``delta`` it is refused (``IdempotencyKeyReused``), before or after a restart.
+        """
         await self.ready()
         async with self.locks.hold(product_id):
             item = self._item(product_id)
             if request_id in self.applied_requests:
-                return item
-            updated = item.adjust(delta)
+                return self._repeated(item, self.applied_requests[request_id], delta)
+            try:
+                updated = item.adjust(delta)
+            except InsufficientStock:
+                # A write-off applied before a restart may no longer fit what is left: it is
+                # still a repeat, to be answered as one.
+                applied = await self._stored_delta(request_id)
+                if applied is None:
+                    raise
+                self.applied_requests[request_id] = applied
+                return self._repeated(item, applied, delta)
             movement = {
                 "request_id": request_id,
                 "product_id": product_id,
@@ -74,19 +93,42 @@ class InventoryPartition(ActorBase):
 
             async def work(conn: AsyncConnection) -> None:
                 if not await insert_ignore(conn, stock_movements, movement, ["request_id"]):
-                    raise DuplicateRequest(request_id)
+                    applied = await conn.execute(
+                        select(stock_movements.c.delta).where(
+                            stock_movements.c.request_id == request_id
+                        )
+                    )
+                    raise DuplicateRequest(request_id, int(applied.scalar_one()))
                 await self._with_items(Changes(), [updated]).apply(conn)
 
             try:
                 await self.writer.write(work)
-            except DuplicateRequest:
+            except DuplicateRequest as duplicate:
                 # Applied before a restart; our in-memory copy came from the store, so it
                 # already includes it.
-                self.applied_requests.add(request_id)
-                return item
-            self.applied_requests.add(request_id)
+                self.applied_requests[request_id] = duplicate.delta
+                return self._repeated(item, duplicate.delta, delta)
+            self.applied_requests[request_id] = delta
             self.stock[product_id] = updated
             return updated
+
+    async def _stored_delta(self, request_id: str) -> int | None:
+        if self.engine is None:
+            return None
+        async with self.engine.connect() as conn:
+            found = await conn.execute(
+                select(stock_movements.c.delta).where(stock_movements.c.request_id == request_id)
+            )
+            delta = found.scalar_one_or_none()
+        return None if delta is None else int(delta)
+
+    @staticmethod
+    def _repeated(item: StockItem, applied: int, delta: int) -> StockItem:
+        if applied != delta:
+            raise IdempotencyKeyReused(
+                f"this stock change was already made with delta {applied}, not {delta}"
+            )
+        return item
 
     async def get_stock(self, product_ids: list[str]) -> dict[str, StockItem]:
         """Stock of each product (a product with no stock row has none)."""

@@ -268,6 +268,8 @@ class Seller(MarketplaceUser):
                 f"/v1/products/{random.choice(mine)}/stock",
                 "POST /v1/products/{id}/stock",
                 json={"delta": random.randint(5, 50)},
+                # As a client that may retry would: the restock is then made once.
+                headers={"Idempotency-Key": str(uuid.uuid4())},
             )
 
     @task(2)

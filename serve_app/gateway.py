@@ -317,10 +317,27 @@ class Gateway:
         return _stock_out(item)
 
     @api.post("/v1/products/{product_id}/stock", response_model=StockOut, tags=["products"])
-    async def adjust_stock(self, product_id: str, body: StockDelta, caller: Caller) -> StockOut:
-        """Restock or write off (owner or admin); never below zero available."""
+    async def adjust_stock(
+        self,
+        product_id: str,
+        body: StockDelta,
+        caller: Caller,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=200)
+        ] = None,
+    ) -> StockOut:
+        """Restock or write off (owner or admin); never below zero available. With an
+        Idempotency-Key the change is made once: a repeat answers the current stock, a repeat
+        with another delta 422."""
         require(caller, Role.SELLER)
-        return _stock_out(await self.client.adjust_stock(caller, product_id, body.delta))
+        if idempotency_key is not None and not idempotency_key.strip():
+            raise ProblemError(
+                422, "the Idempotency-Key header is blank", code="idempotency_key_blank"
+            )
+        stock = await self.client.adjust_stock(
+            caller, product_id, body.delta, idempotency_key=idempotency_key
+        )
+        return _stock_out(stock)
 
     # -- cart ------------------------------------------------------------------------------
 

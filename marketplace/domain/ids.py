@@ -9,6 +9,7 @@ import uuid
 PREFIXES = ("usr", "prd", "ord", "shp", "pay", "stk", "evt", "req")
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{3})_(?P<hex>[0-9a-f]{32})$")
 _ORDER_NAMESPACE = uuid.UUID("6f1c1f5e-6d0b-4a9e-9c51-2b1f0a9d7e11")
+_STOCK_REQUEST_NAMESPACE = uuid.UUID("0d2a8c3e-5b7f-4e61-8f0a-93c4d1e7b25a")
 
 
 def new_id(prefix: str) -> str:
@@ -37,6 +38,13 @@ def sibling_id(some_id: str, prefix: str) -> str:
 def order_id_for(buyer_id: str, idempotency_key: str) -> str:
     """The order id an idempotency key stands for, so replays meet at one coordinator."""
     return "ord_" + uuid.uuid5(_ORDER_NAMESPACE, f"{buyer_id}\x1f{idempotency_key}").hex
+
+
+def stock_request_id_for(caller_id: str, product_id: str, idempotency_key: str) -> str:
+    """The stock movement's request id an Idempotency-Key stands for: one per caller and
+    product, so a retried restock or write-off is applied once."""
+    name = f"{caller_id}\x1f{product_id}\x1f{idempotency_key}"
+    return "req_" + uuid.uuid5(_STOCK_REQUEST_NAMESPACE, name).hex
 
 
 def stable_hash(key: str) -> int:

@@ -307,6 +307,20 @@ async def test_seller_journey(http: httpx.AsyncClient) -> None:
     assert_problem(too_many, 409)
     assert ok(await http.get(stock_path))["available"] == 7
 
+    # with an Idempotency-Key a retried restock is made once; the key with another delta is a
+    # 422, and a blank key a 422, neither changing anything
+    keyed = {**seller["headers"], "Idempotency-Key": "restock-1"}
+    first = ok(await http.post(stock_path, json={"delta": 4}, headers=keyed))
+    retried = ok(await http.post(stock_path, json={"delta": 4}, headers=keyed))
+    assert first["available"] == retried["available"] == 11
+    reused = assert_problem(await http.post(stock_path, json={"delta": 5}, headers=keyed), 422)
+    assert reused["code"] == "idempotency_key_reused"
+    blank = {**seller["headers"], "Idempotency-Key": ""}
+    assert_problem(await http.post(stock_path, json={"delta": 5}, headers=blank), 422)
+    assert ok(await http.get(stock_path))["available"] == 11
+    written_off = ok(await http.post(stock_path, json={"delta": -4}, headers=seller["headers"]))
+    assert written_off["available"] == 7
+
     # a sale shows on the dashboard
     assert await dashboard_of(http, seller) == {
         "seller_id": seller["id"],

@@ -10,6 +10,7 @@ import pytest
 import ray
 from sqlalchemy import func, select
 
+from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock
 from marketplace.domain.orders import OrderStatus
 from marketplace.store.tables import orders
 from tests.integration.market import build_market, principal
@@ -71,4 +72,44 @@ async def test_sync_state_survives_a_kill(make_marketplace: Any) -> None:
     )
     assert again.id == order.id and again.status is OrderStatus.CONFIRMED
     assert (await client.get_stock(product.id)).sold == 4
+    assert (await client.audit(max_pending_age_s=0)).ok
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_an_idempotency_key_changes_stock_once_across_a_restart(
+    make_marketplace: Any, database: str
+) -> None:
+    runtime = await make_marketplace(database=database, inventory_partitions=1)
+    client = runtime.client
+    market = await build_market(client, stock=[10], buyers=0)
+    product, seller = market.products[0], principal(market.seller)
+
+    restocked = await client.adjust_stock(seller, product.id, 5, idempotency_key="restock-a")
+    assert restocked.available == 15
+    repeats = await asyncio.gather(
+        *(client.adjust_stock(seller, product.id, 5, idempotency_key="restock-a") for _ in range(4))
+    )
+    assert {item.available for item in repeats} == {15}
+    with pytest.raises(IdempotencyKeyReused):
+        await client.adjust_stock(seller, product.id, 6, idempotency_key="restock-a")
+    written_off = await client.adjust_stock(seller, product.id, -15, idempotency_key="clear")
+    assert written_off.available == 0
+    # The key is the seller's own: another key is another change.
+    assert (await client.adjust_stock(seller, product.id, 2, idempotency_key="b")).available == 2
+
+    namespace = runtime.settings.namespace
+    ray.kill(ray.get_actor("inventory-0", namespace=namespace), no_restart=False)
+
+    # Remembered through the store: a repeat applies nothing, even the write-off that no
+    # longer fits what is left, and a repeat with another delta is still refused.
+    assert (await client.adjust_stock(seller, product.id, 5, idempotency_key="restock-a")) == (
+        await client.get_stock(product.id)
+    )
+    again = await client.adjust_stock(seller, product.id, -15, idempotency_key="clear")
+    assert again == await client.get_stock(product.id) and again.available == 2
+    with pytest.raises(IdempotencyKeyReused):
+        await client.adjust_stock(seller, product.id, 7, idempotency_key="restock-a")
+    with pytest.raises(InsufficientStock):
+        await client.adjust_stock(seller, product.id, -15, idempotency_key="too-many")
+    assert (await client.get_stock(product.id)).available == 2
     assert (await client.audit(max_pending_age_s=0)).ok

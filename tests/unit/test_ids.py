@@ -12,7 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketplace.domain.ids import PREFIXES, is_id, new_id, owner_index, sibling_id, stable_hash
+from marketplace.domain.ids import (
+    PREFIXES,
+    is_id,
+    new_id,
+    owner_index,
+    sibling_id,
+    stable_hash,
+    stock_request_id_for,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -104,3 +112,13 @@ def test_sibling_id_keeps_the_key() -> None:
     assert is_id(payment_id, "pay")
     assert payment_id[4:] == order_id[4:]
     assert sibling_id(payment_id, "ord") == order_id
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_a_stock_request_id_is_one_per_caller_product_and_key(key: str, other: str) -> None:
+    made = stock_request_id_for("usr_a", ZERO_PRODUCT, key)
+    assert made == stock_request_id_for("usr_a", ZERO_PRODUCT, key)
+    assert is_id(made, "req") and len(made) <= 80  # the stock_movements.request_id column
+    assert made != stock_request_id_for("usr_b", ZERO_PRODUCT, key)
+    assert made != stock_request_id_for("usr_a", "prd_" + "1" * 32, key)
+    assert (made == stock_request_id_for("usr_a", ZERO_PRODUCT, other)) == (key == other)
