@@ -28,7 +28,7 @@ from actors.directory import (
 )
 from actors.product_reads import LeasedProducts
 from actors.snapshots import live_snapshot
-from marketplace.audit import AuditReport, audit
+from marketplace.audit import AuditReport, audit, store_only
 from marketplace.config import Durability
 from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import (
@@ -380,7 +380,10 @@ class MarketplaceClient:
         await self.flush()
         stored = await load_audit_data(self.engine, taken_at)
         stored.dashboards = live.dashboards
-        return audit(stored, live=live, max_pending_age_s=max_pending_age_s)
+        # Rows written after the live snapshot are in the store only; a second look tells
+        # them from rows that no actor loaded.
+        later = await live_snapshot(self.directory) if store_only(live, stored) else None
+        return audit(stored, live=live, live_later=later, max_pending_age_s=max_pending_age_s)
 
 
 DEFAULT_ADDRESS = {

@@ -249,11 +249,16 @@ def check_dashboards(data: AuditData) -> CheckResult:
     return out.result(len(sums))
 
 
-def live_matches_store(live: AuditData, stored: AuditData) -> CheckResult:
-    """The actors' in-memory state is what the store holds (sync durability).
+def live_matches_store(
+    live: AuditData, stored: AuditData, later: AuditData | None = None
+) -> CheckResult:
+    """The actors' in-memory state is what the store holds (sync durability), both ways.
 
     The live snapshot is taken before the store is read, so a row the store has at a newer
-    version changed in between and is skipped; memory ahead of the store is a violation.
+    version changed in between and is skipped; memory ahead of the store is a violation. A row
+    the store holds and no actor does is a violation too (an actor that did not load what it
+    owns), unless ``later``, a second live snapshot taken after the store was read, holds it:
+    then it was written in between.
     """
     out = _Collector()
     stored_stock = {s.product_id: s for s in stored.stock}
@@ -291,7 +296,29 @@ def live_matches_store(live: AuditData, stored: AuditData) -> CheckResult:
             or (other_payment.version == payment.version and other_payment != payment)
         ):
             out.add(f"payment of {payment.order_id}: memory and store differ")
-    return out.result(len(live.stock) + len(live.orders) + len(live.payments))
+    for row in sorted(store_only(live, stored) - (_held(later) if later is not None else set())):
+        out.add(f"{row[0]} {row[1]}: in the store but in no actor's memory")
+    return out.result(
+        len(live.stock)
+        + len(live.orders)
+        + len(live.payments)
+        + len(stored.stock)
+        + len(stored.orders)
+        + len(stored.payments)
+    )
+
+
+def store_only(live: AuditData, stored: AuditData) -> set[tuple[str, str]]:
+    """(kind, key) of each stock item, order and payment the store holds and memory does not."""
+    return _held(stored) - _held(live)
+
+
+def _held(data: AuditData) -> set[tuple[str, str]]:
+    return (
+        {("stock", item.product_id) for item in data.stock}
+        | {("order", order.id) for order in data.orders}
+        | {("payment of", payment.order_id) for payment in data.payments}
+    )
 
 
 def _counts(item: StockItem | None) -> Any:
@@ -301,9 +328,14 @@ def _counts(item: StockItem | None) -> Any:
 
 
 def audit(
-    data: AuditData, *, live: AuditData | None = None, max_pending_age_s: float = 30.0
+    data: AuditData,
+    *,
+    live: AuditData | None = None,
+    live_later: AuditData | None = None,
+    max_pending_age_s: float = 30.0,
 ) -> AuditReport:
-    """Run every check over ``data`` (and compare ``live`` with it when given)."""
+    """Run every check over ``data``, and compare ``live`` with it when given (``live_later``:
+    a live snapshot taken after ``data`` was read; see ``live_matches_store``)."""
     settle, in_flight = check_orders_settle(data, max_pending_age_s)
     checks = {
         "I1_no_oversell": check_stock(data),
@@ -313,7 +345,7 @@ def audit(
         "I6_dashboards": check_dashboards(data),
     }
     if live is not None:
-        checks["live_matches_store"] = live_matches_store(live, data)
+        checks["live_matches_store"] = live_matches_store(live, data, live_later)
     return AuditReport(
         ok=all(check.ok for check in checks.values()), checks=checks, in_flight_orders=in_flight
     )
