@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import ray
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
@@ -30,6 +30,11 @@ class DuplicateRequest(Exception):
     def __init__(self, request_id: str, delta: int) -> None:
         super().__init__(request_id)
         self.delta = delta
+
+
+def _applied_delta(request_id: str) -> Select[tuple[int]]:
+    """The delta a stock movement applied under ``request_id`` (no row when none did)."""
+    return select(stock_movements.c.delta).where(stock_movements.c.request_id == request_id)
 
 
 class InventoryPartition(ActorBase):
@@ -93,11 +98,7 @@ class InventoryPartition(ActorBase):
 
             async def work(conn: AsyncConnection) -> None:
                 if not await insert_ignore(conn, stock_movements, movement, ["request_id"]):
-                    applied = await conn.execute(
-                        select(stock_movements.c.delta).where(
-                            stock_movements.c.request_id == request_id
-                        )
-                    )
+                    applied = await conn.execute(_applied_delta(request_id))
                     raise DuplicateRequest(request_id, int(applied.scalar_one()))
                 await self._with_items(Changes(), [updated]).apply(conn)
 
@@ -116,10 +117,7 @@ class InventoryPartition(ActorBase):
         if self.engine is None:
             return None
         async with self.engine.connect() as conn:
-            found = await conn.execute(
-                select(stock_movements.c.delta).where(stock_movements.c.request_id == request_id)
-            )
-            delta = found.scalar_one_or_none()
+            delta = (await conn.execute(_applied_delta(request_id))).scalar_one_or_none()
         return None if delta is None else int(delta)
 
     @staticmethod
