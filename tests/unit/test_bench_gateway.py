@@ -11,6 +11,8 @@ from marketplace.sim.bench_gateway import (
     parse_args,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def result(rps: float, p99: float = 10.0, status: str = "200") -> EndpointResult:
     return EndpointResult(

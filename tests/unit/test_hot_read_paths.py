@@ -7,6 +7,8 @@ from starlette._utils import get_route_path  # the router's own rule, to compare
 
 from serve_app.hot_reads import route_path
 
+pytestmark = pytest.mark.unit
+
 CASES = [
     ("/v1/products/p1", ""),
     ("/v1/products/p1", "/shop"),

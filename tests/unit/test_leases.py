@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from actors.leases import SAFETY_S, WARM_LEASES, LeaseCache
+
+pytestmark = pytest.mark.unit
 
 
 class Clock:
