@@ -18,12 +18,13 @@ from marketplace.domain.catalog import (
     SearchIndex,
     SortKey,
 )
-from marketplace.domain.errors import Conflict, Forbidden, NotFound
+from marketplace.domain.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound
 from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.users import Principal, Role
 from marketplace.store.changes import Changes
-from marketplace.store.tables import products
+from marketplace.store.rows import utcnow
+from marketplace.store.tables import product_keys, products
 
 
 class CatalogShard(ActorBase):
@@ -33,6 +34,8 @@ class CatalogShard(ActorBase):
 
     def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
         self.products: dict[str, Product] = {}
+        # product id -> the digest of the listing request whose Idempotency-Key made it
+        self.listing_fingerprints: dict[str, str] = {}
         self.index_ = SearchIndex()
         super().__init__(settings, index, count)
 
@@ -42,20 +45,56 @@ class CatalogShard(ActorBase):
             product = Product.model_validate(dict(row))
             self.products[product.id] = product
             self.index_.upsert(product)
+        keys = await conn.execute(
+            select(product_keys.c.product_id, product_keys.c.fingerprint).where(
+                self.owned(product_keys)
+            )
+        )
+        self.listing_fingerprints.update({product_id: digest for product_id, digest in keys})
 
-    async def create_product(self, product_id: str, seller_id: str, draft: ProductDraft) -> Product:
-        """Add a product; idempotent by ``product_id``."""
+    async def create_product(
+        self,
+        product_id: str,
+        seller_id: str,
+        draft: ProductDraft,
+        listing_key: tuple[str, str] | None = None,
+    ) -> Product:
+        """Add a product; idempotent by ``product_id``.
+
+        ``listing_key`` is the (Idempotency-Key, fingerprint) the id was derived from; it is
+        stored with the product, so a repeat with another body is refused, also after a restart.
+        """
         await self.ready()
         async with self.locks.hold(product_id):
             existing = self.products.get(product_id)
             if existing is not None:
                 if existing.seller_id != seller_id:
                     raise Conflict(f"product id {product_id} is taken")
+                known = self.listing_fingerprints.get(product_id)
+                if listing_key is not None and known != listing_key[1]:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used with a different listing",
+                        product_id=product_id,
+                    )
                 return existing
             product = Product(
                 id=product_id, seller_id=seller_id, version=1, active=True, **draft.model_dump()
             )
-            await self._save(product, EventType.PRODUCT_CREATED)
+            changes = Changes()
+            if listing_key is not None:
+                key, fingerprint = listing_key
+                row = {
+                    "product_id": product_id,
+                    "route_key": stable_hash(product_id),
+                    "seller_id": seller_id,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "created_at": utcnow(),
+                }
+                changes.insert(product_keys, [row])
+            await self._save(product, EventType.PRODUCT_CREATED, changes)
+            if listing_key is not None:
+                self.listing_fingerprints[product_id] = listing_key[1]
             return product
 
     async def update_product(
@@ -138,7 +177,9 @@ class CatalogShard(ActorBase):
             raise Forbidden("only the product's seller may change it", product_id=product_id)
         return product
 
-    async def _save(self, product: Product, event_type: EventType) -> None:
+    async def _save(
+        self, product: Product, event_type: EventType, changes: Changes | None = None
+    ) -> None:
         event = DomainEvent(
             type=event_type,
             subject=product.id,
@@ -147,7 +188,7 @@ class CatalogShard(ActorBase):
         )
         row = {**product.model_dump(), "route_key": stable_hash(product.id)}
         await self.writer.write(
-            Changes().upsert(products, [row], ["id"]).events(self.SOURCE, [event])
+            (changes or Changes()).upsert(products, [row], ["id"]).events(self.SOURCE, [event])
         )
         self.products[product.id] = product
         self.index_.upsert(product)

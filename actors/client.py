@@ -38,6 +38,7 @@ from marketplace.domain.catalog import (
     check_limit,
     decode_cursor,
     encode_cursor,
+    listing_fingerprint,
     merge_hits,
 )
 from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
@@ -45,6 +46,7 @@ from marketplace.domain.ids import (
     is_id,
     new_id,
     owner_index,
+    product_id_for,
     sibling_id,
     stock_request_id_for,
 )
@@ -105,15 +107,33 @@ class MarketplaceClient:
         initial_stock: int = 0,
         *,
         product_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Product:
-        """List a product and stock it. ``product_id`` makes a retry idempotent."""
+        """List a product and stock it.
+
+        With ``idempotency_key`` the product id is derived from (seller, key): a retry answers
+        the product the first attempt made (and completes its initial stock), and the same key
+        with another draft or stock is IdempotencyKeyReused. ``product_id`` is the older,
+        caller-chosen way to make a retry idempotent (the seeder uses it).
+        """
         if seller.role not in (Role.SELLER, Role.ADMIN):
             raise Forbidden("only sellers list products")
         if isinstance(initial_stock, bool) or not 0 <= initial_stock <= 1_000_000_000:
             raise InvalidInput("initial_stock must be 0 to 1,000,000,000", field="initial_stock")
+        listing_key = None
+        if idempotency_key is not None:
+            if not idempotency_key.strip() or len(idempotency_key) > 200:
+                raise InvalidInput(
+                    "the Idempotency-Key must be 1 to 200 characters, not blank",
+                    field="Idempotency-Key",
+                )
+            product_id = product_id_for(seller.id, idempotency_key)
+            listing_key = (idempotency_key, listing_fingerprint(draft, initial_stock))
         product_id = product_id or new_id("prd")
         shard = self.directory.route(CATALOG, product_id)
-        product: Product = await call(shard.create_product.remote(product_id, seller.id, draft))
+        product: Product = await call(
+            shard.create_product.remote(product_id, seller.id, draft, listing_key)
+        )
         if initial_stock:
             partition = self.directory.route(INVENTORY, product_id)
             await call(

@@ -242,7 +242,12 @@ class Seller(MarketplaceUser):
     @task(1)
     def create(self) -> None:
         product = self.call(
-            "POST", "/v1/products", "POST /v1/products", expect=(201,), json=draft()
+            "POST",
+            "/v1/products",
+            "POST /v1/products",
+            expect=(201,),
+            json=draft(),
+            headers={"Idempotency-Key": str(uuid.uuid4())},
         )
         if product:
             MARKET.catalog.add(product["id"], product["seller_id"])

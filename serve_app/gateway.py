@@ -100,6 +100,13 @@ async def current_principal(
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
+OptionalIdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _refuse_blank(idempotency_key: str | None) -> None:
+    """A header that is there but blank is a mistake, not "no key": 422."""
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise ProblemError(422, "the Idempotency-Key header is blank", code="idempotency_key_blank")
 
 
 def require(principal: Principal, *roles: Role) -> None:
@@ -258,13 +265,19 @@ class Gateway:
     # -- products --------------------------------------------------------------------------
 
     @api.post("/v1/products", status_code=201, response_model=ProductOut, tags=["products"])
-    async def create_product(self, body: ProductCreate, caller: Caller) -> ProductOut:
-        """List a product with its initial stock (sellers)."""
+    async def create_product(
+        self, body: ProductCreate, caller: Caller, idempotency_key: OptionalIdempotencyKey = None
+    ) -> ProductOut:
+        """List a product with its initial stock (sellers). With an Idempotency-Key the listing
+        is made once: a repeat answers the same product, a repeat with another body 422."""
         require(caller, Role.SELLER)
+        _refuse_blank(idempotency_key)
         # The domain draft strips whitespace, so it can refuse what the schema let through
         # ("  " as a name): parse_draft answers InvalidInput (422), not a ValidationError (500).
         draft = parse_draft(body.model_dump(exclude={"initial_stock"}))
-        product = await self.client.create_product(caller, draft, body.initial_stock)
+        product = await self.client.create_product(
+            caller, draft, body.initial_stock, idempotency_key=idempotency_key
+        )
         return ProductOut.model_validate(product.model_dump())
 
     @api.get("/v1/products", response_model=ProductPage, tags=["products"])
@@ -322,18 +335,13 @@ class Gateway:
         product_id: str,
         body: StockDelta,
         caller: Caller,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", max_length=200)
-        ] = None,
+        idempotency_key: OptionalIdempotencyKey = None,
     ) -> StockOut:
         """Restock or write off (owner or admin); never below zero available. With an
         Idempotency-Key the change is made once: a repeat answers the current stock, a repeat
         with another delta 422."""
         require(caller, Role.SELLER)
-        if idempotency_key is not None and not idempotency_key.strip():
-            raise ProblemError(
-                422, "the Idempotency-Key header is blank", code="idempotency_key_blank"
-            )
+        _refuse_blank(idempotency_key)
         stock = await self.client.adjust_stock(
             caller, product_id, body.delta, idempotency_key=idempotency_key
         )
@@ -367,9 +375,7 @@ class Gateway:
         self,
         body: OrderCreate,
         caller: Caller,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", max_length=200)
-        ] = None,
+        idempotency_key: OptionalIdempotencyKey = None,
     ) -> OrderOut:
         """Check out the given items (or the cart). The same Idempotency-Key with the same
         body returns the same order; with another body, 422. ``pending`` means the saga

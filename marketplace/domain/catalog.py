@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import heapq
 import re
 from collections import defaultdict
@@ -29,6 +30,12 @@ class ProductDraft(BaseModel):
     description: str = Field(default="", max_length=5000)
     category: str = Field(min_length=1, max_length=100)
     price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS)
+
+
+def listing_fingerprint(draft: ProductDraft, initial_stock: int) -> str:
+    """A digest of a listing request: one Idempotency-Key must come with one body."""
+    body = {"draft": draft.model_dump(), "initial_stock": initial_stock}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class ProductPatch(BaseModel):

@@ -10,6 +10,7 @@ PREFIXES = ("usr", "prd", "ord", "shp", "pay", "stk", "evt", "req")
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{3})_(?P<hex>[0-9a-f]{32})$")
 _ORDER_NAMESPACE = uuid.UUID("6f1c1f5e-6d0b-4a9e-9c51-2b1f0a9d7e11")
 _STOCK_REQUEST_NAMESPACE = uuid.UUID("0d2a8c3e-5b7f-4e61-8f0a-93c4d1e7b25a")
+_PRODUCT_NAMESPACE = uuid.UUID("4b9e2f61-0c3d-4a7e-b8d5-6e1f2a3c9d07")
 
 
 def new_id(prefix: str) -> str:
@@ -38,6 +39,12 @@ def sibling_id(some_id: str, prefix: str) -> str:
 def order_id_for(buyer_id: str, idempotency_key: str) -> str:
     """The order id an idempotency key stands for, so replays meet at one coordinator."""
     return "ord_" + uuid.uuid5(_ORDER_NAMESPACE, f"{buyer_id}\x1f{idempotency_key}").hex
+
+
+def product_id_for(seller_id: str, idempotency_key: str) -> str:
+    """The product id a seller's Idempotency-Key stands for, so a retried listing meets the
+    product the first attempt made (on the same catalog shard, under the same lock)."""
+    return "prd_" + uuid.uuid5(_PRODUCT_NAMESPACE, f"{seller_id}\x1f{idempotency_key}").hex
 
 
 def stock_request_id_for(caller_id: str, product_id: str, idempotency_key: str) -> str:

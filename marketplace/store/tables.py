@@ -121,6 +121,18 @@ idempotency_keys = Table(
     UniqueConstraint("buyer_id", "key", name="uq_idempotency_keys_buyer_key"),
 )
 
+product_keys = Table(
+    "product_keys",
+    metadata,
+    Column("product_id", ID, primary_key=True),
+    Column("route_key", BigInteger, nullable=False, index=True),
+    Column("seller_id", ID, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("seller_id", "key", name="uq_product_keys_seller_key"),
+)
+
 payments = Table(
     "payments",
     metadata,

@@ -316,6 +316,16 @@ def with_fields(**changes: Any) -> Callable[[BodyRoute, World], dict[str, Any]]:
     return send
 
 
+def with_key(key: str) -> Callable[[BodyRoute, World], dict[str, Any]]:
+    """The valid body with this Idempotency-Key header."""
+
+    def send(route: BodyRoute, world: World) -> dict[str, Any]:
+        body = json.dumps(route.valid(world)).encode()
+        return {"content": body, "headers": {**JSON, "Idempotency-Key": key}}
+
+    return send
+
+
 def nested(path: tuple[str | int, ...], value: Any) -> Callable[[BodyRoute, World], dict[str, Any]]:
     """The valid body with one nested field replaced (``...`` removes it)."""
 
@@ -424,6 +434,12 @@ def field_cases() -> list[Bad]:
         body_case(product, "version-given", with_fields(version=7), v),
         body_case(product, "active-given", with_fields(active=False), v),
     ]
+    # an Idempotency-Key that is there must be usable (products and stock take one optionally)
+    for route in (product, stock):
+        cases += [
+            body_case(route, "idempotency-key-blank", with_key(""), v),
+            body_case(route, "idempotency-key-too-long", with_key("k" * 201), v),
+        ]
     cases += int_field_cases(patch, "price_cents", 0, 10_000_000_000, nullable=True)
     cases += str_field_cases(patch, "name", 200)
     cases += str_field_cases(patch, "category", 100)

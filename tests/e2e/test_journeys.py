@@ -272,6 +272,21 @@ async def test_seller_journey(http: httpx.AsyncClient) -> None:
         description="Solid walnut",
     )
     assert created["seller_id"] == seller["id"] and created["version"] == 1
+
+    # with an Idempotency-Key a retried listing makes one product; the key with another body
+    # is a 422 that lists nothing
+    shelves = unique("shelves-")
+    listing = {"name": "Pine shelf", "category": shelves, "price_cents": 5_000, "initial_stock": 2}
+    keyed_listing = {**seller["headers"], "Idempotency-Key": "list-1"}
+    shelf = ok(await http.post("/v1/products", json=listing, headers=keyed_listing), 201)
+    again = ok(await http.post("/v1/products", json=listing, headers=keyed_listing), 201)
+    assert again == shelf
+    other_body = {**listing, "initial_stock": 3}
+    reused = await http.post("/v1/products", json=other_body, headers=keyed_listing)
+    assert assert_problem(reused, 422)["code"] == "idempotency_key_reused"
+    listed = ok(await http.get("/v1/products", params={"category": shelves}))
+    assert [p["id"] for p in listed["items"]] == [shelf["id"]]
+    assert ok(await http.get(f"/v1/products/{shelf['id']}/stock"))["available"] == 2
     assert created["active"] is True and created["description"] == "Solid walnut"
     path = f"/v1/products/{created['id']}"
 

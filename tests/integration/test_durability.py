@@ -10,10 +10,14 @@ import pytest
 import ray
 from sqlalchemy import func, select
 
+from actors.directory import CATALOG
+from marketplace.domain.catalog import ProductDraft, ProductPatch, listing_fingerprint
 from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock
+from marketplace.domain.ids import product_id_for
 from marketplace.domain.orders import OrderStatus
-from marketplace.store.tables import orders
-from tests.integration.market import build_market, principal
+from marketplace.domain.users import Role
+from marketplace.store.tables import orders, product_keys, products
+from tests.integration.market import build_market, principal, register
 
 pytestmark = pytest.mark.integration
 
@@ -112,4 +116,68 @@ async def test_an_idempotency_key_changes_stock_once_across_a_restart(
     with pytest.raises(InsufficientStock):
         await client.adjust_stock(seller, product.id, -15, idempotency_key="too-many")
     assert (await client.get_stock(product.id)).available == 2
+    assert (await client.audit(max_pending_age_s=0)).ok
+
+
+async def _count(client: Any, table: Any) -> int:
+    async with client.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_listing_key_lists_one_product_across_a_restart(
+    make_marketplace: Any, database: str
+) -> None:
+    runtime = await make_marketplace(database=database, catalog_shards=1, inventory_partitions=1)
+    client = runtime.client
+    seller, other = (principal(u) for u in await register(client, Role.SELLER, 2))
+    draft = ProductDraft(name="Blue kettle", category="kitchen", price_cents=2500)
+
+    listed = await asyncio.gather(
+        *(client.create_product(seller, draft, 7, idempotency_key="list-a") for _ in range(4))
+    )
+    assert {p.id for p in listed} == {product_id_for(seller.id, "list-a")}
+    product = listed[0]
+    assert (await client.get_stock(product.id)).stocked == 7
+    assert await _count(client, products) == 1 and await _count(client, product_keys) == 1
+    # The same key with another draft, or with other stock, is refused and changes nothing.
+    with pytest.raises(IdempotencyKeyReused):
+        await client.create_product(
+            seller, draft.model_copy(update={"price_cents": 1}), 7, idempotency_key="list-a"
+        )
+    with pytest.raises(IdempotencyKeyReused):
+        await client.create_product(seller, draft, 8, idempotency_key="list-a")
+    # A repeat after the product changed answers the product as it is now.
+    repriced = await client.update_product(seller, product.id, ProductPatch(price_cents=2000))
+    assert await client.create_product(seller, draft, 7, idempotency_key="list-a") == repriced
+    # Keys are per seller.
+    theirs = await client.create_product(other, draft, 1, idempotency_key="list-a")
+    assert theirs.id != product.id and theirs.seller_id == other.id
+
+    # A first attempt that listed the product but never stocked it (its caller gave up
+    # between the two calls): the retry completes the stock, once.
+    half_id = product_id_for(seller.id, "list-b")
+    shard = client.directory.route(CATALOG, half_id)
+    await shard.create_product.remote(
+        half_id, seller.id, draft, ("list-b", listing_fingerprint(draft, 3))
+    )
+    assert (await client.get_stock(half_id)).stocked == 0
+    completed = await client.create_product(seller, draft, 3, idempotency_key="list-b")
+    assert completed.id == half_id and (await client.get_stock(half_id)).stocked == 3
+
+    namespace = runtime.settings.namespace
+    for name in ("catalog-0", "inventory-0"):
+        ray.kill(ray.get_actor(name, namespace=namespace), no_restart=False)
+
+    # Remembered through the store.
+    again = await client.create_product(seller, draft, 7, idempotency_key="list-a")
+    assert again == repriced
+    with pytest.raises(IdempotencyKeyReused):
+        await client.create_product(seller, draft, 9, idempotency_key="list-a")
+    assert (await client.create_product(seller, draft, 3, idempotency_key="list-b")).id == half_id
+    assert (await client.get_stock(product.id)).stocked == 7
+    assert (await client.get_stock(half_id)).stocked == 3
+    assert await _count(client, products) == 3 and await _count(client, product_keys) == 3
+    items, _ = await client.search("kettle", seller_id=seller.id)
+    assert sorted(p.id for p in items) == sorted([product.id, half_id])
     assert (await client.audit(max_pending_age_s=0)).ok

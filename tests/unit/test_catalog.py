@@ -22,6 +22,7 @@ from marketplace.domain.catalog import (
     check_limit,
     decode_cursor,
     encode_cursor,
+    listing_fingerprint,
     merge_hits,
     parse_draft,
     parse_patch,
@@ -95,6 +96,17 @@ def test_parse_draft_requires(missing: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_draft(data)
     assert info.value.details["field"] == missing
+
+
+def test_a_listing_fingerprint_is_its_draft_and_stock() -> None:
+    draft = parse_draft({"name": "Lamp", "category": "home", "price_cents": 900})
+    same = parse_draft({"name": " Lamp ", "category": "home", "price_cents": 900})
+    assert listing_fingerprint(draft, 3) == listing_fingerprint(same, 3)  # as the shard stores it
+    assert listing_fingerprint(draft, 3) != listing_fingerprint(draft, 4)
+    for change in ({"name": "Lamps"}, {"description": "x"}, {"category": "h"}, {"price_cents": 1}):
+        assert listing_fingerprint(draft, 3) != listing_fingerprint(
+            draft.model_copy(update=change), 3
+        )
 
 
 def test_parse_patch() -> None:

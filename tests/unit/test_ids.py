@@ -17,6 +17,7 @@ from marketplace.domain.ids import (
     is_id,
     new_id,
     owner_index,
+    product_id_for,
     sibling_id,
     stable_hash,
     stock_request_id_for,
@@ -122,3 +123,12 @@ def test_a_stock_request_id_is_one_per_caller_product_and_key(key: str, other: s
     assert made != stock_request_id_for("usr_b", ZERO_PRODUCT, key)
     assert made != stock_request_id_for("usr_a", "prd_" + "1" * 32, key)
     assert (made == stock_request_id_for("usr_a", ZERO_PRODUCT, other)) == (key == other)
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_a_listing_key_names_one_product_per_seller(key: str, other: str) -> None:
+    made = product_id_for("usr_a", key)
+    assert made == product_id_for("usr_a", key)
+    assert is_id(made, "prd")  # routed and validated like any product id
+    assert made != product_id_for("usr_b", key)
+    assert (made == product_id_for("usr_a", other)) == (key == other)
