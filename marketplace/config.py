@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         description="queue SQLite writers on a file lock instead of SQLite's sleeping busy wait",
     )
 
-    catalog_shards: int = Field(default=2, ge=1, le=256)
+    catalog_shards: int = Field(default=1, ge=1, le=256)
     product_lease_s: float = Field(
         default=0.25,
         ge=0,
@@ -59,9 +59,9 @@ class Settings(BaseSettings):
         "writes answer this much later, so a read that starts after a write's answer sees it "
         "(0: every read asks the catalog shard)",
     )
-    inventory_partitions: int = Field(default=2, ge=1, le=256)
+    inventory_partitions: int = Field(default=1, ge=1, le=256)
     cart_shards: int = Field(default=1, ge=1, le=256)
-    order_coordinators: int = Field(default=2, ge=1, le=256)
+    order_coordinators: int = Field(default=1, ge=1, le=256)
     payment_processors: int = Field(default=1, ge=1, le=256)
     shipment_coordinators: int = Field(default=1, ge=1, le=256)
     actor_num_cpus: float = Field(default=0.05, ge=0)

@@ -30,6 +30,10 @@ PG_ADMIN_URL = os.environ.get(
     "MARKETPLACE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 RAY_TEST_CPUS = 4
+# The runtime defaults to one actor of each kind (the fastest on small machines); tests spread
+# keys over two of the sharded kinds unless they ask otherwise, so routing by key, scatter-gather
+# and a kill that takes out half of a kind stay covered.
+SPREAD_OVER_ACTORS = {"catalog_shards": 2, "inventory_partitions": 2, "order_coordinators": 2}
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +102,7 @@ async def make_marketplace(ray_address: str, tmp_path: Path) -> AsyncIterator[Ma
             database_url=url,
             namespace="t" + uuid.uuid4().hex[:10],
             actor_num_cpus=0.01,
-            **overrides,
+            **{**SPREAD_OVER_ACTORS, **overrides},
         )
         runtime = Runtime(settings)
         await runtime.start()

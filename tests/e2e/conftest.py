@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from marketplace.config import Settings
+from tests.conftest import SPREAD_OVER_ACTORS
 
 ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "admin-e2e-password"
@@ -47,6 +48,7 @@ def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         login_rate_per_minute=100_000,
         gateway_num_cpus=0.05,
         auth_num_cpus=0.05,
+        **SPREAD_OVER_ACTORS,
     )
     runtime = Runtime(settings)
     loop = asyncio.new_event_loop()
