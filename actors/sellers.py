@@ -2,7 +2,9 @@
 
 Coordinators push each changed order here. The view remembers, per (order, seller), the order
 version it counted, so a repeated or stale push changes nothing, and it catches up from the
-orders table at start and every few seconds, so a push lost to a crash is repaired.
+orders table, so a push lost to a crash is repaired: every order at start, at each audit and every
+few minutes; the orders changed in the last minute every few seconds (an index range, where a
+full catch-up reads the whole orders table).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 import ray
@@ -27,6 +30,8 @@ from marketplace.store.tables import orders, seller_order_facts
 
 log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL_S = 5.0
+RECENT_WINDOW_S = 60.0  # how far back the frequent catch-up looks
+FULL_CATCH_UP_EVERY = 60  # ticks: every five minutes the catch-up reads every order
 
 
 class SellerView(ActorBase):
@@ -126,7 +131,9 @@ class SellerView(ActorBase):
         dashboard.as_of = at
         dashboard.as_of_version = self.applied
 
-    async def _catch_up(self) -> int:
+    async def _catch_up(self, changed_since: datetime | None = None) -> int:
+        """Apply the orders whose facts the store lacks or holds older; with ``changed_since``
+        only the orders updated since then."""
         if self.engine is None:
             return 0
         facts = seller_order_facts
@@ -138,6 +145,8 @@ class SellerView(ActorBase):
                 and_(orders.c.status != OrderStatus.PENDING.value),
             )
         )
+        if changed_since is not None:
+            query = query.where(orders.c.updated_at >= changed_since)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         seen: dict[str, Order] = {}
@@ -146,10 +155,14 @@ class SellerView(ActorBase):
         return len(await self._apply(list(seen.values())))
 
     async def _catch_up_forever(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(CATCH_UP_INTERVAL_S)
+            ticks += 1
+            full = ticks % FULL_CATCH_UP_EVERY == 0
+            recent = utcnow() - timedelta(seconds=RECENT_WINDOW_S)
             try:
-                await self._catch_up()
+                await self._catch_up(None if full else recent)
             except Exception:
                 log.exception("seller view catch-up failed; will retry")
 
