@@ -16,12 +16,12 @@ segment does not matter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Executable, Table, TextClause, bindparam, text
+from sqlalchemy import Dialect, Executable, Table, TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from marketplace.domain.events import DomainEvent
@@ -97,13 +97,50 @@ class _Group:
         first = self.op
         return (first.kind, first.keys, first.columns) == (op.kind, op.keys, op.columns)
 
+    def rows_to_write(self) -> list[dict[str, Any]]:
+        if self.op.kind == "insert":
+            return self.rows
+        # Only the last row of each key is written: applied one by one, it would win anyway.
+        latest = {tuple(row[key] for key in self.op.keys): row for row in self.rows}
+        return list(latest.values())
+
     def statement(self) -> tuple[Executable, list[dict[str, Any]]]:
         op = self.op
         if op.kind == "insert":
-            return op.table.insert(), self.rows
-        # Only the last row of each key is written: applied one by one, it would win anyway.
-        latest = {tuple(row[key] for key in op.keys): row for row in self.rows}
-        return upsert_statement(op.table, op.columns, op.keys), list(latest.values())
+            return op.table.insert(), self.rows_to_write()
+        return upsert_statement(op.table, op.columns, op.keys), self.rows_to_write()
+
+    def sqlite(self, dialect: Dialect) -> tuple[str, list[tuple[Any, ...]]]:
+        op = self.op
+        sql, processors = _sqlite_form(op.kind, op.table, op.columns, op.keys, dialect)
+        bound = [
+            tuple(
+                value if process is None else process(value)
+                for process, value in zip(processors, map(row.__getitem__, op.columns), strict=True)
+            )
+            for row in self.rows_to_write()
+        ]
+        return sql, bound
+
+
+def _groups(changes: Iterable[Changes], merge: bool) -> list[_Group]:
+    """The statements executing ``changes`` in order takes, as groups of same-shaped rows."""
+    planned: list[_Group] = []
+    segment: dict[str, _Group] = {}
+    for change in changes:
+        for op in change.ops:
+            group = segment.get(op.table.name)
+            if group is not None and not group.same_shape(op):
+                planned.extend(segment.values())
+                segment, group = {}, None
+            if group is None:
+                group = segment[op.table.name] = _Group(op)
+            group.rows.extend(op.rows)
+        if not merge:
+            planned.extend(segment.values())
+            segment = {}
+    planned.extend(segment.values())
+    return planned
 
 
 def statements(
@@ -114,22 +151,21 @@ def statements(
     Merged (the default): one pair per table and segment, see the module doc. Unmerged: one
     pair per write, the cost ``bench_writer`` compares against.
     """
-    planned: list[tuple[Executable, list[dict[str, Any]]]] = []
-    segment: dict[str, _Group] = {}
-    for change in changes:
-        for op in change.ops:
-            group = segment.get(op.table.name)
-            if group is not None and not group.same_shape(op):
-                planned.extend(g.statement() for g in segment.values())
-                segment, group = {}, None
-            if group is None:
-                group = segment[op.table.name] = _Group(op)
-            group.rows.extend(op.rows)
-        if not merge:
-            planned.extend(g.statement() for g in segment.values())
-            segment = {}
-    planned.extend(g.statement() for g in segment.values())
-    return planned
+    return [group.statement() for group in _groups(changes, merge)]
+
+
+def sqlite_statements(
+    changes: Iterable[Changes], dialect: Dialect, *, merge: bool = True
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """``statements`` as SQLite text with positional parameters, already bound through each
+    column's type (timestamps and JSON as SQLAlchemy would store them), for the driver's own
+    ``executemany``.
+
+    Everything is computed before the transaction begins, so SQLite's one write lock, which
+    every actor process queues for, is held only while SQLite itself works: Python code run
+    under it also waits for its process's GIL and for a core, and stretched every writer's hold.
+    """
+    return [group.sqlite(dialect) for group in _groups(changes, merge)]
 
 
 async def apply_all(
@@ -138,12 +174,6 @@ async def apply_all(
     """Execute ``changes`` in order (merged unless told not to) in the caller's transaction."""
     for statement, rows in statements(changes, merge=merge):
         await conn.execute(statement, rows)
-
-
-def apply_all_sync(conn: Connection, changes: Iterable[Changes], *, merge: bool = True) -> None:
-    """``apply_all`` on a synchronous connection (the SQLite writer's own thread)."""
-    for statement, rows in statements(changes, merge=merge):
-        conn.execute(statement, rows)
 
 
 @lru_cache(maxsize=256)
@@ -155,16 +185,40 @@ def upsert_statement(table: Table, columns: tuple[str, ...], keys: tuple[str, ..
     (3.24+) and PostgreSQL spell this statement the same way, so it is written once, as text
     with typed parameters (JSON and timestamps still go through their column types).
     """
-    names = ", ".join(_quoted(name) for name in columns)
-    values = ", ".join(f":{name}" for name in columns)
-    conflict = ", ".join(_quoted(key) for key in keys)
-    updates = ", ".join(
-        f"{_quoted(name)} = excluded.{_quoted(name)}" for name in columns if name not in keys
-    )
-    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    sql = f"INSERT INTO {_quoted(table.name)} ({names}) VALUES ({values}) "
-    sql += f"ON CONFLICT ({conflict}) {action}"
+    sql = _insert_sql("upsert", table, columns, keys, lambda name: f":{name}")
     return text(sql).bindparams(*(bindparam(name, type_=table.c[name].type) for name in columns))
+
+
+@lru_cache(maxsize=256)
+def _sqlite_form(
+    kind: Kind, table: Table, columns: tuple[str, ...], keys: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    sql = _insert_sql(kind, table, columns, keys, lambda _: "?")
+    processors = tuple(
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    )
+    return sql, processors
+
+
+def _insert_sql(
+    kind: Kind,
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    placeholder: Callable[[str], str],
+) -> str:
+    """``INSERT``, or for an upsert ``INSERT ... ON CONFLICT (keys) DO UPDATE``, of ``columns``
+    (SQLite 3.24+ and PostgreSQL spell it the same way)."""
+    names = ", ".join(_quoted(name) for name in columns)
+    values = ", ".join(placeholder(name) for name in columns)
+    sql = f"INSERT INTO {_quoted(table.name)} ({names}) VALUES ({values})"
+    if kind == "upsert":
+        updates = ", ".join(
+            f"{_quoted(name)} = excluded.{_quoted(name)}" for name in columns if name not in keys
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        sql += f" ON CONFLICT ({', '.join(_quoted(key) for key in keys)}) {action}"
+    return sql
 
 
 def _quoted(name: str) -> str:

@@ -14,15 +14,18 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from marketplace.config import Durability
-from marketplace.store.changes import Changes, apply_all, apply_all_sync
+from marketplace.store.changes import Changes, apply_all, sqlite_statements
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class Writer:
     _queue: list[_Pending] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
     _thread: ThreadPoolExecutor | None = None
+    _held: PoolProxiedConnection | None = None
 
     async def write(self, work: Work | Changes) -> None:
         """Persist one change per the mode.
@@ -106,6 +110,17 @@ class Writer:
             await done
         else:
             done.add_done_callback(_log_failure)
+
+    async def close(self) -> None:
+        """Commit what is queued, then give back the SQLite connection this writer holds."""
+        await self.drain()
+        if self._held is not None:
+            held, self._held = self._held, None
+            if self._thread is not None:
+                # Closed on the thread that used it: sqlite3 connections belong to theirs.
+                await asyncio.get_running_loop().run_in_executor(self._thread, held.close)
+            else:
+                held.close()
 
     def _exclusive(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self.lock.held() if self.lock is not None else _nothing()
@@ -147,9 +162,36 @@ class Writer:
             _settle(pending, None)
 
     def _commit_direct(self, declared: list[Changes]) -> None:
+        # On the writer's own thread. The statements are bound first, so the lock is held
+        # only while SQLite works (see ``sqlite_statements``).
         assert self.direct is not None
-        with self._exclusive_here(), self.direct.begin() as conn:
-            apply_all_sync(conn, declared, merge=self.merge)
+        planned = sqlite_statements(declared, self.direct.dialect, merge=self.merge)
+        driver = self._driver_connection()
+        with self._exclusive_here():
+            driver.execute("BEGIN IMMEDIATE")
+            sql = "COMMIT"
+            try:
+                for sql, rows in planned:
+                    driver.executemany(sql, rows)
+                sql = "COMMIT"
+                driver.execute(sql)
+            except BaseException as exc:
+                if driver.in_transaction:
+                    driver.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    # As SQLAlchemy raises it on every other path (IntegrityError and so on).
+                    raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+                raise
+
+    def _driver_connection(self) -> sqlite3.Connection:
+        # The direct engine's one pooled connection, kept by this writer for its lifetime. It
+        # is in autocommit mode (``store.engine``), so BEGIN and COMMIT above are the only ones.
+        if self._held is None:
+            assert self.direct is not None
+            self._held = self.direct.raw_connection()
+        driver = self._held.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        return driver
 
     def _exclusive_here(self) -> contextlib.AbstractContextManager[None]:
         return self.lock.held_here() if self.lock is not None else contextlib.nullcontext()

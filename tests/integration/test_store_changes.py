@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ async def make_writer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     else:
         url = f"sqlite:///{tmp_path / 'changes.db'}"
     engines: list[AsyncEngine] = []
+    writers: list[Writer] = []
 
     async def make(*, merge: bool = True) -> Writer:
         engine = create_engine(url)
@@ -60,9 +62,13 @@ async def make_writer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         if request.param == "sqlite-thread":
             direct = sqlite_writer_engine(engine)
             assert direct is not None
-        return Writer(engine, Durability.SYNC, lock, direct=direct, merge=merge)
+        writer = Writer(engine, Durability.SYNC, lock, direct=direct, merge=merge)
+        writers.append(writer)
+        return writer
 
     yield make
+    for writer in writers:
+        await writer.close()
     for engine in engines:
         await engine.dispose()
     if pg_url is not None:
@@ -276,3 +282,55 @@ def test_the_upsert_statement_is_one_cached_object() -> None:
     first = upsert_statement(stock_items, columns, ("product_id",))
     assert first is upsert_statement(stock_items, columns, ("product_id",))
     assert 'ON CONFLICT ("product_id") DO UPDATE SET "stocked" = excluded."stocked"' in str(first)
+
+
+async def test_the_driver_path_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """The writer's own thread binds rows itself; it must store the very text SQLAlchemy's
+    path stores (timestamps compared as text by windowed queries, JSON read back by both)."""
+    moment = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    change = (
+        Changes()
+        .upsert(
+            carts,
+            [{"buyer_id": "usr_k", "route_key": 3, "items": [{"a": "é", "b": 2}], "version": 1}],
+            ["buyer_id"],
+        )
+        .events("tests", [_event("stk_k", 4)])
+        .insert(
+            outbox,
+            [
+                {
+                    "id": "evt_k",
+                    "type": "stock.changed",
+                    "source": "tests",
+                    "subject": "stk_k2",
+                    "sequence": 1,
+                    "time": moment,
+                    "data": {"nested": [1, None, "two"], "at": "x"},
+                }
+            ],
+        )
+    )
+    stored = []
+    for path in ("thread", "aiosqlite"):
+        database = tmp_path / f"{path}.db"
+        engine = create_engine(f"sqlite:///{database}")
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        direct = sqlite_writer_engine(engine) if path == "thread" else None
+        writer = Writer(engine, Durability.SYNC, FileLock(f"{database}.writelock"), direct=direct)
+        await writer.write(change)
+        await writer.close()
+        await engine.dispose()
+        if direct is not None:
+            direct.dispose()
+        with sqlite3.connect(database) as raw:
+            stored.append(
+                [
+                    raw.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+                    for table in ("carts", "outbox")
+                ]
+            )
+    thread, aiosqlite = stored
+    assert thread == aiosqlite
+    assert len(thread[1]) == 2
