@@ -114,21 +114,17 @@ class MarketplaceClient:
         With ``idempotency_key`` the product id is derived from (seller, key): a retry answers
         the product the first attempt made (and completes its initial stock), and the same key
         with another draft or stock is IdempotencyKeyReused. ``product_id`` is the older,
-        caller-chosen way to make a retry idempotent (the seeder uses it).
+        caller-chosen way to make a retry idempotent (the seeder uses it); give one or the other.
         """
         if seller.role not in (Role.SELLER, Role.ADMIN):
             raise Forbidden("only sellers list products")
         if isinstance(initial_stock, bool) or not 0 <= initial_stock <= 1_000_000_000:
             raise InvalidInput("initial_stock must be 0 to 1,000,000,000", field="initial_stock")
         listing_key = None
-        if idempotency_key is not None:
-            if not idempotency_key.strip() or len(idempotency_key) > 200:
-                raise InvalidInput(
-                    "the Idempotency-Key must be 1 to 200 characters, not blank",
-                    field="Idempotency-Key",
-                )
-            product_id = product_id_for(seller.id, idempotency_key)
-            listing_key = (idempotency_key, listing_fingerprint(draft, initial_stock))
+        key = _checked_key(idempotency_key, product_id, "product_id")
+        if key is not None:
+            product_id = product_id_for(seller.id, key)
+            listing_key = (key, listing_fingerprint(draft, initial_stock))
         product_id = product_id or new_id("prd")
         shard = self.directory.route(CATALOG, product_id)
         product: Product = await call(
@@ -237,8 +233,9 @@ class MarketplaceClient:
 
         The change is applied once per ``request_id``, or once per ``idempotency_key`` of this
         caller for this product: a repeat answers the current stock, a repeat with another
-        ``delta`` raises ``IdempotencyKeyReused``.
+        ``delta`` raises ``IdempotencyKeyReused``. Give one of the two, or neither.
         """
+        _checked_key(idempotency_key, request_id, "request_id")
         product = await self.get_product(product_id)
         if not principal.is_admin and product.seller_id != principal.id:
             raise Forbidden("only the product's seller may change its stock")
@@ -418,3 +415,17 @@ DEFAULT_ADDRESS = {
 def _check_id(value: str, prefix: str, field: str) -> None:
     if not is_id(value, prefix):
         raise InvalidInput(f"{field} {value!r} is not a valid id", field=field)
+
+
+def _checked_key(key: str | None, other: str | None, other_name: str) -> str | None:
+    """An Idempotency-Key as the gateway accepts it (1 to 200 characters, not blank), given
+    without ``other``, the caller-chosen id it would silently override."""
+    if key is None:
+        return None
+    if not key.strip() or len(key) > 200:
+        raise InvalidInput(
+            "the Idempotency-Key must be 1 to 200 characters, not blank", field="Idempotency-Key"
+        )
+    if other is not None:
+        raise InvalidInput(f"give an Idempotency-Key or a {other_name}, not both", field=other_name)
+    return key

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from actors.directory import CATALOG
 from marketplace.domain.catalog import ProductDraft, ProductPatch, listing_fingerprint
-from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock
+from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, InvalidInput
 from marketplace.domain.ids import product_id_for
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.users import Role
@@ -100,6 +100,13 @@ async def test_an_idempotency_key_changes_stock_once_across_a_restart(
     assert written_off.available == 0
     # The key is the seller's own: another key is another change.
     assert (await client.adjust_stock(seller, product.id, 2, idempotency_key="b")).available == 2
+    # Keys the gateway would refuse are refused here too, and change nothing.
+    for bad in ({"idempotency_key": " "}, {"idempotency_key": "k" * 201}):
+        with pytest.raises(InvalidInput):
+            await client.adjust_stock(seller, product.id, 3, **bad)
+    with pytest.raises(InvalidInput):
+        await client.adjust_stock(seller, product.id, 3, idempotency_key="c", request_id="r")
+    assert (await client.get_stock(product.id)).available == 2
 
     namespace = runtime.settings.namespace
     ray.kill(ray.get_actor("inventory-0", namespace=namespace), no_restart=False)
@@ -147,6 +154,11 @@ async def test_a_listing_key_lists_one_product_across_a_restart(
         )
     with pytest.raises(IdempotencyKeyReused):
         await client.create_product(seller, draft, 8, idempotency_key="list-a")
+    # A key and a caller-chosen id together would let the key override the id unseen.
+    with pytest.raises(InvalidInput):
+        await client.create_product(
+            seller, draft, 7, product_id="prd_chosen", idempotency_key="list-a"
+        )
     # A repeat after the product changed answers the product as it is now.
     repriced = await client.update_product(seller, product.id, ProductPatch(price_cents=2000))
     assert await client.create_product(seller, draft, 7, idempotency_key="list-a") == repriced
