@@ -168,20 +168,26 @@ class Writer:
         planned = sqlite_statements(declared, self.direct.dialect, merge=self.merge)
         driver = self._driver_connection()
         with self._exclusive_here():
-            driver.execute("BEGIN IMMEDIATE")
-            sql = "COMMIT"
+            sql = "BEGIN IMMEDIATE"
             try:
+                driver.execute(sql)
                 for sql, rows in planned:
                     driver.executemany(sql, rows)
                 sql = "COMMIT"
                 driver.execute(sql)
             except BaseException as exc:
                 if driver.in_transaction:
-                    driver.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    # As SQLAlchemy raises it on every other path (IntegrityError and so on).
-                    raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
-                raise
+                    with contextlib.suppress(sqlite3.Error):
+                        driver.execute("ROLLBACK")
+                if not isinstance(exc, sqlite3.Error):
+                    raise
+                if not isinstance(exc, sqlite3.IntegrityError) and self._held is not None:
+                    # Anything but a refused row may have left the connection unusable: the
+                    # next batch opens a fresh one.
+                    self._held.invalidate(exc)
+                    self._held = None
+                # As SQLAlchemy raises it on every other path (IntegrityError and so on).
+                raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
     def _driver_connection(self) -> sqlite3.Connection:
         # The direct engine's one pooled connection, kept by this writer for its lifetime. It

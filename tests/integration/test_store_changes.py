@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.config import Durability
@@ -198,6 +198,21 @@ async def test_a_failing_change_fails_alone(make_writer: Any) -> None:
         events = (await conn.execute(select(outbox.c.subject))).scalars().all()
     assert sorted(stored) == sorted(f"prd_{n}" for n in range(10))
     assert events == ["stk_taken"]
+
+
+async def test_a_database_error_fails_its_batch_and_the_writer_goes_on(make_writer: Any) -> None:
+    writer: Writer = await make_writer()
+    row = {"buyer_id": "usr_e", "route_key": 1, "items": [], "version": 1}
+    assert writer.engine is not None
+    async with writer.engine.begin() as conn:
+        await conn.run_sync(carts.drop)
+    with pytest.raises(DBAPIError):  # no such table: not a refused row
+        await writer.write(Changes().upsert(carts, [row], ["buyer_id"]))
+    async with writer.engine.begin() as conn:
+        await conn.run_sync(carts.create)
+    await writer.write(Changes().upsert(carts, [row], ["buyer_id"]))
+    async with writer.engine.connect() as conn:
+        assert (await conn.execute(select(carts.c.buyer_id))).scalars().all() == ["usr_e"]
 
 
 async def test_functions_of_the_connection_keep_their_place(make_writer: Any) -> None:
