@@ -113,9 +113,17 @@ class ActorBase:
         directory = getattr(self, "directory", None)
         return {} if directory is None else directory.batch_counts()
 
-    async def flush(self) -> None:
-        """Wait until queued writes are committed (matters for ``async`` durability)."""
+    async def settle(self) -> None:
+        """Wait until the calls this actor has sent to others so far are answered, including
+        the pushes it does not wait for (a coordinator's order snapshots to the seller view)."""
         await self.ready()
+        directory = getattr(self, "directory", None)
+        if directory is not None:
+            await directory.settle()
+
+    async def flush(self) -> None:
+        """Wait until this actor's sent calls are answered and its queued writes committed."""
+        await self.settle()
         await self.writer.drain()
 
     def owned(self, table: Table) -> ColumnElement[bool]:

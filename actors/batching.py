@@ -40,6 +40,7 @@ class CallBatcher:
         self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unanswered: set[asyncio.Future[Any]] = set()
         self.batches = 0
         self.calls = 0
 
@@ -57,9 +58,21 @@ class CallBatcher:
         future.add_done_callback(partial(_log_failure, method))
         self._enqueue(loop, (method, args), future)
 
+    async def settle(self) -> None:
+        """Wait until every call made so far on this loop is answered, ``tell`` ones included.
+
+        Calls made while it waits are not waited for, so a steady load cannot keep it waiting.
+        """
+        loop = asyncio.get_running_loop()
+        sent = [f for f in self._unanswered if f.get_loop() is loop]
+        if sent:
+            await asyncio.wait(sent)
+
     def _enqueue(
         self, loop: asyncio.AbstractEventLoop, call: Call, future: asyncio.Future[Any]
     ) -> None:
+        self._unanswered.add(future)
+        future.add_done_callback(self._unanswered.discard)
         self._pending.append((call, future))
         # Scheduled once per turn, on the caller's loop (a notebook or a test may run several
         # loops one after another; a dispatch left on a closed one would never run).

@@ -361,10 +361,14 @@ class MarketplaceClient:
         )
 
     async def flush(self) -> None:
-        """Wait for every actor's queued writes (``async`` durability)."""
-        await asyncio.gather(
-            *(self.directory.get(name).flush.remote() for name in self.directory.all_names())
-        )
+        """Wait until everything asked so far is committed: every actor's queued writes
+        (``async`` durability) and the writes of pushes still on their way between actors."""
+        names = self.directory.all_names()
+        # A push not yet answered (an order snapshot to the seller view) is in no one's write
+        # queue yet, so the senders settle before any queue is drained.
+        await self.directory.settle()
+        await asyncio.gather(*(self.directory.get(name).settle.remote() for name in names))
+        await asyncio.gather(*(self.directory.get(name).flush.remote() for name in names))
 
     async def order_stats(self) -> dict[str, int]:
         """Counters summed over the coordinators."""

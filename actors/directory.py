@@ -182,6 +182,10 @@ class Directory:
         """Per target actor: calls made through ``batched`` so far, and the Ray calls they took."""
         return {name: (b.calls, b.batches) for name, b in self._batchers.items()}
 
+    async def settle(self) -> None:
+        """Wait until every batched call made so far through this directory is answered."""
+        await asyncio.gather(*(b.settle() for b in list(self._batchers.values())))
+
     def batched_route(self, kind: ActorKind, key: str) -> CallBatcher:
         """``batched`` for the actor of ``kind`` that owns ``key``."""
         return self.batched(kind, owner_index(key, self.count(kind)))

@@ -129,6 +129,28 @@ async def test_tell_does_not_wait_and_logs_a_failure(caplog: pytest.LogCaptureFi
     assert "missing (not awaited) failed" in caplog.text
 
 
+async def test_settle_waits_for_told_calls_but_not_for_later_ones() -> None:
+    first, later = Target(), Target()
+    targets = iter([first, later])
+
+    async def send(calls: list[Call]) -> list[tuple[bool, Any]]:
+        return await run_calls(next(targets), calls)
+
+    batcher = CallBatcher(send)
+    batcher.tell("slow")
+    settled = asyncio.ensure_future(batcher.settle())
+    await asyncio.sleep(0.02)
+    batcher.tell("slow")  # told while settle waits: not waited for
+    await asyncio.sleep(0.02)
+    assert not settled.done()  # the first push is still unanswered
+    first.released.set()
+    await asyncio.wait_for(settled, 1)
+    assert not later.released.is_set()
+    later.released.set()
+    await asyncio.wait_for(batcher.settle(), 1)
+    await batcher.settle()  # nothing sent: returns at once
+
+
 def test_the_batcher_survives_its_event_loop() -> None:
     """A notebook or a script may use one client from several ``asyncio.run`` calls."""
     send = Recorder(Target())
