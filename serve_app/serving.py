@@ -17,6 +17,7 @@ from marketplace.config import Settings
 
 log = logging.getLogger(__name__)
 HAPROXY_FLAG = "RAY_SERVE_ENABLE_HA_PROXY"
+HAPROXY_METRICS_FLAG = "RAY_SERVE_HAPROXY_METRICS_ENABLED"
 APP_NAME = "marketplace"
 
 
@@ -39,14 +40,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def reserve_haproxy_ports() -> None:
-    """Give HAProxy's stats and Prometheus listeners free ports unless they are set.
+def prepare_haproxy() -> None:
+    """Set Serve's HAProxy environment, where it is not set already, before Ray starts.
 
-    Serve binds them on all interfaces at fixed defaults (8404, 9101), so a second Serve with
-    HAProxy on the same machine (another `marketplace up`, a test run) would fail to start.
+    Its stats and Prometheus listeners get free ports: Serve binds them on all interfaces at
+    fixed defaults (8404, 9101), so a second Serve with HAProxy on the same machine (another
+    `marketplace up`, a test run) would fail to start.
+
+    Serve's per-request HTTP metrics are recorded by the replicas, as without HAProxy, rather
+    than by HAProxy sending its manager actor one log datagram per request to parse, which
+    cost the manager about 0.1 ms of CPU per request on 2 cores (README, Performance). What
+    only that path counts, requests HAProxy answers itself, is not worth it.
     """
     for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
         os.environ.setdefault(name, str(_free_port()))
+    os.environ.setdefault(HAPROXY_METRICS_FLAG, "0")
 
 
 def choose_ingress(settings: Settings) -> str:
@@ -58,11 +66,11 @@ def choose_ingress(settings: Settings) -> str:
     if HAPROXY_FLAG in os.environ:
         wanted = os.environ[HAPROXY_FLAG] == "1"
         if wanted:
-            reserve_haproxy_ports()
+            prepare_haproxy()
         return "haproxy" if wanted else "python"
     wanted = settings.fast_ingress and haproxy_available()
     if wanted:
-        reserve_haproxy_ports()
+        prepare_haproxy()
     if "ray.serve" in sys.modules:
         log.warning("ray.serve is already imported; the ingress choice cannot change now")
     os.environ[HAPROXY_FLAG] = "1" if wanted else "0"

@@ -17,14 +17,15 @@ import pytest
 import pytest_asyncio
 
 # Before Ray is imported anywhere: the Serve ingress under test is the one `marketplace up`
-# uses (HAProxy, on free ports), and workers run in this interpreter's environment rather
-# than through `uv run` (Ray's uv hook would ship the working directory to every worker).
+# uses (HAProxy, on free ports, with Serve's request metrics kept by the replicas), and
+# workers run in this interpreter's environment rather than through `uv run` (Ray's uv hook
+# would ship the working directory to every worker).
 os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-from serve_app.serving import reserve_haproxy_ports
+from serve_app.serving import prepare_haproxy
 
-reserve_haproxy_ports()
+prepare_haproxy()
 
 PG_ADMIN_URL = os.environ.get(
     "MARKETPLACE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,0 +1,45 @@
+"""The ingress choice sets Serve's HAProxy environment before Ray starts."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from marketplace.config import Settings
+from serve_app.serving import HAPROXY_FLAG, HAPROXY_METRICS_FLAG, choose_ingress
+
+pytestmark = pytest.mark.unit
+
+PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (HAPROXY_METRICS_FLAG, *PORTS):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(HAPROXY_FLAG, "1")
+    return monkeypatch
+
+
+def test_serves_request_metrics_stay_in_the_replicas_under_haproxy(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    assert choose_ingress(Settings()) == "haproxy"
+    assert os.environ[HAPROXY_METRICS_FLAG] == "0"
+    ports = [int(os.environ[name]) for name in PORTS]
+    assert len(set(ports)) == 2 and all(port > 0 for port in ports)
+
+
+def test_an_explicit_environment_wins(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(HAPROXY_METRICS_FLAG, "1")
+    clean_env.setenv(PORTS[0], "18404")
+    choose_ingress(Settings())
+    assert os.environ[HAPROXY_METRICS_FLAG] == "1"
+    assert os.environ[PORTS[0]] == "18404"
+
+
+def test_the_python_proxy_leaves_haproxy_alone(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(HAPROXY_FLAG, "0")
+    assert choose_ingress(Settings()) == "python"
+    assert HAPROXY_METRICS_FLAG not in os.environ
