@@ -315,7 +315,9 @@ async def test_broker_restart_loses_nothing_and_keeps_order(
 ) -> None:
     tap = await broker.tap()
     runtime = await make_marketplace(**broker.settings())
-    market = await build_market(runtime.client, stock=[400, 400, 400, 400], buyers=8)
+    # Ample stock: the load runs for as long as the broker takes to come back, which on a
+    # fast machine is more checkouts than any fixed small stock would cover.
+    market = await build_market(runtime.client, stock=[1_000_000] * 4, buyers=8)
     stop = asyncio.Event()
     placed: list[Order] = []
 
