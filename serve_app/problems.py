@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from marketplace.domain.errors import DomainError
+from marketplace.domain.errors import DomainError, TransientFailure
+from marketplace.store.failures import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
@@ -117,5 +118,16 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> Response:
         import logging
 
+        cause = getattr(exc, "cause", None)  # what an actor raised, under Ray's RayTaskError
+        if is_transient(exc) or (isinstance(cause, BaseException) and is_transient(cause)):
+            # The database went away under the gateway's own query (a login, a registration)
+            # or an actor's read: nothing about the request is wrong, so ask for a retry.
+            logging.getLogger("marketplace.gateway").warning("database unavailable: %r", exc)
+            return problem(
+                503,
+                "the database is unavailable; retry shortly",
+                code=TransientFailure.code,
+                headers={"Retry-After": "1"},
+            )
         logging.getLogger("marketplace.gateway").exception("unhandled error")
         return problem(500, "an unexpected error occurred", code="internal_error")

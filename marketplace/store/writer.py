@@ -5,6 +5,9 @@ in flight are grouped into the next transaction (group commit), so many concurre
 cost one commit; declared ``Changes`` in a group are also merged into one statement per table
 (see ``marketplace.store.changes``). ``async``: the caller goes on at once and the same batches
 commit behind it (a crash loses the tail). ``none``: nothing is written.
+
+A commit that fails because the database is unreachable for the moment (``store.failures``)
+reaches the caller as ``TransientFailure``, which clients see as a 503 to retry.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 
 from marketplace.config import Durability
+from marketplace.domain.errors import TransientFailure
 from marketplace.store.changes import Changes, apply_all, sqlite_statements
+from marketplace.store.failures import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +231,11 @@ def _settle(pending: _Pending, exc: BaseException | None) -> None:
         return
     if exc is None:
         pending.done.set_result(None)
+    elif is_transient(exc):
+        log.warning("a commit failed while the database was unavailable: %r", exc)
+        unavailable = TransientFailure("the database is unavailable; retry shortly")
+        unavailable.__cause__ = exc
+        pending.done.set_exception(unavailable)
     else:
         pending.done.set_exception(exc)
 

@@ -1,0 +1,58 @@
+"""Which database failures pass by themselves.
+
+A PostgreSQL server that restarts cuts every connection and refuses new ones for a few seconds;
+a SQLite writer can find the file busy past its timeout. Such a failure says nothing about the
+request, so an actor answers it as ``TransientFailure`` (503: retry with the same key) and the
+order coordinator retries its own writes through it. Anything else (a refused row, a bad
+statement) is not retried: it would fail the same way again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy import exc as sa
+
+# SQLite's primary result codes for a database held by another connection.
+_SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# asyncpg's own errors for a connection that failed, was cut or cannot be made yet (the server
+# is shutting down or starting up); SQLAlchemy lets some of them through unwrapped on connect.
+_ASYNCPG_TRANSIENT = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` is a database failure that a later retry may not meet."""
+    if isinstance(error, sa.IntegrityError | sa.ProgrammingError | sa.DataError):
+        return False
+    if isinstance(error, sa.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        orig = error.orig
+        if isinstance(orig, sqlite3.Error):
+            return _sqlite_busy(orig)
+        if isinstance(error, sa.OperationalError | sa.InterfaceError):
+            return True
+        cause = getattr(orig, "__cause__", None)
+        return cause is not None and is_transient(cause)
+    if isinstance(error, sa.DisconnectionError | sa.TimeoutError):
+        return True
+    if isinstance(error, sqlite3.Error):
+        return _sqlite_busy(error)
+    if isinstance(error, _ASYNCPG_TRANSIENT):
+        return True
+    return isinstance(error, ConnectionError | TimeoutError)
+
+
+def _sqlite_busy(error: sqlite3.Error) -> bool:
+    # "database is locked" and the like; "no such table" is an OperationalError too.
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and code is not None
+        and (code & 0xFF in _SQLITE_BUSY)
+    )
