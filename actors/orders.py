@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -51,6 +52,7 @@ from marketplace.domain.payments import Payment, PaymentStatus
 from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role
 from marketplace.store.changes import Changes
+from marketplace.store.failures import is_transient
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import idempotency_keys, orders
 
@@ -148,7 +150,16 @@ class OrderCoordinator(ActorBase):
             from_cart = command.lines is None
             lines = command.lines if command.lines is not None else await self._cart_lines(command)
             order = await self._new_order(order_id, command, lines)
-            await self._insert(order, command, fingerprint)
+            try:
+                await self._insert(order, command, fingerprint)
+            except IntegrityError:
+                # An earlier attempt's insert committed, but its answer was lost with the
+                # connection (a database restart): the store has an order this coordinator
+                # does not. Take it up from there instead of refusing the retry.
+                stored = await self._stored_order(order_id, fingerprint)
+                if stored is None:
+                    raise
+                order = stored
             order = await self._saga(order)
         if from_cart and order.status is OrderStatus.CONFIRMED:
             carts = self.directory.batched_route(CARTS, command.buyer_id)
@@ -330,6 +341,39 @@ class OrderCoordinator(ActorBase):
         except Exception:
             log.exception("resuming %s failed", order_id)
 
+    async def _stored_order(self, order_id: str, fingerprint: str) -> Order | None:
+        """The order a lost insert committed, now remembered here (None when the store has
+        none: the conflict was something else)."""
+        assert self.engine is not None
+        try:
+            async with self.engine.connect() as conn:
+                row = (
+                    (await conn.execute(select(orders).where(orders.c.id == order_id)))
+                    .mappings()
+                    .first()
+                )
+                stored_fingerprint = (
+                    await conn.execute(
+                        select(idempotency_keys.c.fingerprint).where(
+                            idempotency_keys.c.order_id == order_id
+                        )
+                    )
+                ).scalar_one_or_none()
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientFailure("the database is unavailable; retry shortly") from exc
+            raise
+        if row is None:
+            return None
+        if stored_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request", order_id=order_id
+            )
+        order = order_from_row(row)
+        self.fingerprints[order_id] = fingerprint
+        self._remember(order)
+        return order
+
     # -- building and saving -----------------------------------------------------------------
 
     async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
@@ -460,7 +504,12 @@ class OrderCoordinator(ActorBase):
             )
         row = self._row(updated)
         events = [self._event(updated)] if status is not None else []
-        await self.writer.write(Changes().upsert(orders, [row], ["id"]).events(self.SOURCE, events))
+        # A saga's step must be recorded before the saga goes on; an outage is waited out here
+        # (the gateway answers `pending` meanwhile) rather than left for a restart to finish.
+        await self.write_until_done(
+            Changes().upsert(orders, [row], ["id"]).events(self.SOURCE, events),
+            f"order {updated.id} ({updated.status.value})",
+        )
         self._remember(updated)
         if status is not None:
             self.directory.batched_route(SELLERS, updated.id).tell("apply", updated)
