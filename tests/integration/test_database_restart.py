@@ -1,9 +1,11 @@
-"""The invariants when PostgreSQL restarts under a checkout load (DEVELOPERS.md: faults include
-a database restart). Every connection the actors hold dies with the server, and for a few
-seconds no new one can be made.
+"""Checkouts when the database goes away.
 
-It restarts the local PostgreSQL cluster with ``pg_ctlcluster``, so it needs the server on this
-machine (as CI has it), and fails rather than skips without one.
+PostgreSQL restarted under a checkout load (DEVELOPERS.md counts a database restart among the
+faults): every connection the actors hold dies with the server, and for a few seconds no new
+one can be made. The test restarts the local cluster with ``pg_ctlcluster``, so it needs the
+server on this machine (as CI has it), and fails rather than skips without one.
+
+And the answer an insert loses with its connection, after it committed.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
-from marketplace.domain.errors import TransientFailure
+from marketplace.domain.errors import IdempotencyKeyReused, TransientFailure
 from marketplace.domain.orders import Order, OrderStatus
-from tests.integration.market import build_market
+from marketplace.store.tables import orders
+from tests.integration.market import build_market, principal
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = pytest.mark.integration
 
 UNITS = [10, 10, 10, 10]
 CHECKOUTS = 160
@@ -54,6 +58,7 @@ def restart_postgres() -> float:
     return time.monotonic() - began
 
 
+@pytest.mark.postgres
 async def test_orders_end_and_invariants_hold_across_a_postgres_restart(
     make_marketplace: Any,
 ) -> None:
@@ -127,3 +132,44 @@ async def _attempt(checkout: Any, request: Any) -> Order | BaseException:
     except TransientFailure as exc:  # the database is still coming back
         await asyncio.sleep(0.2)
         return exc
+
+
+async def test_a_retry_takes_up_an_order_whose_insert_committed_unanswered(
+    make_marketplace: Any,
+) -> None:
+    """An insert can commit and still fail for its caller, when the connection dies before the
+    answer. The store then has an order its coordinator does not hold. A second marketplace on
+    the same database stands in for that lost answer: it records the order, and a retry of the
+    same key through the first one must answer that order, not refuse the key."""
+    from actors.runtime import Runtime
+
+    runtime = await make_marketplace(inventory_partitions=1, order_coordinators=1)
+    client = runtime.client
+    market = await build_market(client, stock=[5], buyers=1)
+    buyer, product = market.buyers[0], market.products[0]
+    items = [{"product_id": product.id, "quantity": 2}]
+    other = Runtime(
+        runtime.settings.model_copy(update={"namespace": runtime.settings.namespace + "b"})
+    )
+    try:
+        placed = await (await other.start()).place_order(buyer.id, "lost-answer", items=items)
+        assert placed.status is OrderStatus.CONFIRMED
+    finally:
+        await other.stop()
+
+    retried = await client.place_order(buyer.id, "lost-answer", items=items)
+    assert (retried.id, retried.status, retried.total_cents) == (
+        placed.id,
+        OrderStatus.CONFIRMED,
+        placed.total_cents,
+    )
+    assert (await client.get_order(principal(buyer), placed.id)).id == placed.id
+    with pytest.raises(IdempotencyKeyReused):
+        await client.place_order(
+            buyer.id, "lost-answer", items=[{"product_id": product.id, "quantity": 1}]
+        )
+    async with client.engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count()).select_from(orders).where(orders.c.buyer_id == buyer.id)
+        )
+    assert count == 1
