@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from marketplace.domain.errors import DomainError
+from marketplace.domain.errors import DomainError, TransientFailure
+from marketplace.store.failures import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]
         except DomainError as exc:
             return False, exc
         except Exception as exc:
+            if is_transient(exc):  # a read that met a database outage: a 503 to retry
+                return False, TransientFailure(f"{method}: the database is unavailable")
             # Anything else goes back as a plain error that is sure to pickle.
             return False, BatchedCallFailed(f"{method} failed: {exc!r}")
 

@@ -121,11 +121,12 @@ def install(app: FastAPI) -> None:
         cause = getattr(exc, "cause", None)  # what an actor raised, under Ray's RayTaskError
         if is_transient(exc) or (isinstance(cause, BaseException) and is_transient(cause)):
             # The database went away under the gateway's own query (a login, a registration)
-            # or an actor's read: nothing about the request is wrong, so ask for a retry.
-            logging.getLogger("marketplace.gateway").warning("database unavailable: %r", exc)
+            # or an actor's read, or a connection timed out: nothing about the request is
+            # wrong, so ask for a retry.
+            logging.getLogger("marketplace.gateway").warning("unavailable: %r", exc)
             return problem(
                 503,
-                "the database is unavailable; retry shortly",
+                "the marketplace is unavailable for the moment; retry shortly",
                 code=TransientFailure.code,
                 headers={"Retry-After": "1"},
             )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from actors.batching import BatchedCallFailed, Call, CallBatcher, run_calls
-from marketplace.domain.errors import NotFound
+from marketplace.domain.errors import NotFound, TransientFailure
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +28,9 @@ class Target:
 
     async def broken(self) -> None:
         raise KeyError("a bug")
+
+    async def unreachable(self) -> None:  # a read while the database restarts
+        raise ConnectionRefusedError(111, "Connection refused")
 
     async def slow(self) -> str:
         await self.released.wait()
@@ -77,12 +80,14 @@ async def test_each_call_gets_its_own_error() -> None:
         batcher.call("missing", "prd_x"),
         batcher.call("broken"),
         batcher.call("_private"),
+        batcher.call("unreachable"),
         return_exceptions=True,
     )
     assert results[0] == 2
     assert isinstance(results[1], NotFound) and results[1].details == {"key": "prd_x"}
     assert isinstance(results[2], BatchedCallFailed) and "KeyError" in str(results[2])
     assert isinstance(results[3], AttributeError)
+    assert isinstance(results[4], TransientFailure) and results[4].status == 503
 
 
 async def test_a_failed_batch_fails_every_call_in_it() -> None:
