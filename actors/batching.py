@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from marketplace.domain.errors import DomainError, TransientFailure
-from marketplace.store.failures import is_transient
+from marketplace.domain.errors import DomainError
+from marketplace.store.failures import database_unavailable, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]
             return False, exc
         except Exception as exc:
             if is_transient(exc):  # a read that met a database outage: a 503 to retry
-                return False, TransientFailure(f"{method}: the database is unavailable")
+                return False, database_unavailable(exc)
             # Anything else goes back as a plain error that is sure to pickle.
             return False, BatchedCallFailed(f"{method} failed: {exc!r}")
 

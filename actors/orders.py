@@ -52,7 +52,7 @@ from marketplace.domain.payments import Payment, PaymentStatus
 from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role
 from marketplace.store.changes import Changes
-from marketplace.store.failures import is_transient
+from marketplace.store.failures import database_unavailable, is_transient
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import idempotency_keys, orders
 
@@ -361,7 +361,7 @@ class OrderCoordinator(ActorBase):
                 ).scalar_one_or_none()
         except Exception as exc:
             if is_transient(exc):
-                raise TransientFailure("the database is unavailable; retry shortly") from exc
+                raise database_unavailable(exc) from exc
             raise
         if row is None:
             return None

@@ -10,19 +10,21 @@ statement) is not retried: it would fail the same way again.
 from __future__ import annotations
 
 import sqlite3
+import sys
 
-import asyncpg
 from sqlalchemy import exc as sa
+
+from marketplace.domain.errors import TransientFailure
 
 # SQLite's primary result codes for a database held by another connection.
 _SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-# asyncpg's own errors for a connection that failed, was cut or cannot be made yet (the server
-# is shutting down or starting up); SQLAlchemy lets some of them through unwrapped on connect.
-_ASYNCPG_TRANSIENT = (
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InterfaceError,
-)
+
+
+def database_unavailable(cause: BaseException, what: str = "the database") -> TransientFailure:
+    """The 503 that a transient ``cause`` is answered with."""
+    failure = TransientFailure(f"{what} is unavailable; retry shortly")
+    failure.__cause__ = cause
+    return failure
 
 
 def is_transient(error: BaseException) -> bool:
@@ -43,9 +45,22 @@ def is_transient(error: BaseException) -> bool:
         return True
     if isinstance(error, sqlite3.Error):
         return _sqlite_busy(error)
-    if isinstance(error, _ASYNCPG_TRANSIENT):
+    if _asyncpg_transient(error):
         return True
     return isinstance(error, ConnectionError | TimeoutError)
+
+
+def _asyncpg_transient(error: BaseException) -> bool:
+    # asyncpg's own errors for a connection that failed, was cut or cannot be made yet (the
+    # server is shutting down or starting up); SQLAlchemy lets some through unwrapped on
+    # connect. Without asyncpg imported (SQLite) there are none, so it is not imported here.
+    asyncpg = sys.modules.get("asyncpg")
+    return asyncpg is not None and isinstance(
+        error,
+        asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InterfaceError,
+    )
 
 
 def _sqlite_busy(error: sqlite3.Error) -> bool:

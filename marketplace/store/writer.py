@@ -28,9 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 
 from marketplace.config import Durability
-from marketplace.domain.errors import TransientFailure
 from marketplace.store.changes import Changes, apply_all, sqlite_statements
-from marketplace.store.failures import is_transient
+from marketplace.store.failures import database_unavailable, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -233,9 +232,7 @@ def _settle(pending: _Pending, exc: BaseException | None) -> None:
         pending.done.set_result(None)
     elif is_transient(exc):
         log.warning("a commit failed while the database was unavailable: %r", exc)
-        unavailable = TransientFailure("the database is unavailable; retry shortly")
-        unavailable.__cause__ = exc
-        pending.done.set_exception(unavailable)
+        pending.done.set_exception(database_unavailable(exc))
     else:
         pending.done.set_exception(exc)
 
