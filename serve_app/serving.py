@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import sys
 
@@ -34,9 +35,25 @@ def haproxy_available() -> bool:
     return os.access(path, os.X_OK)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+# Where HAProxy's own listeners are placed. Ray's workers take 10002-19999 and Serve's replicas
+# 30000-31000 by default, and the kernel hands ports from 32768 up to outgoing connections, so a
+# free port picked there could be taken by a connection before HAProxy binds it (seen once in
+# CI: "cannot bind socket (Address already in use)"). None of them uses this range.
+HAPROXY_PORTS = range(20000, 30000)
+
+
+def _free_port(taken: set[int]) -> int:
+    for port in random.sample(HAPROXY_PORTS, 64):
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # HAProxy binds them on every interface
+            except OSError:
+                continue
+        return port
+    with socket.socket() as sock:  # that range is full: let the kernel choose
+        sock.bind(("0.0.0.0", 0))
         return int(sock.getsockname()[1])
 
 
@@ -52,8 +69,12 @@ def prepare_haproxy() -> None:
     cost the manager about 0.1 ms of CPU per request on 2 cores (README, Performance). What
     only that path counts, requests HAProxy answers itself, is not worth it.
     """
+    taken: set[int] = set()
     for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
-        os.environ.setdefault(name, str(_free_port()))
+        if name not in os.environ:
+            port = _free_port(taken)
+            taken.add(port)
+            os.environ[name] = str(port)
     os.environ.setdefault(HAPROXY_METRICS_FLAG, "0")
 
 

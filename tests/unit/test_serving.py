@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
 from marketplace.config import Settings
-from serve_app.serving import HAPROXY_FLAG, HAPROXY_METRICS_FLAG, choose_ingress
+from serve_app.serving import HAPROXY_FLAG, HAPROXY_METRICS_FLAG, HAPROXY_PORTS, choose_ingress
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +29,12 @@ def test_serves_request_metrics_stay_in_the_replicas_under_haproxy(
     assert choose_ingress(Settings()) == "haproxy"
     assert os.environ[HAPROXY_METRICS_FLAG] == "0"
     ports = [int(os.environ[name]) for name in PORTS]
-    assert len(set(ports)) == 2 and all(port > 0 for port in ports)
+    assert len(set(ports)) == 2
+    # Outside the kernel's range for outgoing connections, which could take them first.
+    assert all(port in HAPROXY_PORTS for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("0.0.0.0", port))
 
 
 def test_an_explicit_environment_wins(clean_env: pytest.MonkeyPatch) -> None:
