@@ -33,13 +33,12 @@ CHECKOUTS = 160
 SETTLE_S = 120.0
 
 
-def restart_postgres() -> float:
-    """Restart the local PostgreSQL cluster (fast shutdown: every session is cut); its seconds."""
+def restart_postgres() -> None:
+    """Restart the local PostgreSQL cluster (fast shutdown: every session is cut)."""
     assert shutil.which("pg_ctlcluster"), "pg_ctlcluster is needed to restart PostgreSQL"
     versions = sorted(
         Path("/etc/postgresql").iterdir(), key=lambda p: [int(x) for x in p.name.split(".")]
     )
-    began = time.monotonic()
     subprocess.run(
         [
             "pg_ctlcluster",
@@ -55,7 +54,6 @@ def restart_postgres() -> float:
         capture_output=True,
         timeout=120,
     )
-    return time.monotonic() - began
 
 
 @pytest.mark.postgres
@@ -95,6 +93,7 @@ async def test_orders_end_and_invariants_hold_across_a_postgres_restart(
 
     # What failed, failed as "the database is unavailable" (a 503 over HTTP), nothing else.
     failures = [r for r in first if isinstance(r, BaseException)]
+    assert failures, "the restart met no checkout: nothing here was tested"
     assert all(isinstance(r, TransientFailure) for r in failures), [
         repr(r)[:300] for r in failures if not isinstance(r, TransientFailure)
     ]
