@@ -23,6 +23,8 @@ pytestmark = pytest.mark.integration
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 UNITS = [10, 10, 10, 10, 10]  # 50 units over five products on different partitions
 CHECKOUTS = 200
+VICTIMS = ("inventory-0", "orders-0")
+KILL_STREAMS = 20
 
 
 def _random_items(rng: random.Random, market: Market) -> list[dict[str, Any]]:
@@ -31,7 +33,16 @@ def _random_items(rng: random.Random, market: Market) -> list[dict[str, Any]]:
     return [{"product_id": p.id, "quantity": rng.randint(1, 2)} for p in chosen]
 
 
-async def _race(runtime: Runtime, market: Market, *, kill_midway: bool = False) -> list[Order]:
+async def _race(
+    runtime: Runtime, market: Market, *, kill_midway: bool = False
+) -> tuple[list[Order], list[int]]:
+    """Run the checkouts; with ``kill_midway``, kill inventory-0 then orders-0 while they run.
+
+    Without kills all checkouts start at once. With kills they run as 20 concurrent streams
+    of one checkout after another: answers come back in batches, and 200 checkouts started at
+    once can all be answered in the same instant, leaving no moment to kill anything midway.
+    Returns the orders and the victims' process ids from before the race.
+    """
     client = runtime.client
     assert client is not None
     rng = random.Random(42)
@@ -39,18 +50,34 @@ async def _race(runtime: Runtime, market: Market, *, kill_midway: bool = False) 
         (market.buyers[i % len(market.buyers)].id, f"race-{i}", _random_items(rng, market))
         for i in range(CHECKOUTS)
     ]
+    streams = KILL_STREAMS if kill_midway else CHECKOUTS
+    placed: dict[int, Order] = {}
+    in_flight: set[int] = set()
+    first_answer = asyncio.Event()
 
-    async def checkout(buyer_id: str, key: str, items: list[dict[str, Any]]) -> Order:
-        return await client.place_order(buyer_id, key, items=items)
+    async def stream(start: int) -> None:
+        for i in range(start, CHECKOUTS, streams):
+            buyer_id, key, items = requests[i]
+            in_flight.add(i)
+            placed[i] = await client.place_order(buyer_id, key, items=items)
+            in_flight.discard(i)
+            first_answer.set()
 
-    tasks = [asyncio.ensure_future(checkout(*request)) for request in requests]
+    namespace = runtime.settings.namespace
+    victims = [ray.get_actor(name, namespace=namespace) for name in VICTIMS]
+    pids = [(await victim.ready.remote())["pid"] for victim in victims]
+    runs = asyncio.gather(*(stream(start) for start in range(streams)))
     if kill_midway:
-        await asyncio.sleep(0.3)
-        namespace = runtime.settings.namespace
-        ray.kill(ray.get_actor("inventory-0", namespace=namespace), no_restart=False)
-        await asyncio.sleep(0.2)
-        ray.kill(ray.get_actor("orders-0", namespace=namespace), no_restart=False)
-    return list(await asyncio.wait_for(asyncio.gather(*tasks), timeout=300))
+        # The first kill waits for the first answer, so checkouts are flowing whatever the
+        # machine's speed; the second follows while the first victim is still restarting.
+        await first_answer.wait()
+        for victim in victims:
+            assert in_flight, "no checkout was in flight at the kill"
+            ray.kill(victim, no_restart=False)
+            await asyncio.sleep(0.2)
+    await asyncio.wait_for(runs, timeout=300)
+    assert len(placed) == CHECKOUTS
+    return [placed[i] for i in range(CHECKOUTS)], pids
 
 
 async def _assert_invariants(runtime: Runtime, market: Market, placed: list[Order]) -> None:
@@ -102,7 +129,7 @@ async def _assert_invariants(runtime: Runtime, market: Market, placed: list[Orde
 async def test_concurrent_checkouts_never_oversell(make_marketplace: Any, database: str) -> None:
     runtime = await make_marketplace(database, inventory_partitions=3, order_coordinators=2)
     market = await build_market(runtime.client, stock=UNITS, buyers=20)
-    placed = await _race(runtime, market)
+    placed, _ = await _race(runtime, market)
     await _assert_invariants(runtime, market, placed)
 
 
@@ -112,7 +139,11 @@ async def test_invariants_hold_when_actors_are_killed_midway(
 ) -> None:
     runtime = await make_marketplace(database, inventory_partitions=3, order_coordinators=2)
     market = await build_market(runtime.client, stock=UNITS, buyers=20)
-    placed = await _race(runtime, market, kill_midway=True)
+    placed, pids = await _race(runtime, market, kill_midway=True)
+    # Both kills took: each victim now answers from a new process.
+    for name, pid_before in zip(VICTIMS, pids, strict=True):
+        actor = ray.get_actor(name, namespace=runtime.settings.namespace)
+        assert (await actor.ready.remote())["pid"] != pid_before, name
     # The killed coordinator came back and finished what it had (no pending order left).
     stats = await runtime.client.order_stats()
     assert stats.get("status_pending", 0) == 0
