@@ -34,10 +34,10 @@ lint: setup  ## ruff and mypy
 	$(UV) run --frozen mypy
 
 bench: setup  ## the benchmarks: writer, checkouts (sync vs none), HTTP endpoints vs health, event relay
-	$(UV) run --frozen python -m marketplace.sim.bench_writer
-	$(UV) run --frozen python -m marketplace.sim.bench_checkout
-	$(UV) run --frozen python -m marketplace.sim.bench_gateway --rounds 3 --duration 6
-	$(UV) run --frozen python -m marketplace.events.bench
+	$(UV) run --frozen python -m marketplace.bench.writer
+	$(UV) run --frozen python -m marketplace.bench.checkout
+	$(UV) run --frozen python -m marketplace.bench.gateway --rounds 3 --duration 6
+	$(UV) run --frozen python -m marketplace.bench.relay
 
 cluster-check: setup  ## render the KubeRay overlays and validate them offline
 	$(UV) run --frozen python -m cluster.render --check

@@ -19,8 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from marketplace.cli.output import CliError, err_console
-from marketplace.config import Durability, Settings, to_async_url
-from marketplace.sim.seed import mask_url
+from marketplace.config import Durability, Settings, mask_url, to_async_url
 
 RAY_AUTH_MODE = "RAY_AUTH_MODE"
 RUNTIME_FILE = "runtime.json"

@@ -14,14 +14,9 @@ from rich.table import Table
 from marketplace.cli.output import CliError, console, reported
 from marketplace.cli.session import marketplace_session
 from marketplace.domain.errors import DomainError
-from marketplace.sim.seed import (
-    DEFAULT_ZIPF,
-    SeedManifest,
-    SyntheticMarket,
-    default_manifest_path,
-    generate_market,
-    seed_market,
-)
+from marketplace.sim.manifest import SeedManifest, default_manifest_path
+from marketplace.sim.market import DEFAULT_ZIPF, SyntheticMarket, generate_market
+from marketplace.sim.seed import seed_market
 
 
 def seed_command(

@@ -30,8 +30,7 @@ from marketplace.cli.runtime_state import (
     up_lock,
     write_json,
 )
-from marketplace.config import Durability, Settings
-from marketplace.sim.seed import mask_url
+from marketplace.config import Durability, Settings, mask_url
 
 
 def _gateway_line(gateway: dict[str, Any] | None) -> str:
