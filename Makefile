@@ -21,23 +21,25 @@ setup:  ## create .venv from uv.lock (with the dev tools)
 run: setup  ## set up, then run the marketplace (local Ray, SQLite in .marketplace/)
 	$(UV) run --frozen marketplace up
 
-test: setup  ## set up, start PostgreSQL/RabbitMQ if missing, run the whole test suite
+test: setup  ## set up, start PostgreSQL/RabbitMQ if missing, check the import layers, run the whole test suite
 	bash tests/ensure_services.sh
+	$(UV) run --frozen lint-imports
 	$(UV) run --frozen pytest
 
 test-unit: setup  ## only the fast unit tests (no Ray, no services)
 	$(UV) run --frozen pytest -m unit
 
-lint: setup  ## ruff and mypy
+lint: setup  ## ruff, mypy and the import layers (lint-imports, pyproject.toml)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
 
 bench: setup  ## the benchmarks: writer, checkouts (sync vs none), HTTP endpoints vs health, event relay
-	$(UV) run --frozen python -m marketplace.sim.bench_writer
-	$(UV) run --frozen python -m marketplace.sim.bench_checkout
-	$(UV) run --frozen python -m marketplace.sim.bench_gateway --rounds 3 --duration 6
-	$(UV) run --frozen python -m marketplace.events.bench
+	$(UV) run --frozen python -m marketplace.bench.writer
+	$(UV) run --frozen python -m marketplace.bench.checkout
+	$(UV) run --frozen python -m marketplace.bench.gateway --rounds 3 --duration 6
+	$(UV) run --frozen python -m marketplace.bench.relay
 
 cluster-check: setup  ## render the KubeRay overlays and validate them offline
 	$(UV) run --frozen python -m cluster.render --check

@@ -143,7 +143,7 @@ def build_market() -> Market:
     path = manifest_path()
     if path is None:
         return market
-    from marketplace.sim.seed import load_manifest
+    from marketplace.sim.manifest import load_manifest
 
     manifest = load_manifest(path)
     market.password = manifest.password

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PLACEHOLDER_SECRET = "change-me"
 
@@ -127,3 +128,11 @@ def to_async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password replaced by ``***`` (for logs, panels and manifests)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url

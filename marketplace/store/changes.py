@@ -5,7 +5,7 @@ change's events for the outbox. The ``Writer`` commits every change queued while
 transaction ran in one transaction (group commit); ``apply_all`` also merges their statements,
 so thirty reservations become one ``executemany`` per table instead of ninety statements. Each
 statement then costs one compilation and one trip to the database driver per batch rather than
-per change, which is most of what a write used to cost (see ``bench_writer``).
+per change, which is most of what a write used to cost (see ``marketplace.bench.writer``).
 
 Merging keeps the outcome of applying the changes one after another: rows of one table keep
 their order, an upsert keeps the last row for each key, and a table whose statement shape
@@ -149,7 +149,7 @@ def statements(
     """What executing ``changes`` in order takes: (statement, rows for executemany) pairs.
 
     Merged (the default): one pair per table and segment, see the module doc. Unmerged: one
-    pair per write, the cost ``bench_writer`` compares against.
+    pair per write, the cost ``marketplace.bench.writer`` compares against.
     """
     return [group.statement() for group in _groups(changes, merge)]
 

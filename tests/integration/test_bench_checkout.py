@@ -1,4 +1,4 @@
-"""bench_checkout on the session's Ray: the figures it prints come from a real run."""
+"""marketplace.bench.checkout on the session's Ray: the figures it prints come from a real run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from marketplace.bench.checkout import BenchConfig, ModeResult, bench
 from marketplace.config import Durability
-from marketplace.sim.bench_checkout import BenchConfig, ModeResult, bench
 
 pytestmark = pytest.mark.integration
 

@@ -617,7 +617,7 @@ async def test_events_tail_prints_the_chosen_types(broker: Broker) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from marketplace.events.cli import events_app; events_app()",
+        "from marketplace.cli.events import events_app; events_app()",
         "tail",
         "--amqp-url",
         AMQP_URL,

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.sim.bench_gateway import (
-    EndpointResult,
-    config_from,
-    merge_rounds,
-    parse_args,
-)
+from marketplace.bench.gateway.command import config_from, parse_args
+from marketplace.bench.gateway.results import EndpointResult, merge_rounds
 
 pytestmark = pytest.mark.unit
 

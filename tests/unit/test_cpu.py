@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from marketplace.sim.cpu import DRIVER, CpuMeter, meter_for, per_operation_ms, role_of
+from marketplace.bench.cpu import DRIVER, CpuMeter, meter_for, per_operation_ms, role_of
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
         ("ray::DashboardAgent", "python", "ray (dashboard, agents)"),
         ("/usr/bin/raylet --raylet_socket_name=x", "raylet", "ray (raylet, gcs)"),
         ("/opt/haproxy -db -f conf", "haproxy", "haproxy"),
-        ("python -m marketplace.sim.bench_gateway --_load", "python", "load generator"),
+        ("python -m marketplace.bench.gateway --_load", "python", "load generator"),
         ("/usr/lib/erlang/erts/bin/beam.smp -W w", "beam.smp", None),
         ("postgres: checkpointer", "postgres", None),
     ],

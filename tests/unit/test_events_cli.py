@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from marketplace.events.cli import _masked, events_app
+from marketplace.cli.events import _masked, events_app
 
 pytestmark = pytest.mark.unit
 

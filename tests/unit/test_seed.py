@@ -10,20 +10,15 @@ from typing import Any
 
 import pytest
 
+from marketplace.config import mask_url
 from marketplace.domain.catalog import Product, ProductDraft, tokenize
 from marketplace.domain.errors import Conflict
 from marketplace.domain.ids import is_id, new_id
 from marketplace.domain.users import Principal, Role, User
 from marketplace.passwords import verify_password
-from marketplace.sim.seed import (
-    CATEGORIES,
-    SeedManifest,
-    generate_market,
-    load_manifest,
-    mask_url,
-    seed_market,
-    zipf_weights,
-)
+from marketplace.sim.manifest import SeedManifest, load_manifest
+from marketplace.sim.market import CATEGORIES, generate_market, zipf_weights
+from marketplace.sim.seed import seed_market
 
 pytestmark = pytest.mark.unit
 

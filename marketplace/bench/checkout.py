@@ -1,6 +1,6 @@
 """Checkout throughput and latency, ``sync`` against ``none`` durability, in one process.
 
-    python -m marketplace.sim.bench_checkout [--orders 400 --concurrency 32 --products 40]
+    python -m marketplace.bench.checkout [--orders 400 --concurrency 32 --products 40]
 
 For each durability mode (``sync`` first, then ``none``) the benchmark starts a fresh marketplace
 on the same Ray (its own actor namespace and its own SQLite file in a temporary folder), lists
@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -42,11 +41,12 @@ from rich.table import Table
 from actors.client import MarketplaceClient
 from actors.directory import INVENTORY, ORDERS
 from actors.runtime import Runtime, init_ray
+from marketplace.bench.cpu import CpuMeter, meter_for, per_operation_ms
+from marketplace.bench.stats import percentile, rate, ratio, report_console
 from marketplace.config import Durability, Settings
 from marketplace.domain.catalog import ProductDraft
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.users import Principal, Role
-from marketplace.sim.cpu import CpuMeter, meter_for, per_operation_ms
 
 CARD = "tok_visa"
 STOCK_PER_PRODUCT = 1_000_000
@@ -91,16 +91,6 @@ class ModeResult:
     calls_per_checkout: float = float("nan")
     ray_calls_per_checkout: float = float("nan")
     empty_call_ms: float = float("nan")
-
-
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """The ``fraction`` quantile of already sorted values, linearly interpolated."""
-    if not sorted_values:
-        return float("nan")
-    position = fraction * (len(sorted_values) - 1)
-    low = int(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
 def plan_orders(
@@ -237,7 +227,7 @@ async def bench_mode(
         confirmed=confirmed,
         errors=len(errors),
         seconds=seconds,
-        checkouts_per_s=len(latencies) / seconds if seconds > 0 else 0.0,
+        checkouts_per_s=rate(len(latencies), seconds),
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         mean_ms=statistics.fmean(latencies) * 1000 if latencies else float("nan"),
@@ -280,13 +270,14 @@ def ratios(results: dict[str, ModeResult]) -> dict[str, float] | None:
     if sync is None or none is None:
         return None
 
-    def ratio(a: float, b: float) -> float:
-        return a / b if b else float("nan")
+    def over(a: float, b: float) -> float:
+        value = ratio(a, b)
+        return float("nan") if value is None else value
 
     return {
-        "checkouts_per_s": ratio(none.checkouts_per_s, sync.checkouts_per_s),
-        "p50_ms": ratio(none.p50_ms, sync.p50_ms),
-        "p99_ms": ratio(none.p99_ms, sync.p99_ms),
+        "checkouts_per_s": over(none.checkouts_per_s, sync.checkouts_per_s),
+        "p50_ms": over(none.p50_ms, sync.p50_ms),
+        "p99_ms": over(none.p99_ms, sync.p99_ms),
     }
 
 
@@ -365,7 +356,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line."""
     defaults = BenchConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m marketplace.sim.bench_checkout",
+        prog="python -m marketplace.bench.checkout",
         description="Checkouts per second and latency, sync against none durability.",
     )
     parser.add_argument("--orders", type=int, default=defaults.orders, help="measured checkouts")
@@ -433,8 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_cpus=args.num_cpus,
     )
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Piped or captured output gets a table wide enough for every column (rich assumes 80).
-    console = Console(width=None if sys.stdout.isatty() else 110)
+    console = report_console(110)
     figures = asyncio.run(bench(config, args.modes, console))
     results = [ModeResult(**data) for data in figures["modes"].values()]
     console.print(render({r.durability: r for r in results}, config))

@@ -1,6 +1,6 @@
 """What an actor's write costs, by how the writer commits it, in one process and one run.
 
-    python -m marketplace.sim.bench_writer [--writes 600 --concurrency 1,8,32 --rounds 3
+    python -m marketplace.bench.writer [--writes 600 --concurrency 1,8,32 --rounds 3
                                             --database URL]
 
 Each write is what an inventory partition commits when it reserves an order: two reservation
@@ -36,6 +36,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from marketplace.bench.stats import rate
 from marketplace.config import Durability
 from marketplace.domain.events import DomainEvent, EventType
 from marketplace.store.changes import Changes
@@ -59,7 +60,7 @@ class Figure:
 
     @property
     def per_second(self) -> float:
-        return self.writes / self.seconds if self.seconds else 0.0
+        return rate(self.writes, self.seconds)
 
     @property
     def cpu_ms_per_write(self) -> float:
@@ -229,7 +230,7 @@ def render(figures: Sequence[Figure], database: str) -> Table:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(
-        prog="python -m marketplace.sim.bench_writer",
+        prog="python -m marketplace.bench.writer",
         description="CPU per write and writes per second, by how the writer commits.",
     )
     parser.add_argument("--writes", type=int, default=600, help="writes per variant and level")

@@ -4,7 +4,7 @@
 auto-deleted queue to ``marketplace.events`` (one binding per ``--type``, topic patterns
 allowed: ``order.*``; every event by default) and prints events as they arrive until Ctrl+C.
 
-Registered in the main command with ``app.add_typer(events_app, name="events")``.
+Registered in the main command (``marketplace/cli/__init__.py``) as ``marketplace events``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A benchmark samples before and after its measured run and divides the difference by the
 operations it ran: "CPU milliseconds per checkout, by actor kind" shows where a request's cost
 goes, which wall-clock throughput on a shared two-core machine cannot. Only processes on this
-host can be read; actors on other nodes of a cluster are left out (and said to be).
+host can be read; actors on other nodes of a cluster are left out (and said to be). The share of
+the whole machine that was busy (``machine_cpu_times``, ``busy_share``) tells whether a figure
+was limited by the CPUs at all.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,9 +89,10 @@ def role_of(title: str, name: str) -> str | None:
         if actor in ("ServeController", "HAProxyManager"):
             return "serve (controller, HAProxy manager)"
         return actor or None
-    if "bench_gateway --_load" in title:
+    # The gateway benchmark's own subprocesses (marketplace.bench.gateway)
+    if "bench.gateway --_load" in title:
         return "load generator"
-    if "bench_gateway --_serve" in title:
+    if "bench.gateway --_serve" in title:
         return "driver (Ray head process)"
     if "ray/dashboard" in title or "log_monitor" in title or "autoscaler" in title:
         return "ray (dashboard, agents)"
@@ -114,3 +119,46 @@ def per_operation_ms(
         return {}
     spent = {label: 1000 * (after.get(label, 0.0) - before.get(label, 0.0)) for label in after}
     return dict(sorted(((k, v / operations) for k, v in spent.items()), key=lambda kv: -kv[1]))
+
+
+class CpuWindow:
+    """CPU seconds spent by each process role on this host between two wall-clock times."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self._spent: dict[str, float] | None = None
+        self._thread = threading.Thread(target=self._run, args=(start, end), daemon=True)
+        self._thread.start()
+
+    def _run(self, start: float, end: float) -> None:
+        time.sleep(max(0.0, start - time.time()))
+        meter = meter_for_host()  # the processes alive when the window opens
+        before = meter.sample()
+        time.sleep(max(0.0, end - time.time()))
+        after = meter.sample()
+        self._spent = {role: after[role] - before.get(role, 0.0) for role in after}
+
+    def result(self) -> dict[str, float] | None:
+        """The seconds by role (None if the window could not be measured)."""
+        self._thread.join(timeout=5)
+        return self._spent
+
+
+def machine_cpu_times() -> tuple[float, float] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [float(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def busy_share(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    """The share (0..1) of all CPUs that were busy between two ``machine_cpu_times``."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])

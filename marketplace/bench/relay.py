@@ -1,7 +1,7 @@
 """Relay benchmark: events per second through the relay with publisher confirms, and the outbox
 lag under a checkout load.
 
-    python -m marketplace.events.bench [--events 20000 --orders 400 --concurrency 16]
+    python -m marketplace.bench.relay [--events 20000 --orders 400 --concurrency 16]
 
 Part 1 (no Ray): a fresh SQLite outbox is filled with ``--events`` synthetic events, and the
 relay publishes them to the broker, waiting for each confirm, in three shapes: many subjects
@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from marketplace.bench.stats import nearest_rank, rate
 from marketplace.events import outbox
 from marketplace.events.relay import OutboxRelay
 from marketplace.events.topology import Topology, declare_events_exchange
@@ -58,7 +59,7 @@ class ThroughputRow:
 
     @property
     def per_second(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
+        return rate(self.events, self.seconds)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class LoadResult:
 
     @property
     def checkouts_per_second(self) -> float:
-        return self.orders / self.seconds if self.seconds else 0.0
+        return rate(self.orders, self.seconds)
 
 
 # -- the broker side ---------------------------------------------------------------------------
@@ -317,8 +318,8 @@ def _load_table(result: LoadResult, concurrency: int) -> Table:
         ("events published", f"{result.published:,}"),
         ("lag samples (every 100 ms)", f"{len(samples):,}"),
         ("lag mean", f"{statistics.fmean(samples):,.1f}"),
-        ("lag p50", f"{ordered[len(ordered) // 2]:,}"),
-        ("lag p99", f"{ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]:,}"),
+        ("lag p50", f"{nearest_rank(ordered, 0.50):,}"),
+        ("lag p99", f"{nearest_rank(ordered, 0.99):,}"),
         ("lag max", f"{max(samples):,}"),
         ("drain after the load (s)", f"{result.drain_seconds:.2f}"),
     ]
@@ -352,8 +353,11 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m marketplace.events.bench``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    """Entry point of ``python -m marketplace.bench.relay``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m marketplace.bench.relay",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     parser.add_argument(
         "--amqp-url", default=os.environ.get("MARKETPLACE_AMQP_URL") or DEFAULT_AMQP_URL
     )

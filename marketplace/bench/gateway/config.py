@@ -1,0 +1,63 @@
+"""What one gateway benchmark run does, and how its subprocesses are started."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+MODULE = "marketplace.bench.gateway"
+ENDPOINTS = ("health", "product", "search", "cart", "checkout")
+INGRESSES = ("haproxy", "python")
+PATHS = {
+    "health": "GET /v1/health",
+    "product": "GET /v1/products/{id}",
+    "search": "GET /v1/products?q=",
+    "cart": "PUT /v1/cart/items/{id}",
+    "checkout": "POST /v1/orders",
+}
+GOALS = {"product": 0.8, "checkout": 0.25}
+HAPROXY_OVER_PYTHON_GOAL = 10.0
+NOUNS = ("mug", "lamp", "book", "kettle")
+PASSWORD = "bench-password"
+ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
+STOCK = 1_000_000_000
+READY = "BENCH-READY "
+SERVER_START_TIMEOUT_S = 240.0
+SERVER_STOP_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one run does."""
+
+    duration: float = 10.0
+    concurrency: int = 32
+    ingresses: tuple[str, ...] = INGRESSES
+    warmup: float = 1.0
+    client_procs: int = 1
+    replicas: int = 2
+    sellers: int = 2
+    products_per_seller: int = 8
+    buyers: int = 8
+    ceiling_duration: float = 5.0
+    endpoints: tuple[str, ...] = ENDPOINTS
+    rounds: int = 1
+
+
+def child_env() -> dict[str, str]:
+    """The environment of this benchmark's subprocesses: this project importable, no uv hook."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return env
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

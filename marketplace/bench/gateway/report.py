@@ -1,0 +1,131 @@
+"""The gateway benchmark's report: a table per ingress, where the CPU went, and the goals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from rich.table import Table
+
+from marketplace.bench.gateway.config import (
+    ENDPOINTS,
+    GOALS,
+    HAPROXY_OVER_PYTHON_GOAL,
+    PATHS,
+    BenchConfig,
+)
+from marketplace.bench.stats import pct, ratio, times
+
+
+def render(ingress: str, figures: dict[str, Any], config: BenchConfig) -> Table:
+    """One ingress's endpoints as a table."""
+    table = Table(
+        title=(
+            f"{ingress} ingress: {config.duration:g}s per endpoint"
+            + (f" in each of {config.rounds} rounds (medians)" if config.rounds > 1 else "")
+            + f", concurrency {config.concurrency}, {figures['replicas']} gateway replica(s)"
+        ),
+        caption=(
+            "client CPU: the load generator's CPU time over the window, in % of one core; "
+            "machine CPU: share of all cores busy (anything running), from /proc/stat"
+        ),
+    )
+    table.add_column("endpoint", justify="left")
+    table.add_column("request", justify="left")
+    for name in ("rps", "p50 ms", "p99 ms", "ratio to health"):
+        table.add_column(name, justify="right", style="bold")
+    for name in ("errors", "client CPU", "machine CPU"):
+        table.add_column(name, justify="right")
+    for name in ENDPOINTS:
+        r = figures["endpoints"].get(name)
+        if r is None:
+            continue
+        ratio = r["ratio_to_health"]
+        table.add_row(
+            name,
+            PATHS[name],
+            f"{r['rps']:.1f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            "-" if ratio is None else times(ratio),
+            str(r["errors"]),
+            pct(r["client_cpu"]),
+            pct(r["machine_cpu"]),
+        )
+    return table
+
+
+def render_cpu(ingress: str, figures: dict[str, Any]) -> Table | None:
+    """CPU milliseconds per request by process role, one column per endpoint."""
+    endpoints = [name for name in ENDPOINTS if figures["endpoints"].get(name, {}).get("cpu_ms")]
+    if not endpoints:
+        return None
+    table = Table(
+        title=f"{ingress} ingress: CPU ms per request, by process on this host (medians)",
+        caption="read from /proc over each measured window and divided by the requests answered",
+    )
+    table.add_column("process")
+    for name in endpoints:
+        table.add_column(name, justify="right")
+    cpu = {name: figures["endpoints"][name]["cpu_ms"] for name in endpoints}
+    roles = sorted(
+        {role for per_role in cpu.values() for role in per_role},
+        key=lambda role: -max(cpu[name].get(role, 0.0) for name in endpoints),
+    )
+    for role in roles:
+        table.add_row(role, *(f"{cpu[name].get(role, 0.0):.2f}" for name in endpoints))
+    table.add_row("total", *(f"{sum(cpu[name].values()):.2f}" for name in endpoints), style="bold")
+    return table
+
+
+def goals(runs: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """Which of the issue's goals the figures meet, as data and as lines to print."""
+    met: dict[str, Any] = {}
+    lines = []
+    for ingress, figures in runs.items():
+        endpoints = figures["endpoints"]
+        for name, goal in GOALS.items():
+            ratio = endpoints.get(name, {}).get("ratio_to_health")
+            ok = ratio is not None and ratio >= goal
+            met[f"{ingress}.{name}"] = {"ratio": ratio, "goal": goal, "met": ok}
+            shown = "n/a" if ratio is None else times(ratio)
+            lines.append(
+                f"goal {ingress}: {name} >= {goal:g}x health: {shown} "
+                f"{'[green]met[/]' if ok else '[red]not met[/]'}"
+            )
+    comparison = haproxy_over_python(runs)
+    if comparison is not None:
+        ok = comparison >= HAPROXY_OVER_PYTHON_GOAL
+        met["haproxy_over_python_health"] = {
+            "ratio": comparison,
+            "goal": HAPROXY_OVER_PYTHON_GOAL,
+            "met": ok,
+        }
+        lines.append(
+            f"goal: HAProxy health >= {HAPROXY_OVER_PYTHON_GOAL:g}x Python proxy: "
+            f"{comparison:.2f}x {'[green]met[/]' if ok else '[red]not met[/]'}"
+        )
+    return met, lines
+
+
+def haproxy_over_python(runs: dict[str, dict[str, Any]]) -> float | None:
+    """HAProxy health rps over Python-proxy health rps, when both ran."""
+    try:
+        hap = runs["haproxy"]["endpoints"]["health"]["rps"]
+        py = runs["python"]["endpoints"]["health"]["rps"]
+    except KeyError:
+        return None
+    return ratio(float(hap), float(py))
+
+
+def error_lines(figures: dict[str, Any]) -> Iterator[str]:
+    """A line for every endpoint that had errors, and for every ingress that did not run."""
+    for ingress, why in figures["skipped"].items():
+        yield f"{ingress}: {why}"
+    for ingress, run in figures["ingresses"].items():
+        for name, r in run["endpoints"].items():
+            if r["errors"]:
+                yield (
+                    f"{ingress} {name}: {r['errors']} errors {r['statuses']}; "
+                    f"first: {r['first_error']}"
+                )
