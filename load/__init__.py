@@ -1,1 +1,2 @@
-"""Load scenarios for the marketplace: Locust users, load shapes, scenarios and a runner."""
+"""Load testing for the marketplace: Locust users, load shapes, scenarios, a runner and its
+report (``load/README.md``)."""

@@ -7,28 +7,20 @@ cancelled ``out_of_stock`` is a success; only unexpected status codes count as f
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from gevent.event import Event
 from locust import FastHttpUser, between, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from load.common import (
-    ADDRESS,
-    CARD,
-    MARKET,
-    PASSWORD,
-    admin_credentials,
-    list_flash_product,
-    new_email,
-    weight,
-)
-from load.common import product_draft as draft
+from load.environment import admin_credentials, flash_stock, weight
+from load.flash_sale import list_flash_product
+from load.market import MARKET
+from load.payloads import ADDRESS, CARD, PASSWORD, new_email, product_draft
 
 _carrier_lock = threading.Lock()
 _carrier_email: list[str] = []  # one carrier account per Locust process, made by the admin
@@ -37,23 +29,30 @@ _flash_ready = [0]
 FLASH_GATE_TIMEOUT_S = 60.0
 
 
-def _class_weight(kind: str) -> tuple[int, bool]:
-    value = weight(kind)
-    return max(value, 1), value == 0  # a weight of 0 keeps the class out (abstract)
-
-
 class MarketplaceUser(FastHttpUser):
-    """Shared helpers: log in (tokens cached per account), authenticated requests."""
+    """Shared helpers: sign-up and log-in (tokens cached per account), authenticated requests
+    named after their route, product pages.
+
+    A subclass names its ``kind`` (one of ``load/environment.py``'s ``USER_KINDS``): its weight
+    comes from ``LOAD_WEIGHT_<KIND>``, and a weight of 0 keeps the class out of the run.
+    """
 
     abstract = True
+    kind: ClassVar[str] = ""
     wait_time = between(0.5, 2.0)
-    role = "buyer"
     email: str
     password: str
     user_id: str = ""
     token: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            value = weight(cls.kind)
+            cls.weight, cls.abstract = max(value, 1), value == 0  # abstract: Locust skips it
+
     def auth(self) -> dict[str, str]:
+        """The bearer header of the account in use."""
         return {"Authorization": f"Bearer {self.token}"}
 
     def login(self, refresh: bool = False) -> bool:
@@ -110,12 +109,26 @@ class MarketplaceUser(FastHttpUser):
         self.login()
 
     def call(
-        self, method: str, path: str, name: str, expect: tuple[int, ...] = (200,), **kwargs: Any
+        self,
+        method: str,
+        route: str,
+        id_: str = "",
+        expect: tuple[int, ...] = (200,),
+        idempotent: bool = False,
+        **kwargs: Any,
     ) -> Any:
-        """One authenticated request; its JSON when the status is expected, else None."""
-        headers = {**self.auth(), **kwargs.pop("headers", {})}
+        """One authenticated request to ``route`` (``{id}`` replaced by ``id_``), named
+        ``METHOD route``; its JSON when the status is expected, else None.
+
+        ``idempotent`` sends a fresh Idempotency-Key, as a client that may retry would: the
+        change is then made once.
+        """
+        headers = self.auth()
+        if idempotent:
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        path = route.replace("{id}", id_)
         with self.client.request(
-            method, path, headers=headers, name=name, catch_response=True, **kwargs
+            method, path, headers=headers, name=f"{method} {route}", catch_response=True, **kwargs
         ) as reply:
             if reply.status_code == 401:
                 reply.success()  # the token expired: log in again, try next time
@@ -126,15 +139,20 @@ class MarketplaceUser(FastHttpUser):
                 return None
             return reply.json() if reply.text else {}
 
+    def view_product(self, product: str, with_stock: bool = False) -> None:
+        """A product page (anonymous), and its stock when asked."""
+        self.client.get(f"/v1/products/{product}", name="GET /v1/products/{id}")
+        if with_stock:
+            self.client.get(f"/v1/products/{product}/stock", name="GET /v1/products/{id}/stock")
+
     def checkout(self, items: list[dict[str, Any]]) -> dict[str, Any] | None:
         """``POST /v1/orders`` with a fresh Idempotency-Key; records the answer."""
         order = self.call(
             "POST",
             "/v1/orders",
-            "POST /v1/orders",
             expect=(201,),
+            idempotent=True,
             json={"items": items, "payment": {"card_token": CARD}, "shipping_address": ADDRESS},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
         )
         if order:
             MARKET.log_order(order)
@@ -143,18 +161,15 @@ class MarketplaceUser(FastHttpUser):
         return order
 
 
-_w, _abstract = _class_weight("browser")
-
-
 class Browser(MarketplaceUser):
     """Anonymous shopper: searches, views products and their stock."""
 
-    abstract = _abstract
-    weight = _w
+    kind = "browser"
     wait_time = between(0.2, 1.0)
 
     @task(3)
     def search(self) -> None:
+        """A search by category or by words."""
         params: dict[str, Any] = {"limit": 20}
         if random.random() < 0.5:
             params["category"] = random.choice(MARKET.categories)
@@ -164,21 +179,17 @@ class Browser(MarketplaceUser):
 
     @task(5)
     def view(self) -> None:
+        """A popular product and its stock (a search while the catalog is empty)."""
         product = MARKET.catalog.pick()
         if product is None:
             return self.search()
-        self.client.get(f"/v1/products/{product}", name="GET /v1/products/{id}")
-        self.client.get(f"/v1/products/{product}/stock", name="GET /v1/products/{id}/stock")
-
-
-_w, _abstract = _class_weight("buyer")
+        self.view_product(product, with_stock=True)
 
 
 class Buyer(MarketplaceUser):
     """Logs in, fills the cart with popular products, checks out and follows the order."""
 
-    abstract = _abstract
-    weight = _w
+    kind = "buyer"
     orders: list[str]
 
     def on_start(self) -> None:
@@ -187,9 +198,10 @@ class Buyer(MarketplaceUser):
 
     @task(3)
     def browse(self) -> None:
+        """A popular product's page."""
         product = MARKET.catalog.pick()
         if product is not None:
-            self.client.get(f"/v1/products/{product}", name="GET /v1/products/{id}")
+            self.view_product(product)
 
     @task(2)
     def shop(self) -> None:
@@ -199,15 +211,11 @@ class Buyer(MarketplaceUser):
             return
         items = [{"product_id": p, "quantity": 1} for p in sorted(picked)]
         for item in items:
-            self.call(
-                "PUT",
-                f"/v1/cart/items/{item['product_id']}",
-                "PUT /v1/cart/items/{id}",
-                json={"quantity": item["quantity"]},
-            )
-        self.call("GET", "/v1/cart", "GET /v1/cart")
+            quantity = {"quantity": item["quantity"]}
+            self.call("PUT", "/v1/cart/items/{id}", str(item["product_id"]), json=quantity)
+        self.call("GET", "/v1/cart")
         order = self.checkout(items)
-        self.call("DELETE", "/v1/cart", "DELETE /v1/cart")
+        self.call("DELETE", "/v1/cart")
         if order:
             self.orders = [order["id"], *self.orders][:10]
 
@@ -215,81 +223,63 @@ class Buyer(MarketplaceUser):
     def follow(self) -> None:
         """Look at one of my orders and its shipment."""
         if not self.orders:
-            self.call("GET", "/v1/orders", "GET /v1/orders")
+            self.call("GET", "/v1/orders")
             return
         order_id = random.choice(self.orders)
-        order = self.call("GET", f"/v1/orders/{order_id}", "GET /v1/orders/{id}")
+        order = self.call("GET", "/v1/orders/{id}", order_id)
         if order and order["status"] not in ("cancelled", "pending"):
-            self.call("GET", f"/v1/orders/{order_id}/shipment", "GET /v1/orders/{id}/shipment")
-
-
-_w, _abstract = _class_weight("seller")
+            self.call("GET", "/v1/orders/{id}/shipment", order_id)
 
 
 class Seller(MarketplaceUser):
     """Lists products, reprices and restocks them, reads the dashboard."""
 
-    abstract = _abstract
-    weight = _w
+    kind = "seller"
     wait_time = between(1.0, 3.0)
 
     def on_start(self) -> None:
         self.sign_in_as("seller")
 
-    def mine(self) -> list[str]:
-        return MARKET.catalog.owned_by(self.user_id)
+    def one_of_mine(self) -> str | None:
+        """One of my products, None while I have none."""
+        mine = MARKET.catalog.owned_by(self.user_id)
+        return random.choice(mine) if mine else None
 
     @task(1)
     def create(self) -> None:
-        product = self.call(
-            "POST",
-            "/v1/products",
-            "POST /v1/products",
-            expect=(201,),
-            json=draft(),
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
+        """List a new product."""
+        draft = product_draft(MARKET.categories)
+        product = self.call("POST", "/v1/products", expect=(201,), idempotent=True, json=draft)
         if product:
             MARKET.catalog.add(product["id"], product["seller_id"])
 
     @task(2)
     def reprice(self) -> None:
-        mine = self.mine()
-        if not mine:
+        """A new price for one of mine (a new product while I have none)."""
+        product = self.one_of_mine()
+        if product is None:
             return self.create()
-        self.call(
-            "PATCH",
-            f"/v1/products/{random.choice(mine)}",
-            "PATCH /v1/products/{id}",
-            json={"price_cents": random.randint(200, 20_000)},
-        )
+        price = {"price_cents": random.randint(200, 20_000)}
+        self.call("PATCH", "/v1/products/{id}", product, json=price)
 
     @task(2)
     def restock(self) -> None:
-        mine = self.mine()
-        if mine:
-            self.call(
-                "POST",
-                f"/v1/products/{random.choice(mine)}/stock",
-                "POST /v1/products/{id}/stock",
-                json={"delta": random.randint(5, 50)},
-                # As a client that may retry would: the restock is then made once.
-                headers={"Idempotency-Key": str(uuid.uuid4())},
-            )
+        """More units of one of mine."""
+        product = self.one_of_mine()
+        if product is not None:
+            delta = {"delta": random.randint(5, 50)}
+            self.call("POST", "/v1/products/{id}/stock", product, idempotent=True, json=delta)
 
     @task(2)
     def dashboard(self) -> None:
-        self.call("GET", "/v1/sellers/me/dashboard", "GET /v1/sellers/me/dashboard")
-
-
-_w, _abstract = _class_weight("carrier")
+        """My dashboard."""
+        self.call("GET", "/v1/sellers/me/dashboard")
 
 
 class Carrier(MarketplaceUser):
     """Marks the shipments of confirmed orders shipped, then delivered."""
 
-    abstract = _abstract
-    weight = _w
+    kind = "carrier"
     wait_time = between(0.5, 1.5)
 
     def on_start(self) -> None:
@@ -304,10 +294,11 @@ class Carrier(MarketplaceUser):
         self.login()
 
     def move(self, shipment_id: str, status: str) -> bool:
+        """Move a shipment to ``status``; whether it is there now."""
         moved = self.call(
             "PATCH",
-            f"/v1/shipments/{shipment_id}",
-            "PATCH /v1/shipments/{id}",
+            "/v1/shipments/{id}",
+            shipment_id,
             expect=(200, 409),  # 409: the buyer cancelled first, or another carrier moved it
             json={"status": status},
         )
@@ -315,6 +306,7 @@ class Carrier(MarketplaceUser):
 
     @task
     def deliver(self) -> None:
+        """Deliver a shipped shipment or ship a waiting one."""
         if MARKET.shipped and (random.random() < 0.5 or not MARKET.shipments):
             self.move(MARKET.shipped.popleft(), "delivered")
         elif MARKET.shipments:
@@ -323,15 +315,11 @@ class Carrier(MarketplaceUser):
                 MARKET.shipped.append(shipment_id)
 
 
-_w, _abstract = _class_weight("flash_buyer")
-
-
 class FlashBuyer(MarketplaceUser):
     """A flash sale: every one of these signs up, waits at the gate until all of this process's
     flash buyers have, then all check out the one scarce product once, together."""
 
-    abstract = _abstract
-    weight = _w
+    kind = "flash_buyer"
     wait_time = between(30, 60)  # one checkout each, then idle until the sale ends
 
     def on_start(self) -> None:
@@ -344,6 +332,7 @@ class FlashBuyer(MarketplaceUser):
 
     @task
     def grab(self) -> None:
+        """One checkout of the scarce product, once the gate opens."""
         # A bound, so a buyer that failed to sign up cannot hold the sale back forever.
         _flash_gate.wait(timeout=FLASH_GATE_TIMEOUT_S)
         if MARKET.flash_product:
@@ -365,8 +354,7 @@ def _list_flash_product(environment: Any, **_: Any) -> None:
         raise RuntimeError(
             "a distributed flash sale needs LOAD_FLASH_PRODUCT (or marketplace load)"
         )
-    stock = int(os.environ.get("LOAD_FLASH_STOCK", "20"))
-    MARKET.flash_product = list_flash_product(environment.host, stock)
+    MARKET.flash_product = list_flash_product(environment.host, flash_stock())
 
 
 __all__ = ["Browser", "Buyer", "Carrier", "FlashBuyer", "Seller"]

@@ -1,4 +1,4 @@
-"""The local rehearsal (cluster/local/rehearsal.py): a head and two worker Ray nodes on this
+"""The local rehearsal (cluster/local/): a head and two worker Ray nodes on this
 machine, the dev overlay's serveConfigV2 deployed with ``serve deploy``, the smoke load scenario,
 then a worker node killed mid-load: its actors come back on the surviving worker, the
 marketplace keeps answering and the invariant audit stays clean."""
@@ -15,8 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from cluster.local import rehearsal
-from cluster.local.rehearsal import LocalCluster
+from cluster.local.lifecycle import down, up
+from cluster.local.nodes import kill_worker
+from cluster.local.placement import actor_names, settled_placement
+from cluster.local.serve_deploy import wait_ready
+from cluster.local.smoke import smoke
+from cluster.local.state import LocalCluster
 from cluster.manifests import render, serve_config_v2
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -27,11 +31,11 @@ PASSWORD = "password123"
 
 @pytest.fixture(scope="module")
 def local_cluster() -> Iterator[LocalCluster]:
-    cluster = rehearsal.up("dev", workers=2, worker_cpus=2)
+    cluster = up("dev", workers=2, worker_cpus=2)
     try:
         yield cluster
     finally:
-        rehearsal.down(cluster)
+        down(cluster)
 
 
 def test_the_overlay_deploys_unchanged_and_passes_the_smoke_scenario(
@@ -42,7 +46,7 @@ def test_the_overlay_deploys_unchanged_and_passes_the_smoke_scenario(
     deployed = status["applications"]["marketplace"]["deployed_app_config"]
     assert deployed == wanted["applications"][0]
     assert status["proxy_location"] == wanted["proxy_location"]
-    placement = rehearsal.settled_placement(local_cluster)
+    placement = settled_placement(local_cluster)
     assert sorted(n["node"] for n in placement["nodes"] if n["state"] == "ALIVE") == [
         "head",
         "worker1",
@@ -50,10 +54,10 @@ def test_the_overlay_deploys_unchanged_and_passes_the_smoke_scenario(
     ]
     # Nothing of the marketplace runs on the head (num-cpus 0, as in the manifests).
     alive = [a for a in placement["actors"] if a["state"] == "ALIVE"]
-    assert {a["name"] for a in alive} == rehearsal.actor_names(local_cluster)
+    assert {a["name"] for a in alive} == actor_names(local_cluster)
     assert all(a["node"] != "head" for a in alive)
     assert all(r["node"] != "head" for r in placement["replicas"])
-    assert rehearsal.smoke(local_cluster, duration_s=10) == 0
+    assert smoke(local_cluster, duration_s=10) == 0
 
 
 @dataclass
@@ -151,8 +155,8 @@ async def _settle(http: httpx.AsyncClient, load: Load) -> None:
 
 async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> None:
     cluster = local_cluster
-    before = await asyncio.to_thread(rehearsal.settled_placement, cluster)
-    marketplace_actors = rehearsal.actor_names(cluster)
+    before = await asyncio.to_thread(settled_placement, cluster)
+    marketplace_actors = actor_names(cluster)
     # The victim: the worker that holds most of the marketplace's actors and replicas.
     counts = {w.name: 0 for w in cluster.workers()}
     for item in [*before["actors"], *before["replicas"]]:
@@ -179,13 +183,13 @@ async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> Non
         await asyncio.sleep(6)
         assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
         killed_at = time.monotonic()
-        killed = await asyncio.to_thread(rehearsal.kill_worker, cluster, int(victim[-1]))
+        killed = await asyncio.to_thread(kill_worker, cluster, int(victim[-1]))
         assert killed >= 5  # raylet, agents, actor and replica processes
         # Recovered: the GCS has declared the node dead, every actor is alive again elsewhere
         # and the gateway answers /v1/ready.
-        await asyncio.to_thread(rehearsal.settled_placement, cluster, avoid=victim)
+        await asyncio.to_thread(settled_placement, cluster, avoid=victim)
         actors_back_s = time.monotonic() - killed_at
-        await asyncio.to_thread(rehearsal.wait_ready, cluster, 240)
+        await asyncio.to_thread(wait_ready, cluster, 240)
         recovered_at = time.monotonic()
         recovered_s = recovered_at - killed_at
         # Keep the load on for a while after the recovery, until checkouts that began after
@@ -233,7 +237,7 @@ async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> Non
         stock = (await http.get(f"/v1/products/{load.product_id}/stock")).json()
         assert stock["sold"] == len(load.orders) and stock["available"] == 5000 - len(load.orders)
 
-    after = await asyncio.to_thread(rehearsal.settled_placement, cluster, avoid=victim)
+    after = await asyncio.to_thread(settled_placement, cluster, avoid=victim)
     states = {n["node_id"]: n["state"] for n in after["nodes"]}
     assert states[victim_id] == "DEAD"
     assert sorted(n["node"] for n in after["nodes"] if n["state"] == "ALIVE") == [

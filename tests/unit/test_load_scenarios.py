@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from load.cli import Slo, judge, load_scenario, scenario_names
-from load.shape_params import step_at
+from load.report import judge
+from load.scenario import Slo, load_scenario, scenario_names
+from load.shapes import step_at
 
 pytestmark = pytest.mark.unit
 

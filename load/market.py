@@ -1,16 +1,8 @@
-"""What every simulated user shares in one Locust process: settings from the environment,
-the catalog to pick from (Zipf-skewed), cached tokens and the shipments waiting for carriers.
+"""What every simulated user of one Locust process shares: the catalog to pick from
+(Zipf-skewed), the seeded accounts, cached tokens and the shipments waiting for carriers.
 
-Environment (all optional):
-
-- ``LOAD_MANIFEST``: the seed manifest (default ``.marketplace/seed.json``); ``none`` ignores it.
-  Without a manifest users register themselves and sellers list the catalog as they go.
-- ``LOAD_WEIGHT_BROWSER`` / ``_BUYER`` / ``_SELLER`` / ``_CARRIER`` / ``_FLASH_BUYER``:
-  class weights.
-- ``LOAD_FLASH_PRODUCT``: the scarce product of the flash sale (else one is listed at start with
-  ``LOAD_FLASH_STOCK`` units, default 20).
-- ``LOAD_ORDER_LOG``: a JSON-lines file where every checkout's answer is appended.
-- ``MARKETPLACE_ADMIN_EMAIL`` / ``MARKETPLACE_ADMIN_PASSWORD``: the admin (carriers are made by it).
+``MARKET`` is built once per process, from the seed manifest when there is one
+(``LOAD_MANIFEST``, see ``load/environment.py``).
 """
 
 from __future__ import annotations
@@ -21,43 +13,13 @@ import json
 import os
 import random
 import threading
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-PASSWORD = "load-test-password"
-EMAIL_DOMAIN = "load.marketplace.test"
-CARD = "tok_visa"
-ADDRESS = {
-    "name": "Load Tester",
-    "street": "1 Locust Lane",
-    "city": "Springfield",
-    "zip": "12345",
-    "country": "US",
-}
+from load.environment import manifest_path, order_log_path
+from load.payloads import PASSWORD
+
 CATEGORIES = ("electronics", "books", "home", "kitchen", "garden", "sports", "toys")
-WORDS = ("lamp", "kettle", "novel", "robot", "scarf", "coffee", "speaker", "rug", "kite")
-DEFAULT_WEIGHTS = {"browser": 4, "buyer": 3, "seller": 1, "carrier": 1, "flash_buyer": 0}
-
-
-def weight(kind: str) -> int:
-    """The class weight of a kind of user (``LOAD_WEIGHT_<KIND>``, else the default)."""
-    raw = os.environ.get(f"LOAD_WEIGHT_{kind.upper()}")
-    return max(0, int(raw)) if raw not in (None, "") else DEFAULT_WEIGHTS[kind]
-
-
-def admin_credentials() -> tuple[str, str]:
-    """The admin's email and password, as ``marketplace.config.Settings`` reads them."""
-    from marketplace.config import Settings
-
-    settings = Settings()
-    return settings.admin_email, settings.admin_password.get_secret_value()
-
-
-def new_email(role: str) -> str:
-    """A fresh, unique address for a self-registered user."""
-    return f"load-{role}-{uuid.uuid4().hex[:12]}@{EMAIL_DOMAIN}"
 
 
 @dataclass
@@ -71,6 +33,7 @@ class Catalog:
     _cum: list[float] | None = None
 
     def add(self, product_id: str, seller_id: str, weight_: float | None = None) -> None:
+        """Add a product (once), by default less popular than every one before it."""
         with self.lock:
             if product_id in self.owners:
                 return
@@ -90,6 +53,7 @@ class Catalog:
             return (rng or random).choices(self.ids, cum_weights=self._cum, k=1)[0]
 
     def owned_by(self, seller_id: str) -> list[str]:
+        """The products of one seller."""
         with self.lock:
             return [p for p, s in self.owners.items() if s == seller_id]
 
@@ -119,22 +83,13 @@ class Market:
 
     def log_order(self, order: dict[str, Any]) -> None:
         """Append a checkout's answer to ``LOAD_ORDER_LOG`` when set."""
-        path = os.environ.get("LOAD_ORDER_LOG")
+        path = order_log_path()
         if not path:
             return
         line = {k: order.get(k) for k in ("id", "buyer_id", "status", "failure_reason")}
         line["product_ids"] = [i["product_id"] for i in order.get("items", [])]
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
-
-
-def manifest_path() -> Path | None:
-    """The seed manifest to use, or None."""
-    raw = os.environ.get("LOAD_MANIFEST", "")
-    if raw.lower() == "none":
-        return None
-    path = Path(raw) if raw else Path.cwd() / ".marketplace" / "seed.json"
-    return path if path.is_file() else None
 
 
 def build_market() -> Market:
@@ -156,34 +111,3 @@ def build_market() -> Market:
 
 
 MARKET = build_market()
-
-
-def product_draft(rng: random.Random | None = None, stock: int | None = None) -> dict[str, Any]:
-    """A body for ``POST /v1/products``."""
-    rng = rng or random.Random()
-    word = rng.choice(WORDS)
-    return {
-        "name": f"load {word} {uuid.uuid4().hex[:6]}",
-        "description": f"a {word} listed by the load test",
-        "category": rng.choice(MARKET.categories),
-        "price_cents": rng.randint(200, 20_000),
-        "initial_stock": stock if stock is not None else rng.randint(20, 200),
-    }
-
-
-def list_flash_product(host: str, stock: int) -> str:
-    """List the scarce product of a flash sale (as a fresh seller) and return its id."""
-    import httpx
-
-    email = new_email("seller")
-    with httpx.Client(base_url=host, timeout=30) as http:
-        body = {"email": email, "password": PASSWORD, "name": "Flash", "role": "seller"}
-        http.post("/v1/users", json=body).raise_for_status()
-        login = http.post("/v1/auth/token", data={"username": email, "password": PASSWORD})
-        token = login.raise_for_status().json()["access_token"]
-        product = http.post(
-            "/v1/products",
-            json=product_draft(stock=stock),
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        return str(product.raise_for_status().json()["id"])

@@ -1,0 +1,59 @@
+"""The overlay's ``serveConfigV2`` deployed with ``serve deploy`` through the dashboard's REST
+API (the path the KubeRay operator takes), and the wait until the marketplace is ready."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from cluster.local.environment import node_environment
+from cluster.local.processes import log, tool
+from cluster.local.state import LocalCluster
+
+
+def deploy_file(cluster: LocalCluster, config: dict[str, Any]) -> Path:
+    """The serve deploy file: the overlay's serveConfigV2, listening where this machine can."""
+    local = dict(config)
+    local["http_options"] = dict(config.get("http_options") or {}) | {
+        "host": "127.0.0.1",
+        "port": cluster.http_port,
+    }
+    path = Path(cluster.base) / "serve-config.yaml"
+    path.write_text(yaml.safe_dump(local, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def deploy(cluster: LocalCluster, config: dict[str, Any], timeout_s: float = 420) -> None:
+    """``serve deploy`` through the dashboard, then wait until ``/v1/ready`` answers 200."""
+    path = deploy_file(cluster, config)
+    log(f"serve deploy {path} --address {cluster.dashboard}")
+    subprocess.run(
+        [tool("serve"), "deploy", str(path), "--address", cluster.dashboard],
+        env=node_environment(cluster),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=180,
+    )
+    wait_ready(cluster, timeout_s)
+    log(f"ready at {cluster.url} (dashboard {cluster.dashboard})")
+
+
+def wait_ready(cluster: LocalCluster, timeout_s: float) -> float:
+    """Seconds until ``GET /v1/ready`` answered 200; TimeoutError after ``timeout_s``."""
+    began = time.monotonic()
+    last = "no answer"
+    while time.monotonic() - began < timeout_s:
+        try:
+            reply = httpx.get(f"{cluster.url}/v1/ready", timeout=10)
+            if reply.status_code == 200:
+                return time.monotonic() - began
+            last = f"{reply.status_code} {reply.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(2)
+    raise TimeoutError(f"{cluster.url}/v1/ready not ready after {timeout_s:.0f} s: {last}")
