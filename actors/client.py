@@ -94,10 +94,6 @@ class MarketplaceClient:
         """Create a user (Conflict if the email is taken)."""
         return await self.users.register(email, password, name, role)
 
-    async def authenticate(self, email: str, password: str) -> User | None:
-        """The user if the credentials match."""
-        return await self.users.authenticate(email, password)
-
     # -- catalog -----------------------------------------------------------------------------
 
     async def create_product(

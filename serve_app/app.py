@@ -8,8 +8,8 @@ from typing import Any
 from ray.serve import Application
 
 from marketplace.config import Settings
-from serve_app.auth import Auth
 from serve_app.gateway import Gateway
+from serve_app.password_hashing import Auth
 
 
 def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:

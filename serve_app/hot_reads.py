@@ -36,7 +36,6 @@ class RouteTemplate:
 
 
 _ROUTE = RouteTemplate(PRODUCT_ROUTE)
-_held: Callable[[str], Product | None] | None = None
 
 
 def route_path(scope: Scope) -> str:
@@ -57,21 +56,19 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def configure_hot_reads(held: Callable[[str], Product | None]) -> None:
-    """Answer product reads from ``held``, a lookup of this replica's copies that never waits."""
-    global _held
-    _held = held
-
-
 class HeldProductReads:
-    """Send held products without entering FastAPI's router."""
+    """Send held products without entering FastAPI's router.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``held`` is a lookup of this replica's copies that never waits (``client.held_product``).
+    """
+
+    def __init__(self, app: ASGIApp, held: Callable[[str], Product | None]) -> None:
         self.app = app
+        self.held = held
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        held = _held
-        if held is not None and scope["type"] == "http" and scope["method"] == "GET":
+        held = self.held
+        if scope["type"] == "http" and scope["method"] == "GET":
             path = route_path(scope)
             if path.startswith(PREFIX):
                 product_id = path[len(PREFIX) :]

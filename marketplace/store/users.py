@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from marketplace.domain.errors import Conflict
 from marketplace.domain.ids import new_id
-from marketplace.domain.users import Role, User, normalize_email, validate_registration
-from marketplace.passwords import hash_password, verify_password
+from marketplace.domain.users import Role, User, validate_registration
+from marketplace.passwords import hash_password
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import users
 
 
 class UserStore:
-    """Registration, lookup and password checks."""
+    """Registration and lookup (passwords are checked by the gateway's Auth deployment)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -57,16 +57,6 @@ class UserStore:
             )
         return None if row is None else User.model_validate(dict(row))
 
-    async def authenticate(self, email: str, password: str) -> User | None:
-        """The user if the password matches, else None (same cost either way)."""
-        try:
-            user = await self.by_email(normalize_email(email))
-        except Exception:
-            user = None
-        stored = user.password_hash if user else _DUMMY_HASH
-        ok = await asyncio.to_thread(verify_password, stored, password)
-        return user if ok and user else None
-
     async def ensure(self, email: str, password: str, name: str, role: Role) -> User:
         """The user with this email, created if missing (the admin account at start-up)."""
         existing = await self.by_email(email)
@@ -78,6 +68,3 @@ class UserStore:
             found = await self.by_email(email)
             assert found is not None
             return found
-
-
-_DUMMY_HASH = hash_password("not-a-real-password")

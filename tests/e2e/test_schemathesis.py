@@ -78,11 +78,11 @@ def live_schema(served: dict[str, Any]) -> Any:
 def _operations() -> list[str]:
     """The documented operations, known at collection (before the app is served) from the
     app's own document; ``test_the_live_document_is_the_same`` ties it to the served one."""
-    from serve_app.gateway import api
+    from serve_app.gateway import build_api
 
     return [
         f"{method.upper()} {path}"
-        for path, operations in api.openapi()["paths"].items()
+        for path, operations in build_api().openapi()["paths"].items()
         for method in operations
     ]
 

@@ -6,15 +6,13 @@ app that records what reached it, in place of FastAPI's routing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from marketplace.domain.catalog import ProductPatch
-from serve_app import hot_reads
-from serve_app.hot_reads import PRODUCT_ROUTE, HeldProductReads, configure_hot_reads
+from serve_app.hot_reads import PRODUCT_ROUTE, HeldProductReads
 from serve_app.schemas import product_json
 from tests.integration.market import build_market, principal
 
@@ -47,22 +45,15 @@ async def get(app: HeldProductReads, path: str, method: str = "GET") -> tuple[Sc
     return scope, sent
 
 
-@pytest.fixture
-def unconfigured() -> Iterator[None]:
-    yield
-    hot_reads._held = None  # other tests in this process meet a replica that was never set up
-
-
 async def test_held_products_are_answered_and_everything_else_passes_through(
-    make_marketplace: Any, unconfigured: None
+    make_marketplace: Any,
 ) -> None:
     runtime = await make_marketplace(product_lease_s=2.0)
     client = runtime.client
     market = await build_market(client, stock=[3, 3], buyers=0)
     held, other = market.products
     behind = Behind()
-    app = HeldProductReads(behind)
-    configure_hot_reads(client.held_product)
+    app = HeldProductReads(behind, held=client.held_product)
 
     # Not held yet: FastAPI's route reads it (and the client then holds it).
     _, sent = await get(app, f"/v1/products/{held.id}")

@@ -8,8 +8,8 @@ import jwt
 import pytest
 
 from marketplace.domain.users import Principal, Role, User
-from serve_app import security
-from serve_app.security import InvalidToken, TokenService
+from serve_app import tokens
+from serve_app.tokens import InvalidToken, TokenService
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +22,7 @@ def test_a_token_is_decoded_once_and_then_known(monkeypatch: pytest.MonkeyPatch)
     decodes: list[str] = []
     real_decode = jwt.decode
     monkeypatch.setattr(
-        security.jwt, "decode", lambda t, *a, **k: decodes.append(t) or real_decode(t, *a, **k)
+        tokens.jwt, "decode", lambda t, *a, **k: decodes.append(t) or real_decode(t, *a, **k)
     )
     assert service.verify(token) == Principal(id="usr_1", role=Role.BUYER)
     assert service.verify(token) == Principal(id="usr_1", role=Role.BUYER)

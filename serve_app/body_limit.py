@@ -6,14 +6,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app import problems
 
-_limit = 64 * 1024
-
-
-def configure_body_limit(max_bytes: int) -> None:
-    """Set this replica's body limit."""
-    global _limit
-    _limit = max_bytes
-
 
 class BodyLimit:
     """Answer 413 to bodies over the limit, declared in Content-Length or streamed.
@@ -23,14 +15,15 @@ class BodyLimit:
     ``receive`` would reach FastAPI's body parser, which answers any read error with 400.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = _limit
+        limit = self.max_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit() or int(declared) > limit:

@@ -1,5 +1,6 @@
-"""The Auth deployment: argon2id hashing on its own autoscaled replicas, so the CPU-heavy
-work never starves the ingress's event loop."""
+"""The Auth deployment: argon2id password hashing and checking on its own autoscaled replicas,
+so the CPU-heavy work never starves the ingress's event loop. The gateway calls it at
+registration (hash) and login (verify); it is the one place a password is checked."""
 
 from __future__ import annotations
 

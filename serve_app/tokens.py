@@ -1,4 +1,4 @@
-"""JWT access tokens (PyJWT, HS256 pinned) and per-key rate limits."""
+"""JWT access tokens (PyJWT, HS256 pinned): issued at login, checked on every call."""
 
 from __future__ import annotations
 
@@ -77,44 +77,3 @@ class TokenService:
             self._verified.clear()
         self._verified[token] = (int(claims["exp"]), principal)
         return principal
-
-
-@dataclass
-class RateLimiter:
-    """A token bucket per key: ``rate_per_minute`` sustained, bursts up to the same amount."""
-
-    rate_per_minute: int
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def check(self, key: str, now: float | None = None) -> float:
-        """0 if allowed (and a token is spent), else seconds until the next token."""
-        now = time.monotonic() if now is None else now
-        capacity = float(self.rate_per_minute)
-        per_second = self.rate_per_minute / 60.0
-        tokens, last = self._buckets.get(key, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * per_second)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            if len(self._buckets) > 100_000:
-                self._buckets.clear()
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1 - tokens) / per_second
-
-
-# Per-replica state lives here, in an importable module: Serve pickles the ingress class by
-# value, so module globals assigned from its methods would land in a copy.
-_service: TokenService | None = None
-
-
-def configure_tokens(settings: Settings) -> None:
-    """Set this replica's token service."""
-    global _service
-    _service = TokenService.from_settings(settings)
-
-
-def token_service() -> TokenService:
-    """This replica's token service."""
-    if _service is None:
-        raise RuntimeError("the gateway has not configured its token service")
-    return _service

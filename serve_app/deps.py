@@ -1,0 +1,131 @@
+"""What routes share: the replica and its client, the caller and role checks, the
+Idempotency-Key header and the rate limits, as FastAPI dependencies or plain checks.
+
+Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in a thread pool, a
+thread hop on every request for what is an attribute read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Header, Request
+from ray.serve.handle import DeploymentHandle
+
+from actors.client import MarketplaceClient
+from marketplace.domain.errors import Forbidden
+from marketplace.domain.users import Principal, Role
+from serve_app.problems import ProblemError
+from serve_app.rate_limits import RateLimiter
+from serve_app.replica import Replica
+from serve_app.tokens import InvalidToken, TokenService
+
+# The longest Idempotency-Key accepted; a longer one is a validation error (422).
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def replica_of(request: Request) -> Replica:
+    """The replica whose app answers ``request`` (set by ``serve_app.gateway.build_api``)."""
+    replica = getattr(request.app.state, "replica", None)
+    if replica is None:
+        raise RuntimeError("this app was built without a replica (for its document alone)")
+    return cast(Replica, replica)
+
+
+async def current_replica(request: Request) -> Replica:
+    """This replica's configuration."""
+    return replica_of(request)
+
+
+async def current_client(request: Request) -> MarketplaceClient:
+    """This replica's ``MarketplaceClient``."""
+    return replica_of(request).client
+
+
+async def auth_handle(request: Request) -> DeploymentHandle[Any]:
+    """The handle of the Auth deployment (password hashing)."""
+    return replica_of(request).auth
+
+
+def principal_from(authorization: str | None, tokens: TokenService) -> Principal:
+    """The caller named by an ``Authorization: Bearer <token>`` header; 401 otherwise."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise ProblemError(
+            401,
+            "missing bearer token",
+            code="unauthenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return tokens.verify(authorization[7:].strip())
+    except InvalidToken:
+        raise ProblemError(
+            401,
+            "invalid or expired token",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+
+
+async def current_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 otherwise."""
+    return principal_from(authorization, replica_of(request).tokens)
+
+
+def require(principal: Principal, *roles: Role) -> None:
+    """403 unless the caller has one of ``roles`` (admins always pass).
+
+    A call in the route rather than a dependency: a body that fails validation is answered 422
+    before the role is looked at, as the contract has always done.
+    """
+    if principal.role not in roles and principal.role is not Role.ADMIN:
+        raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}")
+
+
+def idempotency_key(*, required: bool) -> Callable[..., Awaitable[str | None]]:
+    """The dependency that reads the Idempotency-Key header.
+
+    Over ``MAX_IDEMPOTENCY_KEY`` characters is a validation error (422 ``validation_failed``).
+    A required key that is missing or blank is 422 ``idempotency_key_required``; an optional
+    key that is there but blank is a mistake, not "no key": 422 ``idempotency_key_blank``.
+    """
+
+    async def read(
+        key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
+        ] = None,
+    ) -> str | None:
+        if key is not None and key.strip():
+            return key
+        if required:
+            raise ProblemError(
+                422, "the Idempotency-Key header is required", code="idempotency_key_required"
+            )
+        if key is not None:
+            raise ProblemError(
+                422, "the Idempotency-Key header is blank", code="idempotency_key_blank"
+            )
+        return None
+
+    return read
+
+
+def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
+    """429 with Retry-After when ``key`` has spent its rate; otherwise one token is spent."""
+    wait = limiter.check(key)
+    if wait:
+        raise ProblemError(
+            429, detail, code="rate_limited", headers={"Retry-After": str(max(1, round(wait)))}
+        )
+
+
+ThisReplica = Annotated[Replica, Depends(current_replica)]
+Client = Annotated[MarketplaceClient, Depends(current_client)]
+Auth = Annotated[DeploymentHandle[Any], Depends(auth_handle)]
+Caller = Annotated[Principal, Depends(current_principal)]
+IdempotencyKey = Annotated[str, Depends(idempotency_key(required=True))]
+OptionalIdempotencyKey = Annotated[str | None, Depends(idempotency_key(required=False))]

@@ -1,0 +1,50 @@
+"""What one gateway replica is configured with: the one holder of its per-replica state.
+
+``Gateway.__init__`` starts a ``Replica`` once, and the replica's FastAPI app is built around it
+(``serve_app.gateway.build_api``): routes reach it through ``request.app.state.replica``
+(``serve_app.deps``) and the middlewares are given their part of it when the app is built. No
+module of ``serve_app`` keeps configuration in a global, so nothing depends on which copy of a
+module Serve's pickling left a value in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ray.serve.handle import DeploymentHandle
+
+from actors.client import MarketplaceClient
+from actors.directory import Directory
+from marketplace.config import Settings
+from marketplace.store.engine import create_engine
+from serve_app.rate_limits import RateLimiter
+from serve_app.tokens import TokenService
+
+
+@dataclass(frozen=True)
+class Replica:
+    """The settings, the client, the Auth handle, the token keys and the rate limits of one
+    gateway replica. Its replicas share nothing but the actors and the store."""
+
+    settings: Settings
+    client: MarketplaceClient
+    # The Auth deployment (serve_app/password_hashing.py): argon2id off this event loop.
+    auth: DeploymentHandle[Any]
+    tokens: TokenService
+    login_limit: RateLimiter
+    checkout_limit: RateLimiter
+
+    @classmethod
+    def start(cls, settings: Settings, auth: DeploymentHandle[Any]) -> Replica:
+        """Connect to the actors (made on first use) and the store, per ``settings``."""
+        directory = Directory(settings)
+        directory.create_all()  # get-or-create: the first replica up makes the actors
+        return cls(
+            settings=settings,
+            client=MarketplaceClient(directory, create_engine(settings.database_url)),
+            auth=auth,
+            tokens=TokenService.from_settings(settings),
+            login_limit=RateLimiter(settings.login_rate_per_minute),
+            checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+        )

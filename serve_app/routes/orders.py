@@ -1,0 +1,85 @@
+"""Checkout, the buyer's orders and cancelling one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from marketplace.domain.errors import InvalidInput
+from marketplace.domain.orders import Order, parse_place_order
+from marketplace.domain.users import Role
+from serve_app import metrics
+from serve_app.deps import Caller, Client, IdempotencyKey, ThisReplica, rate_limit, require
+from serve_app.schemas import OrderCreate, OrderOut, OrderPage
+
+router = APIRouter(tags=["orders"])
+
+
+def _order_out(order: Order) -> OrderOut:
+    return OrderOut.model_validate(order.public())
+
+
+@router.post("/v1/orders", status_code=201, response_model=OrderOut)
+async def place_order(
+    body: OrderCreate,
+    caller: Caller,
+    replica: ThisReplica,
+    idempotency_key: IdempotencyKey,
+) -> OrderOut:
+    """Check out the given items (or the cart). The same Idempotency-Key with the same
+    body returns the same order; with another body, 422. ``pending`` means the saga
+    outlived the request; poll the order."""
+    require(caller, Role.BUYER)
+    rate_limit(replica.checkout_limit, caller.id, "too many checkouts")
+    command = parse_place_order(
+        {
+            "buyer_id": caller.id,
+            "idempotency_key": idempotency_key,
+            "lines": None if body.items is None else [i.model_dump() for i in body.items],
+            "card_token": body.payment.card_token,
+            "shipping_address": body.shipping_address.model_dump(),
+        }
+    )
+    client = replica.client
+    submitted = asyncio.ensure_future(client.submit(command))
+    done, _ = await asyncio.wait({submitted}, timeout=replica.settings.checkout_wait_s)
+    if submitted in done:
+        order = submitted.result()
+    else:
+        order = await client.get_order(caller, command.order_id())
+    metrics.record_checkout(order.status.value, order.failure_reason)
+    return _order_out(order)
+
+
+@router.get("/v1/orders/{order_id}", response_model=OrderOut)
+async def get_order(order_id: str, caller: Caller, client: Client) -> OrderOut:
+    """One of the caller's orders (404 for anyone else's)."""
+    return _order_out(await client.get_order(caller, order_id))
+
+
+@router.get("/v1/orders", response_model=OrderPage)
+async def list_orders(
+    caller: Caller,
+    client: Client,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> OrderPage:
+    """The caller's orders, newest first; ``cursor`` is the last id of the previous page."""
+    orders = await client.list_orders(caller.id)
+    start = 0
+    if cursor:
+        ids = [o.id for o in orders]
+        if cursor not in ids:
+            raise InvalidInput("cursor is not valid", field="cursor")
+        start = ids.index(cursor) + 1
+    page = orders[start : start + limit]
+    next_cursor = page[-1].id if len(page) == limit and start + limit < len(orders) else None
+    return OrderPage(items=[_order_out(o) for o in page], next_cursor=next_cursor)
+
+
+@router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_order(order_id: str, caller: Caller, client: Client) -> OrderOut:
+    """Cancel before shipping (409 once shipped): refund and restock."""
+    return _order_out(await client.cancel_order(caller, order_id))

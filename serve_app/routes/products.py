@@ -1,0 +1,133 @@
+"""The catalog and its stock: listing, search, changes and restocking."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from marketplace.domain.catalog import parse_draft, parse_patch
+from marketplace.domain.inventory import StockItem
+from marketplace.domain.users import Role
+from serve_app.deps import Caller, Client, OptionalIdempotencyKey, require
+from serve_app.hot_reads import PRODUCT_ROUTE
+from serve_app.schemas import (
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatchIn,
+    ProductReplace,
+    StockDelta,
+    StockOut,
+    product_json,
+)
+
+router = APIRouter(tags=["products"])
+
+
+def _stock_out(item: StockItem) -> StockOut:
+    return StockOut(
+        product_id=item.product_id,
+        available=item.available,
+        reserved=item.reserved,
+        sold=item.sold,
+        stocked=item.stocked,
+    )
+
+
+# First of its router: Starlette tries routes in order, and this is the hottest one (those the
+# replica holds a copy of are answered before routing, by serve_app/hot_reads.py).
+@router.get(PRODUCT_ROUTE, response_model=ProductOut)
+async def get_product(product_id: str, client: Client) -> Response:
+    """One product (public)."""
+    product = await client.get_product(product_id)
+    # The hottest read: serialized once per product version, not re-validated by FastAPI.
+    return Response(product_json(product), media_type="application/json")
+
+
+@router.post("/v1/products", status_code=201, response_model=ProductOut)
+async def create_product(
+    body: ProductCreate,
+    caller: Caller,
+    client: Client,
+    idempotency_key: OptionalIdempotencyKey = None,
+) -> ProductOut:
+    """List a product with its initial stock (sellers). With an Idempotency-Key the listing
+    is made once: a repeat answers the same product, a repeat with another body 422."""
+    require(caller, Role.SELLER)
+    # The domain draft strips whitespace, so it can refuse what the schema let through
+    # ("  " as a name): parse_draft answers InvalidInput (422), not a ValidationError (500).
+    draft = parse_draft(body.model_dump(exclude={"initial_stock"}))
+    product = await client.create_product(
+        caller, draft, body.initial_stock, idempotency_key=idempotency_key
+    )
+    return ProductOut.model_validate(product.model_dump())
+
+
+@router.get("/v1/products", response_model=ProductPage)
+async def search(
+    client: Client,
+    q: Annotated[str, Query(max_length=200)] = "",
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    seller_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> ProductPage:
+    """Search active products by words, category and seller; paginated by cursor."""
+    items, next_cursor = await client.search(
+        q, category=category, seller_id=seller_id, limit=limit, cursor=cursor
+    )
+    return ProductPage(
+        items=[ProductOut.model_validate(p.model_dump()) for p in items],
+        next_cursor=next_cursor,
+    )
+
+
+@router.patch("/v1/products/{product_id}", response_model=ProductOut)
+async def patch_product(
+    product_id: str, body: ProductPatchIn, caller: Caller, client: Client
+) -> ProductOut:
+    """Change some fields (owner or admin); bumps the version."""
+    patch = parse_patch(body.model_dump(exclude_none=True))
+    product = await client.update_product(caller, product_id, patch)
+    return ProductOut.model_validate(product.model_dump())
+
+
+@router.put("/v1/products/{product_id}", response_model=ProductOut)
+async def replace_product(
+    product_id: str, body: ProductReplace, caller: Caller, client: Client
+) -> ProductOut:
+    """Replace every field (owner or admin); bumps the version."""
+    product = await client.replace_product(caller, product_id, parse_draft(body.model_dump()))
+    return ProductOut.model_validate(product.model_dump())
+
+
+@router.delete("/v1/products/{product_id}", response_model=ProductOut)
+async def deactivate_product(product_id: str, caller: Caller, client: Client) -> ProductOut:
+    """Withdraw from sale (owner or admin); bumps the version."""
+    product = await client.deactivate_product(caller, product_id)
+    return ProductOut.model_validate(product.model_dump())
+
+
+@router.get("/v1/products/{product_id}/stock", response_model=StockOut)
+async def stock(product_id: str, client: Client) -> StockOut:
+    """Available and reserved units (public)."""
+    return _stock_out(await client.get_stock(product_id))
+
+
+@router.post("/v1/products/{product_id}/stock", response_model=StockOut)
+async def adjust_stock(
+    product_id: str,
+    body: StockDelta,
+    caller: Caller,
+    client: Client,
+    idempotency_key: OptionalIdempotencyKey = None,
+) -> StockOut:
+    """Restock or write off (owner or admin); never below zero available. With an
+    Idempotency-Key the change is made once: a repeat answers the current stock, a repeat
+    with another delta 422."""
+    require(caller, Role.SELLER)
+    item = await client.adjust_stock(
+        caller, product_id, body.delta, idempotency_key=idempotency_key
+    )
+    return _stock_out(item)

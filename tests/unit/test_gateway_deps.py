@@ -1,0 +1,145 @@
+"""The gateway's shared dependencies (serve_app/deps.py) on an app built around a fake replica:
+the caller, the one Idempotency-Key dependency (required for checkout, optional for listings and
+stock), and the body limit given by the replica's settings. No Ray: the client is a fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from fastapi.testclient import TestClient
+
+from actors.client import MarketplaceClient
+from marketplace.config import Settings
+from marketplace.domain.catalog import Product, ProductDraft
+from marketplace.domain.users import Principal, Role, User
+from serve_app.gateway import build_api
+from serve_app.rate_limits import RateLimiter
+from serve_app.replica import Replica
+from serve_app.tokens import TokenService
+
+pytestmark = pytest.mark.unit
+
+SELLER = User(id="usr_s", email="s@example.com", name="S", role=Role.SELLER, password_hash="x")
+BUYER = User(id="usr_b", email="b@example.com", name="B", role=Role.BUYER, password_hash="x")
+PRODUCT = {"name": "Mug", "category": "kitchen", "price_cents": 900}
+ORDER = {
+    "payment": {"card_token": "tok_visa"},
+    "shipping_address": {
+        "name": "B",
+        "street": "1 Road",
+        "city": "Town",
+        "zip": "12345",
+        "country": "DE",
+    },
+}
+
+
+class FakeClient:
+    """Records the keys products are listed with; holds nothing."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+
+    def held_product(self, product_id: str) -> Product | None:
+        return None
+
+    async def create_product(
+        self,
+        seller: Principal,
+        draft: ProductDraft,
+        initial_stock: int = 0,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Product:
+        self.keys.append(idempotency_key)
+        return Product(
+            id="prd_1", seller_id=seller.id, description="", version=1, active=True, **PRODUCT
+        )
+
+
+@pytest.fixture
+def fake() -> FakeClient:
+    return FakeClient()
+
+
+TOKENS = TokenService("s" * 40, ttl_s=900)
+
+
+@pytest.fixture
+def http(fake: FakeClient) -> Iterator[TestClient]:
+    settings = Settings(max_body_bytes=2048)
+    replica = Replica(
+        settings=settings,
+        client=cast(MarketplaceClient, fake),
+        auth=cast(Any, None),  # no route here hashes or checks a password
+        tokens=TOKENS,
+        login_limit=RateLimiter(settings.login_rate_per_minute),
+        checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+    )
+    with TestClient(build_api(replica)) as client:
+        yield client
+
+
+def bearer(user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS.issue(user)}"}
+
+
+def problem(reply: Any, status: int) -> dict[str, Any]:
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    return cast(dict[str, Any], reply.json())
+
+
+def test_a_missing_or_bad_token_is_401(http: TestClient) -> None:
+    assert problem(http.post("/v1/products", json=PRODUCT), 401)["code"] == "unauthenticated"
+    reply = http.post("/v1/products", json=PRODUCT, headers={"Authorization": "Bearer nope"})
+    assert problem(reply, 401)["code"] == "invalid_token"
+
+
+def test_an_optional_key_is_passed_on_or_left_out(http: TestClient, fake: FakeClient) -> None:
+    seller = bearer(SELLER)
+    assert http.post("/v1/products", json=PRODUCT, headers=seller).status_code == 201
+    keyed = {**seller, "Idempotency-Key": "list-1"}
+    assert http.post("/v1/products", json=PRODUCT, headers=keyed).status_code == 201
+    assert fake.keys == [None, "list-1"]
+
+
+@pytest.mark.parametrize("path", ["/v1/products", "/v1/products/prd_1/stock"])
+def test_an_optional_key_that_is_blank_or_too_long_is_422(http: TestClient, path: str) -> None:
+    seller = bearer(SELLER)
+    body = PRODUCT if path == "/v1/products" else {"delta": 1}
+    blank = http.post(path, json=body, headers={**seller, "Idempotency-Key": "  "})
+    assert problem(blank, 422) == {
+        "type": "https://marketplace.dev/problems/idempotency_key_blank",
+        "title": "Unprocessable Content",
+        "status": 422,
+        "detail": "the Idempotency-Key header is blank",
+        "code": "idempotency_key_blank",
+    }
+    long = http.post(path, json=body, headers={**seller, "Idempotency-Key": "k" * 201})
+    refused = problem(long, 422)
+    assert refused["code"] == "validation_failed"
+    assert refused["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+@pytest.mark.parametrize("key", [None, "", "   "])
+def test_checkout_without_a_usable_key_is_422(http: TestClient, key: str | None) -> None:
+    headers = bearer(BUYER)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    refused = problem(http.post("/v1/orders", json=ORDER, headers=headers), 422)
+    assert refused["code"] == "idempotency_key_required"
+    assert refused["detail"] == "the Idempotency-Key header is required"
+
+
+def test_checkout_with_a_key_over_200_characters_is_422(http: TestClient) -> None:
+    headers = {**bearer(BUYER), "Idempotency-Key": "k" * 201}
+    refused = problem(http.post("/v1/orders", json=ORDER, headers=headers), 422)
+    assert refused["code"] == "validation_failed"
+
+
+def test_the_body_limit_is_the_replicas(http: TestClient) -> None:
+    big = {**PRODUCT, "description": "d" * 3000}
+    assert problem(http.post("/v1/products", json=big, headers=bearer(SELLER)), 413)
