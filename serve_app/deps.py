@@ -8,10 +8,9 @@ thread hop on every request for what is an attribute read.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
-from ray.serve.handle import DeploymentHandle
 
 from actors.client import MarketplaceClient
 from marketplace.domain.errors import Forbidden
@@ -41,11 +40,6 @@ async def current_replica(request: Request) -> Replica:
 async def current_client(request: Request) -> MarketplaceClient:
     """This replica's ``MarketplaceClient``."""
     return replica_of(request).client
-
-
-async def auth_handle(request: Request) -> DeploymentHandle[Any]:
-    """The handle of the Auth deployment (password hashing)."""
-    return replica_of(request).auth
 
 
 def principal_from(authorization: str | None, tokens: TokenService) -> Principal:
@@ -125,7 +119,6 @@ def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
 
 ThisReplica = Annotated[Replica, Depends(current_replica)]
 Client = Annotated[MarketplaceClient, Depends(current_client)]
-Auth = Annotated[DeploymentHandle[Any], Depends(auth_handle)]
 Caller = Annotated[Principal, Depends(current_principal)]
 IdempotencyKey = Annotated[str, Depends(idempotency_key(required=True))]
 OptionalIdempotencyKey = Annotated[str | None, Depends(idempotency_key(required=False))]
