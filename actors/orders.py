@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -81,19 +80,12 @@ def order_from_row(row: Mapping[Any, Any]) -> Order:
         failure_reason=row["failure_reason"],
         items=tuple(OrderItem.model_validate(item) for item in row["items"]),
         total_cents=row["total_cents"],
-        created_at=_aware(row["created_at"]),
-        updated_at=_aware(row["updated_at"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
         version=row["version"],
         card_token=row["card_token"],
         shipping_address=ShippingAddress.model_validate(row["shipping_address"]),
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class OrderCoordinator(ActorBase):

@@ -24,10 +24,6 @@ from marketplace.store.tables import (
 )
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 async def load_audit_data(engine: AsyncEngine, taken_at: datetime | None = None) -> AuditData:
     """Everything in the store, read in one transaction."""
     async with engine.connect() as conn:
@@ -86,8 +82,8 @@ async def load_audit_data(engine: AsyncEngine, taken_at: datetime | None = None)
             failure_reason=r["failure_reason"],
             items=tuple(OrderItem.model_validate(i) for i in r["items"]),
             total_cents=r["total_cents"],
-            created_at=_aware(r["created_at"]),
-            updated_at=_aware(r["updated_at"]),
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
             version=r["version"],
             card_token=r["card_token"],
             shipping_address=ShippingAddress.model_validate(r["shipping_address"]),
