@@ -10,15 +10,10 @@ import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.batching import Call, run_calls
 from marketplace.config import Durability, Settings
-from marketplace.domain.errors import TransientFailure
-from marketplace.store.changes import Changes
 from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.writer import FileLock, Writer
 
@@ -86,12 +81,12 @@ class ActorBase:
 
     async def _start(self) -> None:
         if self.engine is not None:
-            async with self.engine.connect() as conn:
-                await self.load(conn)
+            await self.load()
         await self.started()
 
-    async def load(self, conn: AsyncConnection) -> None:
-        """Rebuild in-memory state from the store (subclasses override)."""
+    async def load(self) -> None:
+        """Rebuild in-memory state from the store (subclasses override; called only when
+        there is a database)."""
 
     async def started(self) -> None:
         """Run once state is loaded (subclasses override, e.g. to resume work)."""
@@ -130,38 +125,11 @@ class ActorBase:
         await self.settle()
         await self.writer.drain()
 
-    async def write_until_done(self, changes: Changes, what: str) -> None:
-        """Commit ``changes``, waiting out a database outage however long it lasts.
-
-        For a change the actor cannot go on without, such as a saga's recorded step: leaving
-        it unwritten would leave the work half done until a restart. The same ``changes`` go
-        again each time, so a refused row after a failed attempt means that attempt committed
-        after all (its answer was lost with the connection).
-        """
-        failed = False
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(TransientFailure),
-                wait=wait_exponential(multiplier=0.05, max=2.0),
-                before_sleep=lambda _: log.warning(
-                    "writing %s failed (the database is unavailable); retrying", what
-                ),
-                reraise=True,
-            ):
-                with attempt:
-                    try:
-                        await self.writer.write(changes)
-                    except TransientFailure:
-                        failed = True
-                        raise
-        except IntegrityError:
-            if not failed:
-                raise
-            log.info("writing %s: an earlier attempt had committed", what)
-
-    def owned(self, table: Table) -> ColumnElement[bool]:
-        """The rows of ``table`` this actor owns."""
-        return (table.c.route_key % self.count) == self.index
+    @property
+    def database(self) -> AsyncEngine:
+        """The store's engine, for code that runs only when there is one (``load``)."""
+        assert self.engine is not None, "no database: durability is none"
+        return self.engine
 
 
 def _write_lock(engine: AsyncEngine | None, settings: Settings) -> FileLock | None:

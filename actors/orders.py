@@ -11,14 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 import ray
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from actors.base import ActorBase
@@ -34,8 +30,6 @@ from marketplace.domain.errors import (
     NotFound,
     TransientFailure,
 )
-from marketplace.domain.events import DomainEvent, EventType
-from marketplace.domain.ids import stable_hash
 from marketplace.domain.inventory import ReserveOutcome
 from marketplace.domain.orders import (
     FailureReason,
@@ -44,48 +38,22 @@ from marketplace.domain.orders import (
     OrderLine,
     OrderStatus,
     PlaceOrder,
-    ShippingAddress,
     check_lines,
+    order_event,
 )
 from marketplace.domain.payments import Payment, PaymentStatus
 from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role
-from marketplace.store.changes import Changes
-from marketplace.store.failures import database_unavailable, is_transient
+from marketplace.store import orders as store
 from marketplace.store.rows import utcnow
-from marketplace.store.tables import idempotency_keys, orders
 
 log = logging.getLogger(__name__)
 
-_EVENT_OF = {
-    OrderStatus.PENDING: EventType.ORDER_PLACED,
-    OrderStatus.CONFIRMED: EventType.ORDER_CONFIRMED,
-    OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
-    OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
-    OrderStatus.DELIVERED: EventType.ORDER_DELIVERED,
-}
 _ORDER_STATUS_FOR_SHIPMENT = {
     ShipmentStatus.SHIPPED: OrderStatus.SHIPPED,
     ShipmentStatus.DELIVERED: OrderStatus.DELIVERED,
 }
 AUTHORIZE_ATTEMPTS = 4
-
-
-def order_from_row(row: Mapping[Any, Any]) -> Order:
-    """An Order from its ``orders`` row."""
-    return Order(
-        id=row["id"],
-        buyer_id=row["buyer_id"],
-        status=OrderStatus(row["status"]),
-        failure_reason=row["failure_reason"],
-        items=tuple(OrderItem.model_validate(item) for item in row["items"]),
-        total_cents=row["total_cents"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
-        card_token=row["card_token"],
-        shipping_address=ShippingAddress.model_validate(row["shipping_address"]),
-    )
 
 
 class OrderCoordinator(ActorBase):
@@ -103,16 +71,11 @@ class OrderCoordinator(ActorBase):
         self.directory = Directory(self.settings)
         self.products = LeasedProducts(self.directory)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(orders).where(self.owned(orders)))
-        for row in rows.mappings():
-            self._remember(order_from_row(row))
-        keys = await conn.execute(
-            select(idempotency_keys.c.order_id, idempotency_keys.c.fingerprint)
-        )
-        for order_id, fingerprint in keys:
-            if order_id in self.orders:
-                self.fingerprints[order_id] = fingerprint
+    async def load(self) -> None:
+        loaded, fingerprints = await store.load_owned(self.database, self.index, self.count)
+        for order in loaded:
+            self._remember(order)
+        self.fingerprints.update(fingerprints)
 
     async def started(self) -> None:
         await self.directory.aresolve_all()
@@ -144,7 +107,7 @@ class OrderCoordinator(ActorBase):
             order = await self._new_order(order_id, command, lines)
             try:
                 await self._insert(order, command, fingerprint)
-            except IntegrityError:
+            except store.AlreadyStored:
                 # An earlier attempt's insert committed, but its answer was lost with the
                 # connection (a database restart): the store has an order this coordinator
                 # does not. Take it up from there instead of refusing the retry.
@@ -336,35 +299,16 @@ class OrderCoordinator(ActorBase):
     async def _stored_order(self, order_id: str, fingerprint: str) -> Order | None:
         """The order a lost insert committed, now remembered here (None when the store has
         none: the conflict was something else)."""
-        assert self.engine is not None
-        try:
-            async with self.engine.connect() as conn:
-                row = (
-                    (await conn.execute(select(orders).where(orders.c.id == order_id)))
-                    .mappings()
-                    .first()
-                )
-                stored_fingerprint = (
-                    await conn.execute(
-                        select(idempotency_keys.c.fingerprint).where(
-                            idempotency_keys.c.order_id == order_id
-                        )
-                    )
-                ).scalar_one_or_none()
-        except Exception as exc:
-            if is_transient(exc):
-                raise database_unavailable(exc) from exc
-            raise
-        if row is None:
+        stored, stored_fingerprint = await store.load_stored(self.database, order_id)
+        if stored is None:
             return None
         if stored_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request", order_id=order_id
             )
-        order = order_from_row(row)
         self.fingerprints[order_id] = fingerprint
-        self._remember(order)
-        return order
+        self._remember(stored)
+        return stored
 
     # -- building and saving -----------------------------------------------------------------
 
@@ -433,45 +377,11 @@ class OrderCoordinator(ActorBase):
             self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
         self.orders[order.id] = order
 
-    def _row(self, order: Order) -> dict[str, Any]:
-        return {
-            "id": order.id,
-            "route_key": stable_hash(order.id),
-            "buyer_id": order.buyer_id,
-            "status": order.status.value,
-            "failure_reason": order.failure_reason,
-            "items": [item.model_dump() for item in order.items],
-            "total_cents": order.total_cents,
-            "card_token": order.card_token,
-            "shipping_address": order.shipping_address.model_dump(),
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-            "version": order.version,
-        }
-
-    def _event(self, order: Order) -> DomainEvent:
-        return DomainEvent(
-            type=_EVENT_OF[order.status],
-            subject=order.id,
-            sequence=order.version,
-            data={**order.public(), "version": order.version},
-        )
-
     async def _insert(self, order: Order, command: PlaceOrder, fingerprint: str) -> None:
-        row = self._row(order)
-        key_row = {
-            "buyer_id": command.buyer_id,
-            "key": command.idempotency_key,
-            "fingerprint": fingerprint,
-            "order_id": order.id,
-            "created_at": order.created_at,
-        }
-        await self.writer.write(
-            Changes()
-            .insert(idempotency_keys, [key_row])
-            .insert(orders, [row])
-            .events(self.SOURCE, [self._event(order)])
+        changes = store.placed(
+            order, command.idempotency_key, fingerprint, self.SOURCE, [order_event(order)]
         )
+        await store.write_placed(self.writer, changes)
         self.fingerprints[order.id] = fingerprint
         self._remember(order)
 
@@ -485,21 +395,14 @@ class OrderCoordinator(ActorBase):
         """Persist a status change (with its event) or a recorded intent to compensate."""
         now = utcnow()
         if status is not None:
-            updated = order.transition(status, now, failure_reason)
+            updated, event = order.moved(status, now, failure_reason)
+            events = [event]
         else:
-            updated = order.model_copy(
-                update={
-                    "failure_reason": failure_reason,
-                    "updated_at": now,
-                    "version": order.version + 1,
-                }
-            )
-        row = self._row(updated)
-        events = [self._event(updated)] if status is not None else []
+            updated, events = order.with_intent(failure_reason, now), []
         # A saga's step must be recorded before the saga goes on; an outage is waited out here
         # (the gateway answers `pending` meanwhile) rather than left for a restart to finish.
-        await self.write_until_done(
-            Changes().upsert(orders, [row], ["id"]).events(self.SOURCE, events),
+        await self.writer.write_until_done(
+            store.saved(updated, self.SOURCE, events),
             f"order {updated.id} ({updated.status.value})",
         )
         self._remember(updated)
