@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import ray
 
+from actors.classes import ACTOR_CLASSES
 from actors.client import MarketplaceClient
 from actors.directory import Directory
 from marketplace.config import Settings
@@ -74,7 +75,7 @@ class Runtime:
         directory = Directory(settings)
         self.client = MarketplaceClient(directory, create_engine(settings.database_url))
         try:
-            await asyncio.to_thread(directory.create_all)
+            await asyncio.to_thread(directory.create_all, ACTOR_CLASSES)
             await self.client.users.ensure(
                 settings.admin_email,
                 settings.admin_password.get_secret_value(),

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from actors.classes import ACTOR_CLASSES
 from actors.client import MarketplaceClient
 from actors.directory import Directory
 from marketplace.config import Settings
@@ -150,7 +151,7 @@ class Gateway:
         configure_tokens(self.settings)
         configure_body_limit(self.settings.max_body_bytes)
         directory = Directory(self.settings)
-        directory.create_all()  # get-or-create: the first replica up makes the actors
+        directory.create_all(ACTOR_CLASSES)  # get-or-create: the first replica up makes the actors
         self.client = MarketplaceClient(directory, create_engine(self.settings.database_url))
         self.auth = auth
         configure_hot_reads(self.client.held_product)
