@@ -59,24 +59,23 @@ class ActorBase:
 
     SOURCE = "marketplace"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
+        """``writer`` defaults to one per the settings (a test may pass its own, e.g. one
+        in ``Durability.NONE``); the engine is the writer's."""
         logging.basicConfig(level=logging.INFO)
         self.settings = Settings.model_validate(settings)
         self.index = index
         self.count = count
         self.locks = KeyedLocks()
-        durability = self.settings.durability
-        self.engine: AsyncEngine | None = (
-            None
-            if durability is Durability.NONE
-            else create_engine(self.settings.resolved_database_url())
-        )
-        self.writer = Writer(
-            self.engine,
-            durability,
-            _write_lock(self.engine, self.settings),
-            direct=sqlite_writer_engine(self.engine) if self.engine is not None else None,
-        )
+        self.writer = writer or _writer(self.settings)
+        self.engine: AsyncEngine | None = self.writer.engine
         self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -130,6 +129,17 @@ class ActorBase:
         """The store's engine, for code that runs only when there is one (``load``)."""
         assert self.engine is not None, "no database: durability is none"
         return self.engine
+
+
+def _writer(settings: Settings) -> Writer:
+    """The writer the settings ask for, on its own engine (none when nothing is written)."""
+    durability = settings.durability
+    if durability is Durability.NONE:
+        return Writer(None, durability)
+    engine = create_engine(settings.resolved_database_url())
+    return Writer(
+        engine, durability, _write_lock(engine, settings), direct=sqlite_writer_engine(engine)
+    )
 
 
 def _write_lock(engine: AsyncEngine | None, settings: Settings) -> FileLock | None:

@@ -18,10 +18,9 @@ import ray
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from actors.base import ActorBase
-from actors.calls import call, call_until_done
-from actors.directory import CARTS, INVENTORY, PAYMENTS, SELLERS, SHIPMENTS, Directory
-from actors.product_reads import LeasedProducts
-from marketplace.domain.cart import Cart
+from actors.calls import call_until_done
+from actors.directory import Directory
+from actors.peers import DirectoryPeers, OrderPeers
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -46,6 +45,7 @@ from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role
 from marketplace.store import orders as store
 from marketplace.store.rows import utcnow
+from marketplace.store.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,29 @@ class OrderCoordinator(ActorBase):
 
     SOURCE = "marketplace/orders"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        peers: OrderPeers | None = None,
+        writer: Writer | None = None,
+    ) -> None:
+        """``peers`` and ``writer`` default to the real ones (the directory's actors, a writer
+        per the settings); a test passes fakes."""
         self.orders: dict[str, Order] = {}
         self.fingerprints: dict[str, str] = {}
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
         self._resumes: set[asyncio.Task[Any]] = set()
-        super().__init__(settings, index, count)
-        self.directory = Directory(self.settings)
-        self.products = LeasedProducts(self.directory)
+        super().__init__(settings, index, count, writer=writer)
+        if peers is None:
+            self.directory: Directory | None = Directory(self.settings)
+            peers = DirectoryPeers(self.directory)
+        else:
+            self.directory = None
+        self.peers: OrderPeers = peers
 
     async def load(self) -> None:
         loaded, fingerprints = await store.load_owned(self.database, self.index, self.count)
@@ -78,7 +92,7 @@ class OrderCoordinator(ActorBase):
         self.fingerprints.update(fingerprints)
 
     async def started(self) -> None:
-        await self.directory.aresolve_all()
+        await self.peers.resolve()
         for order in list(self.orders.values()):
             if _needs_saga(order):
                 task = asyncio.get_running_loop().create_task(self._resume(order.id))
@@ -117,8 +131,7 @@ class OrderCoordinator(ActorBase):
                 order = stored
             order = await self._saga(order)
         if from_cart and order.status is OrderStatus.CONFIRMED:
-            carts = self.directory.batched_route(CARTS, command.buyer_id)
-            carts.tell("remove_lines", command.buyer_id, list(lines))
+            self.peers.remove_cart_lines(command.buyer_id, list(lines))
         return order
 
     async def cancel_order(self, principal: Principal, order_id: str) -> Order:
@@ -135,8 +148,7 @@ class OrderCoordinator(ActorBase):
                     f"order {order_id} is {order.status.value}; it can no longer be cancelled",
                     order_id=order_id,
                 )
-            shipments = self.directory.route(SHIPMENTS, order_id)
-            await call(shipments.move.remote(order_id, ShipmentStatus.CANCELLED))
+            await self.peers.move_shipment(order_id, ShipmentStatus.CANCELLED)
             order = await self._save(order, failure_reason=FailureReason.CANCELLED_BY_BUYER)
             return await self._saga(order)
 
@@ -158,8 +170,7 @@ class OrderCoordinator(ActorBase):
                 raise NotFound(f"no shipment for order {order_id}")
             if order.status is not target:
                 order.transition(target, utcnow())  # raises Conflict when not allowed
-            shipments = self.directory.route(SHIPMENTS, order_id)
-            shipment: Shipment = await call(shipments.move.remote(order_id, status))
+            shipment = await self.peers.move_shipment(order_id, status)
             if order.status is not target:
                 await self._save(order, status=target)
             return shipment
@@ -211,10 +222,7 @@ class OrderCoordinator(ActorBase):
         """Reserve, charge, then commit and open the shipment. Returns why it failed, or None."""
         timeout = self.settings.saga_step_timeout_s
         groups = self._lines_by_partition(order)
-        calls = [
-            self.directory.batched(INVENTORY, index).call("reserve", order.id, lines)
-            for index, lines in groups.items()
-        ]
+        calls = [self.peers.reserve(index, order.id, lines) for index, lines in groups.items()]
         try:
             outcomes: list[ReserveOutcome] = await asyncio.wait_for(asyncio.gather(*calls), timeout)
         except Exception as exc:
@@ -225,7 +233,6 @@ class OrderCoordinator(ActorBase):
 
         # Authorize and capture in one call. A charge whose answer never comes ends the order
         # as payment_failed, and the compensation cancels it (PaymentProcessor.cancel_charge).
-        processor = self.directory.batched_route(PAYMENTS, order.id)
         try:
             payment: Payment | None = None
             async for attempt in AsyncRetrying(
@@ -236,7 +243,7 @@ class OrderCoordinator(ActorBase):
             ):
                 with attempt:
                     payment = await asyncio.wait_for(
-                        processor.call("charge", order.id, order.total_cents, order.card_token),
+                        self.peers.charge(order.id, order.total_cents, order.card_token),
                         timeout,
                     )
         except Exception as exc:
@@ -250,23 +257,21 @@ class OrderCoordinator(ActorBase):
 
         # Past this point the order goes through: commit and the shipment must not give up.
         # They do not depend on each other, so they run together.
-        shipments = self.directory.batched_route(SHIPMENTS, order.id)
         await asyncio.gather(
             *(
-                call_until_done(partial(self._commit_call, index, order.id), "commit reservation")
+                call_until_done(partial(self.peers.commit, index, order.id), "commit reservation")
                 for index in groups
             ),
-            call_until_done(lambda: shipments.call("open_shipment", order), "open shipment"),
+            call_until_done(partial(self.peers.open_shipment, order), "open shipment"),
         )
         return None
 
     async def _compensate(self, order: Order) -> None:
         """Undo what the order may hold: its reservations (or sold units) and its payment."""
         self.counters["compensations"] += 1
-        processor = self.directory.batched_route(PAYMENTS, order.id)
         releases: list[Any] = [
             call_until_done(
-                partial(self._release_call, index, order.id, [pid for pid, _ in lines]),
+                partial(self.peers.release, index, order.id, [pid for pid, _ in lines]),
                 "release reservation",
             )
             for index, lines in self._lines_by_partition(order).items()
@@ -274,16 +279,11 @@ class OrderCoordinator(ActorBase):
         # A charge that failed without an answer may still be on its way: cancel it, which
         # also leaves a void behind for it to find. Any other failure came before the charge,
         # or after its answer, and a plain refund undoes whatever it holds.
-        undo = "cancel_charge" if order.failure_reason == FailureReason.PAYMENT_FAILED else "refund"
-        await asyncio.gather(
-            *releases, call_until_done(lambda: processor.call(undo, order.id), undo)
-        )
-
-    def _commit_call(self, index: int, order_id: str) -> Any:
-        return self.directory.batched(INVENTORY, index).call("commit", order_id)
-
-    def _release_call(self, index: int, order_id: str, product_ids: list[str]) -> Any:
-        return self.directory.batched(INVENTORY, index).call("release", order_id, product_ids)
+        if order.failure_reason == FailureReason.PAYMENT_FAILED:
+            undo = call_until_done(partial(self.peers.cancel_charge, order.id), "cancel_charge")
+        else:
+            undo = call_until_done(partial(self.peers.refund, order.id), "refund")
+        await asyncio.gather(*releases, undo)
 
     async def _resume(self, order_id: str) -> None:
         try:
@@ -313,8 +313,7 @@ class OrderCoordinator(ActorBase):
     # -- building and saving -----------------------------------------------------------------
 
     async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
-        cart_shard = self.directory.batched_route(CARTS, command.buyer_id)
-        cart: Cart = await cart_shard.call("get_cart", command.buyer_id)
+        cart = await self.peers.get_cart(command.buyer_id)
         lines: tuple[OrderLine, ...] = cart.lines()
         if not lines:
             raise InvalidInput("the cart is empty", field="items")
@@ -356,11 +355,11 @@ class OrderCoordinator(ActorBase):
     async def _products(self, product_ids: list[str]) -> dict[str, Product]:
         # Under the catalog's lease: a checkout that starts after a reprice was answered is
         # priced at the new price, as a call to the shard would price it (actors.leases).
-        return await self.products.get_many(product_ids)
+        return await self.peers.products(product_ids)
 
     def _lines_by_partition(self, order: Order) -> dict[int, list[tuple[str, int]]]:
         quantities = {item.product_id: item.quantity for item in order.items}
-        groups = self.directory.group(INVENTORY, list(quantities))
+        groups = self.peers.partitions(list(quantities))
         return {
             index: [(pid, quantities[pid]) for pid in sorted(pids)]
             for index, pids in groups.items()
@@ -407,7 +406,7 @@ class OrderCoordinator(ActorBase):
         )
         self._remember(updated)
         if status is not None:
-            self.directory.batched_route(SELLERS, updated.id).tell("apply", updated)
+            self.peers.order_changed(updated)
         return updated
 
 
