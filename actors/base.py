@@ -10,15 +10,10 @@ import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.batching import Call, run_calls
 from marketplace.config import Durability, Settings
-from marketplace.domain.errors import TransientFailure
-from marketplace.store.changes import Changes
 from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.writer import FileLock, Writer
 
@@ -64,34 +59,33 @@ class ActorBase:
 
     SOURCE = "marketplace"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
+        """``writer`` defaults to one per the settings (a test may pass its own, e.g. one
+        in ``Durability.NONE``); the engine is the writer's."""
         logging.basicConfig(level=logging.INFO)
         self.settings = Settings.model_validate(settings)
         self.index = index
         self.count = count
         self.locks = KeyedLocks()
-        durability = self.settings.durability
-        self.engine: AsyncEngine | None = (
-            None
-            if durability is Durability.NONE
-            else create_engine(self.settings.resolved_database_url())
-        )
-        self.writer = Writer(
-            self.engine,
-            durability,
-            _write_lock(self.engine, self.settings),
-            direct=sqlite_writer_engine(self.engine) if self.engine is not None else None,
-        )
+        self.writer = writer or _writer(self.settings)
+        self.engine: AsyncEngine | None = self.writer.engine
         self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
         if self.engine is not None:
-            async with self.engine.connect() as conn:
-                await self.load(conn)
+            await self.load()
         await self.started()
 
-    async def load(self, conn: AsyncConnection) -> None:
-        """Rebuild in-memory state from the store (subclasses override)."""
+    async def load(self) -> None:
+        """Rebuild in-memory state from the store (subclasses override; called only when
+        there is a database)."""
 
     async def started(self) -> None:
         """Run once state is loaded (subclasses override, e.g. to resume work)."""
@@ -130,38 +124,22 @@ class ActorBase:
         await self.settle()
         await self.writer.drain()
 
-    async def write_until_done(self, changes: Changes, what: str) -> None:
-        """Commit ``changes``, waiting out a database outage however long it lasts.
+    @property
+    def database(self) -> AsyncEngine:
+        """The store's engine, for code that runs only when there is one (``load``)."""
+        assert self.engine is not None, "no database: durability is none"
+        return self.engine
 
-        For a change the actor cannot go on without, such as a saga's recorded step: leaving
-        it unwritten would leave the work half done until a restart. The same ``changes`` go
-        again each time, so a refused row after a failed attempt means that attempt committed
-        after all (its answer was lost with the connection).
-        """
-        failed = False
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(TransientFailure),
-                wait=wait_exponential(multiplier=0.05, max=2.0),
-                before_sleep=lambda _: log.warning(
-                    "writing %s failed (the database is unavailable); retrying", what
-                ),
-                reraise=True,
-            ):
-                with attempt:
-                    try:
-                        await self.writer.write(changes)
-                    except TransientFailure:
-                        failed = True
-                        raise
-        except IntegrityError:
-            if not failed:
-                raise
-            log.info("writing %s: an earlier attempt had committed", what)
 
-    def owned(self, table: Table) -> ColumnElement[bool]:
-        """The rows of ``table`` this actor owns."""
-        return (table.c.route_key % self.count) == self.index
+def _writer(settings: Settings) -> Writer:
+    """The writer the settings ask for, on its own engine (none when nothing is written)."""
+    durability = settings.durability
+    if durability is Durability.NONE:
+        return Writer(None, durability)
+    engine = create_engine(settings.resolved_database_url())
+    return Writer(
+        engine, durability, _write_lock(engine, settings), direct=sqlite_writer_engine(engine)
+    )
 
 
 def _write_lock(engine: AsyncEngine | None, settings: Settings) -> FileLock | None:

@@ -5,16 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
-from marketplace.domain.cart import Cart, CartItem
+from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product
-from marketplace.domain.ids import stable_hash
 from marketplace.domain.orders import OrderLine
-from marketplace.store.changes import Changes
-from marketplace.store.tables import carts
+from marketplace.store import carts as store
 
 
 class CartShard(ActorBase):
@@ -26,13 +22,9 @@ class CartShard(ActorBase):
         self.carts: dict[str, Cart] = {}
         super().__init__(settings, index, count)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(carts).where(self.owned(carts)))
-        for row in rows.mappings():
-            items = tuple(CartItem.model_validate(item) for item in row["items"])
-            self.carts[row["buyer_id"]] = Cart(
-                buyer_id=row["buyer_id"], items=items, version=row["version"]
-            )
+    async def load(self) -> None:
+        for cart in await store.load_owned(self.database, self.index, self.count):
+            self.carts[cart.buyer_id] = cart
 
     async def get_cart(self, buyer_id: str) -> Cart:
         """The buyer's cart (empty if none)."""
@@ -66,14 +58,7 @@ class CartShard(ActorBase):
             return await self._save(cart.without(tuple(lines)))
 
     async def _save(self, cart: Cart) -> Cart:
-        row = {
-            "buyer_id": cart.buyer_id,
-            "route_key": stable_hash(cart.buyer_id),
-            "items": [item.model_dump() for item in cart.items],
-            "version": cart.version,
-        }
-
-        await self.writer.write(Changes().upsert(carts, [row], ["buyer_id"]))
+        await self.writer.write(store.saved(cart))
         self.carts[cart.buyer_id] = cart
         return cart
 

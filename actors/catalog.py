@@ -6,8 +6,6 @@ import asyncio
 from typing import Any
 
 import ray
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
 from marketplace.domain.catalog import (
@@ -17,14 +15,13 @@ from marketplace.domain.catalog import (
     SearchHit,
     SearchIndex,
     SortKey,
+    product_event,
 )
 from marketplace.domain.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound
-from marketplace.domain.events import DomainEvent, EventType
-from marketplace.domain.ids import stable_hash
+from marketplace.domain.events import EventType
 from marketplace.domain.users import Principal, Role
+from marketplace.store import catalog as store
 from marketplace.store.changes import Changes
-from marketplace.store.rows import utcnow
-from marketplace.store.tables import product_keys, products
 
 
 class CatalogShard(ActorBase):
@@ -39,18 +36,12 @@ class CatalogShard(ActorBase):
         self.index_ = SearchIndex()
         super().__init__(settings, index, count)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(products).where(self.owned(products)))
-        for row in rows.mappings():
-            product = Product.model_validate(dict(row))
+    async def load(self) -> None:
+        loaded, fingerprints = await store.load_owned(self.database, self.index, self.count)
+        for product in loaded:
             self.products[product.id] = product
             self.index_.upsert(product)
-        keys = await conn.execute(
-            select(product_keys.c.product_id, product_keys.c.fingerprint).where(
-                self.owned(product_keys)
-            )
-        )
-        self.listing_fingerprints.update({product_id: digest for product_id, digest in keys})
+        self.listing_fingerprints.update(fingerprints)
 
     async def create_product(
         self,
@@ -80,18 +71,7 @@ class CatalogShard(ActorBase):
             product = Product(
                 id=product_id, seller_id=seller_id, version=1, active=True, **draft.model_dump()
             )
-            changes = Changes()
-            if listing_key is not None:
-                key, fingerprint = listing_key
-                row = {
-                    "product_id": product_id,
-                    "route_key": stable_hash(product_id),
-                    "seller_id": seller_id,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "created_at": utcnow(),
-                }
-                changes.insert(product_keys, [row])
+            changes = None if listing_key is None else store.listed(product, *listing_key)
             await self._save(product, EventType.PRODUCT_CREATED, changes)
             if listing_key is not None:
                 self.listing_fingerprints[product_id] = listing_key[1]
@@ -180,16 +160,8 @@ class CatalogShard(ActorBase):
     async def _save(
         self, product: Product, event_type: EventType, changes: Changes | None = None
     ) -> None:
-        event = DomainEvent(
-            type=event_type,
-            subject=product.id,
-            sequence=product.version,
-            data=product.model_dump(),
-        )
-        row = {**product.model_dump(), "route_key": stable_hash(product.id)}
-        await self.writer.write(
-            (changes or Changes()).upsert(products, [row], ["id"]).events(self.SOURCE, [event])
-        )
+        event = product_event(product, event_type)
+        await self.writer.write(store.saved(product, self.SOURCE, [event], changes))
         self.products[product.id] = product
         self.index_.upsert(product)
 

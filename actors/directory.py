@@ -8,6 +8,7 @@ coordinator) that holds the same settings finds the same actors.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,30 +43,6 @@ INBOUND = ActorKind("inbound", None)
 BRIDGE_KINDS = (RELAY, INBOUND)
 
 
-def _actor_class(kind: ActorKind) -> Any:
-    from actors.carts import CartShardActor
-    from actors.catalog import CatalogShardActor
-    from actors.inbound import InboundConsumerActor
-    from actors.inventory import InventoryPartitionActor
-    from actors.orders import OrderCoordinatorActor
-    from actors.payments import PaymentProcessorActor
-    from actors.relay import EventRelayActor
-    from actors.sellers import SellerViewActor
-    from actors.shipments import ShipmentCoordinatorActor
-
-    return {
-        "catalog": CatalogShardActor,
-        "inventory": InventoryPartitionActor,
-        "carts": CartShardActor,
-        "payments": PaymentProcessorActor,
-        "shipments": ShipmentCoordinatorActor,
-        "sellers": SellerViewActor,
-        "orders": OrderCoordinatorActor,
-        "relay": EventRelayActor,
-        "inbound": InboundConsumerActor,
-    }[kind.name]
-
-
 @dataclass
 class Directory:
     """Handles to every actor, resolved by name and cached."""
@@ -90,8 +67,9 @@ class Directory:
         """The RabbitMQ bridge's actors: none unless a broker is configured."""
         return BRIDGE_KINDS if self.settings.amqp_url else ()
 
-    def create_all(self) -> None:
-        """Get-or-create every actor (blocking; call from a thread inside an event loop).
+    def create_all(self, classes: Mapping[str, Any]) -> None:
+        """Get-or-create every actor (blocking; call from a thread inside an event loop), each
+        of the class ``classes`` names for its kind (``actors.classes.ACTOR_CLASSES``).
 
         Everything but the order coordinators starts at once; the coordinators start after,
         because on start they resume sagas that call the rest; the bridge (when a broker is
@@ -105,7 +83,7 @@ class Directory:
                 count = self.count(kind)
                 for index, name in enumerate(self.names(kind)):
                     handle = (
-                        _actor_class(kind)
+                        classes[kind.name]
                         .options(
                             name=name,
                             namespace=self.settings.namespace,

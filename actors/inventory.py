@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import ray
-from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
 from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, InvalidInput
-from marketplace.domain.events import DomainEvent, EventType
-from marketplace.domain.ids import sibling_id, stable_hash
 from marketplace.domain.inventory import (
     Reservation,
     ReservationState,
     ReserveOutcome,
     StockItem,
+    next_state,
+    outcome_of,
 )
-from marketplace.store.changes import Changes
-from marketplace.store.rows import insert_ignore, utcnow
-from marketplace.store.tables import reservations, stock_items, stock_movements
-
-
-class DuplicateRequest(Exception):
-    """A stock movement with this request id was already applied, with ``delta``."""
-
-    def __init__(self, request_id: str, delta: int) -> None:
-        super().__init__(request_id)
-        self.delta = delta
-
-
-def _applied_delta(request_id: str) -> Select[tuple[int]]:
-    """The delta a stock movement applied under ``request_id`` (no row when none did)."""
-    return select(stock_movements.c.delta).where(stock_movements.c.request_id == request_id)
+from marketplace.store import inventory as store
+from marketplace.store.inventory import DuplicateRequest
 
 
 class InventoryPartition(ActorBase):
@@ -55,13 +38,10 @@ class InventoryPartition(ActorBase):
         self.applied_requests: dict[str, int] = {}
         super().__init__(settings, index, count)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(stock_items).where(self.owned(stock_items)))
-        for row in rows.mappings():
-            self.stock[row["product_id"]] = StockItem.model_validate(dict(row))
-        rows = await conn.execute(select(reservations).where(self.owned(reservations)))
-        for row in rows.mappings():
-            reservation = Reservation.model_validate(dict(row))
+    async def load(self) -> None:
+        stock, held = await store.load_owned(self.database, self.index, self.count)
+        self.stock.update((item.product_id, item) for item in stock)
+        for reservation in held:
             self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
                 reservation
             )
@@ -89,21 +69,8 @@ class InventoryPartition(ActorBase):
                     raise
                 self.applied_requests[request_id] = applied
                 return self._repeated(item, applied, delta)
-            movement = {
-                "request_id": request_id,
-                "product_id": product_id,
-                "delta": delta,
-                "created_at": utcnow(),
-            }
-
-            async def work(conn: AsyncConnection) -> None:
-                if not await insert_ignore(conn, stock_movements, movement, ["request_id"]):
-                    applied = await conn.execute(_applied_delta(request_id))
-                    raise DuplicateRequest(request_id, int(applied.scalar_one()))
-                await self._with_items(Changes(), [updated]).apply(conn)
-
             try:
-                await self.writer.write(work)
+                await self.writer.write(store.adjustment(request_id, delta, updated, self.SOURCE))
             except DuplicateRequest as duplicate:
                 # Applied before a restart; our in-memory copy came from the store, so it
                 # already includes it.
@@ -116,9 +83,7 @@ class InventoryPartition(ActorBase):
     async def _stored_delta(self, request_id: str) -> int | None:
         if self.engine is None:
             return None
-        async with self.engine.connect() as conn:
-            delta = (await conn.execute(_applied_delta(request_id))).scalar_one_or_none()
-        return None if delta is None else int(delta)
+        return await store.stored_delta(self.engine, request_id)
 
     @staticmethod
     def _repeated(item: StockItem, applied: int, delta: int) -> StockItem:
@@ -144,7 +109,7 @@ class InventoryPartition(ActorBase):
         async with self.locks.hold(order_id, *product_ids):
             known = self.reservations.get(order_id)
             if known:
-                return _outcome_of(known.values())
+                return outcome_of(known.values())
             updated: dict[str, StockItem] = {}
             try:
                 for product_id, quantity in lines:
@@ -160,7 +125,7 @@ class InventoryPartition(ActorBase):
                 for product_id, quantity in lines
             }
             await self._persist(records, updated)
-            return _outcome_of(records.values())
+            return outcome_of(records.values())
 
     async def commit(self, order_id: str) -> None:
         """Turn the order's held units into sold ones; idempotent."""
@@ -181,16 +146,16 @@ class InventoryPartition(ActorBase):
             updated: dict[str, StockItem] = {}
             for product_id, reservation in known.items():
                 item = self._item(product_id)
-                next_state = _next_state(reservation.state, target)
-                if next_state is None:
+                moved_to = next_state(reservation.state, target)
+                if moved_to is None:
                     continue
-                if next_state is ReservationState.COMMITTED:
+                if moved_to is ReservationState.COMMITTED:
                     updated[product_id] = item.commit(reservation.quantity)
-                elif next_state is ReservationState.RELEASED:
+                elif moved_to is ReservationState.RELEASED:
                     updated[product_id] = item.release(reservation.quantity)
-                elif next_state is ReservationState.RETURNED:
+                elif moved_to is ReservationState.RETURNED:
                     updated[product_id] = item.unsell(reservation.quantity)
-                records[product_id] = reservation.model_copy(update={"state": next_state})
+                records[product_id] = reservation.model_copy(update={"state": moved_to})
             if target is ReservationState.RELEASED:
                 for product_id in product_ids:
                     if product_id not in known:
@@ -219,57 +184,12 @@ class InventoryPartition(ActorBase):
     async def _persist(
         self, records: dict[str, Reservation], updated: dict[str, StockItem]
     ) -> None:
-        rows = [
-            {**r.model_dump(), "route_key": stable_hash(r.product_id)} for r in records.values()
-        ]
-        changes = Changes().upsert(reservations, rows, ["order_id", "product_id"])
-        await self.writer.write(self._with_items(changes, updated.values()))
+        await self.writer.write(store.reserved(records.values(), updated.values(), self.SOURCE))
         for reservation in records.values():
             self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
                 reservation
             )
         self.stock.update(updated)
-
-    def _with_items(self, changes: Changes, items: Iterable[StockItem]) -> Changes:
-        """``changes`` plus the stock rows of ``items`` and their ``stock.changed`` events."""
-        items = list(items)
-        rows = [{**item.model_dump(), "route_key": stable_hash(item.product_id)} for item in items]
-        events = [
-            DomainEvent(
-                type=EventType.STOCK_CHANGED,
-                subject=sibling_id(item.product_id, "stk"),
-                sequence=item.version,
-                data={
-                    "product_id": item.product_id,
-                    "stocked": item.stocked,
-                    "reserved": item.reserved,
-                    "sold": item.sold,
-                    "available": item.available,
-                },
-            )
-            for item in items
-        ]
-        return changes.upsert(stock_items, rows, ["product_id"]).events(self.SOURCE, events)
-
-
-def _next_state(current: ReservationState, target: ReservationState) -> ReservationState | None:
-    """Where a reservation goes when the order commits or releases; None: stays."""
-    if target is ReservationState.COMMITTED:
-        return ReservationState.COMMITTED if current is ReservationState.HELD else None
-    if current is ReservationState.HELD:
-        return ReservationState.RELEASED
-    if current is ReservationState.COMMITTED:
-        return ReservationState.RETURNED
-    return None
-
-
-def _outcome_of(records: Iterable[Reservation]) -> ReserveOutcome:
-    states = {r.state for r in records}
-    if ReservationState.REJECTED in states:
-        return ReserveOutcome.OUT_OF_STOCK
-    if states & {ReservationState.HELD, ReservationState.COMMITTED}:
-        return ReserveOutcome.RESERVED
-    return ReserveOutcome.RELEASED
 
 
 InventoryPartitionActor = ray.remote(InventoryPartition)

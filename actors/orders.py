@@ -11,22 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping
-from datetime import datetime
 from functools import partial
 from typing import Any
 
 import ray
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from actors.base import ActorBase
-from actors.calls import call, call_until_done
-from actors.directory import CARTS, INVENTORY, PAYMENTS, SELLERS, SHIPMENTS, Directory
-from actors.product_reads import LeasedProducts
-from marketplace.domain.cart import Cart
+from actors.calls import call_until_done
+from actors.directory import Directory
+from actors.peers import DirectoryPeers, OrderPeers
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -35,8 +29,6 @@ from marketplace.domain.errors import (
     NotFound,
     TransientFailure,
 )
-from marketplace.domain.events import DomainEvent, EventType
-from marketplace.domain.ids import stable_hash
 from marketplace.domain.inventory import ReserveOutcome
 from marketplace.domain.orders import (
     FailureReason,
@@ -45,26 +37,18 @@ from marketplace.domain.orders import (
     OrderLine,
     OrderStatus,
     PlaceOrder,
-    ShippingAddress,
     check_lines,
+    order_event,
 )
 from marketplace.domain.payments import Payment, PaymentStatus
 from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role
-from marketplace.store.changes import Changes
-from marketplace.store.failures import database_unavailable, is_transient
+from marketplace.store import orders as store
 from marketplace.store.rows import utcnow
-from marketplace.store.tables import idempotency_keys, orders
+from marketplace.store.writer import Writer
 
 log = logging.getLogger(__name__)
 
-_EVENT_OF = {
-    OrderStatus.PENDING: EventType.ORDER_PLACED,
-    OrderStatus.CONFIRMED: EventType.ORDER_CONFIRMED,
-    OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
-    OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
-    OrderStatus.DELIVERED: EventType.ORDER_DELIVERED,
-}
 _ORDER_STATUS_FOR_SHIPMENT = {
     ShipmentStatus.SHIPPED: OrderStatus.SHIPPED,
     ShipmentStatus.DELIVERED: OrderStatus.DELIVERED,
@@ -72,58 +56,43 @@ _ORDER_STATUS_FOR_SHIPMENT = {
 AUTHORIZE_ATTEMPTS = 4
 
 
-def order_from_row(row: Mapping[Any, Any]) -> Order:
-    """An Order from its ``orders`` row."""
-    return Order(
-        id=row["id"],
-        buyer_id=row["buyer_id"],
-        status=OrderStatus(row["status"]),
-        failure_reason=row["failure_reason"],
-        items=tuple(OrderItem.model_validate(item) for item in row["items"]),
-        total_cents=row["total_cents"],
-        created_at=_aware(row["created_at"]),
-        updated_at=_aware(row["updated_at"]),
-        version=row["version"],
-        card_token=row["card_token"],
-        shipping_address=ShippingAddress.model_validate(row["shipping_address"]),
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 class OrderCoordinator(ActorBase):
     """Owns orders by ``stable_hash(order_id) % coordinators``."""
 
     SOURCE = "marketplace/orders"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        peers: OrderPeers | None = None,
+        writer: Writer | None = None,
+    ) -> None:
+        """``peers`` and ``writer`` default to the real ones (the directory's actors, a writer
+        per the settings); a test passes fakes."""
         self.orders: dict[str, Order] = {}
         self.fingerprints: dict[str, str] = {}
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
         self._resumes: set[asyncio.Task[Any]] = set()
-        super().__init__(settings, index, count)
-        self.directory = Directory(self.settings)
-        self.products = LeasedProducts(self.directory)
+        super().__init__(settings, index, count, writer=writer)
+        if peers is None:
+            self.directory: Directory | None = Directory(self.settings)
+            peers = DirectoryPeers(self.directory)
+        else:
+            self.directory = None
+        self.peers: OrderPeers = peers
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(orders).where(self.owned(orders)))
-        for row in rows.mappings():
-            self._remember(order_from_row(row))
-        keys = await conn.execute(
-            select(idempotency_keys.c.order_id, idempotency_keys.c.fingerprint)
-        )
-        for order_id, fingerprint in keys:
-            if order_id in self.orders:
-                self.fingerprints[order_id] = fingerprint
+    async def load(self) -> None:
+        loaded, fingerprints = await store.load_owned(self.database, self.index, self.count)
+        for order in loaded:
+            self._remember(order)
+        self.fingerprints.update(fingerprints)
 
     async def started(self) -> None:
-        await self.directory.aresolve_all()
+        await self.peers.resolve()
         for order in list(self.orders.values()):
             if _needs_saga(order):
                 task = asyncio.get_running_loop().create_task(self._resume(order.id))
@@ -152,7 +121,7 @@ class OrderCoordinator(ActorBase):
             order = await self._new_order(order_id, command, lines)
             try:
                 await self._insert(order, command, fingerprint)
-            except IntegrityError:
+            except store.AlreadyStored:
                 # An earlier attempt's insert committed, but its answer was lost with the
                 # connection (a database restart): the store has an order this coordinator
                 # does not. Take it up from there instead of refusing the retry.
@@ -162,8 +131,7 @@ class OrderCoordinator(ActorBase):
                 order = stored
             order = await self._saga(order)
         if from_cart and order.status is OrderStatus.CONFIRMED:
-            carts = self.directory.batched_route(CARTS, command.buyer_id)
-            carts.tell("remove_lines", command.buyer_id, list(lines))
+            self.peers.remove_cart_lines(command.buyer_id, list(lines))
         return order
 
     async def cancel_order(self, principal: Principal, order_id: str) -> Order:
@@ -180,8 +148,7 @@ class OrderCoordinator(ActorBase):
                     f"order {order_id} is {order.status.value}; it can no longer be cancelled",
                     order_id=order_id,
                 )
-            shipments = self.directory.route(SHIPMENTS, order_id)
-            await call(shipments.move.remote(order_id, ShipmentStatus.CANCELLED))
+            await self.peers.move_shipment(order_id, ShipmentStatus.CANCELLED)
             order = await self._save(order, failure_reason=FailureReason.CANCELLED_BY_BUYER)
             return await self._saga(order)
 
@@ -203,8 +170,7 @@ class OrderCoordinator(ActorBase):
                 raise NotFound(f"no shipment for order {order_id}")
             if order.status is not target:
                 order.transition(target, utcnow())  # raises Conflict when not allowed
-            shipments = self.directory.route(SHIPMENTS, order_id)
-            shipment: Shipment = await call(shipments.move.remote(order_id, status))
+            shipment = await self.peers.move_shipment(order_id, status)
             if order.status is not target:
                 await self._save(order, status=target)
             return shipment
@@ -256,10 +222,7 @@ class OrderCoordinator(ActorBase):
         """Reserve, charge, then commit and open the shipment. Returns why it failed, or None."""
         timeout = self.settings.saga_step_timeout_s
         groups = self._lines_by_partition(order)
-        calls = [
-            self.directory.batched(INVENTORY, index).call("reserve", order.id, lines)
-            for index, lines in groups.items()
-        ]
+        calls = [self.peers.reserve(index, order.id, lines) for index, lines in groups.items()]
         try:
             outcomes: list[ReserveOutcome] = await asyncio.wait_for(asyncio.gather(*calls), timeout)
         except Exception as exc:
@@ -270,7 +233,6 @@ class OrderCoordinator(ActorBase):
 
         # Authorize and capture in one call. A charge whose answer never comes ends the order
         # as payment_failed, and the compensation cancels it (PaymentProcessor.cancel_charge).
-        processor = self.directory.batched_route(PAYMENTS, order.id)
         try:
             payment: Payment | None = None
             async for attempt in AsyncRetrying(
@@ -281,7 +243,7 @@ class OrderCoordinator(ActorBase):
             ):
                 with attempt:
                     payment = await asyncio.wait_for(
-                        processor.call("charge", order.id, order.total_cents, order.card_token),
+                        self.peers.charge(order.id, order.total_cents, order.card_token),
                         timeout,
                     )
         except Exception as exc:
@@ -295,23 +257,21 @@ class OrderCoordinator(ActorBase):
 
         # Past this point the order goes through: commit and the shipment must not give up.
         # They do not depend on each other, so they run together.
-        shipments = self.directory.batched_route(SHIPMENTS, order.id)
         await asyncio.gather(
             *(
-                call_until_done(partial(self._commit_call, index, order.id), "commit reservation")
+                call_until_done(partial(self.peers.commit, index, order.id), "commit reservation")
                 for index in groups
             ),
-            call_until_done(lambda: shipments.call("open_shipment", order), "open shipment"),
+            call_until_done(partial(self.peers.open_shipment, order), "open shipment"),
         )
         return None
 
     async def _compensate(self, order: Order) -> None:
         """Undo what the order may hold: its reservations (or sold units) and its payment."""
         self.counters["compensations"] += 1
-        processor = self.directory.batched_route(PAYMENTS, order.id)
         releases: list[Any] = [
             call_until_done(
-                partial(self._release_call, index, order.id, [pid for pid, _ in lines]),
+                partial(self.peers.release, index, order.id, [pid for pid, _ in lines]),
                 "release reservation",
             )
             for index, lines in self._lines_by_partition(order).items()
@@ -319,16 +279,11 @@ class OrderCoordinator(ActorBase):
         # A charge that failed without an answer may still be on its way: cancel it, which
         # also leaves a void behind for it to find. Any other failure came before the charge,
         # or after its answer, and a plain refund undoes whatever it holds.
-        undo = "cancel_charge" if order.failure_reason == FailureReason.PAYMENT_FAILED else "refund"
-        await asyncio.gather(
-            *releases, call_until_done(lambda: processor.call(undo, order.id), undo)
-        )
-
-    def _commit_call(self, index: int, order_id: str) -> Any:
-        return self.directory.batched(INVENTORY, index).call("commit", order_id)
-
-    def _release_call(self, index: int, order_id: str, product_ids: list[str]) -> Any:
-        return self.directory.batched(INVENTORY, index).call("release", order_id, product_ids)
+        if order.failure_reason == FailureReason.PAYMENT_FAILED:
+            undo = call_until_done(partial(self.peers.cancel_charge, order.id), "cancel_charge")
+        else:
+            undo = call_until_done(partial(self.peers.refund, order.id), "refund")
+        await asyncio.gather(*releases, undo)
 
     async def _resume(self, order_id: str) -> None:
         try:
@@ -344,41 +299,21 @@ class OrderCoordinator(ActorBase):
     async def _stored_order(self, order_id: str, fingerprint: str) -> Order | None:
         """The order a lost insert committed, now remembered here (None when the store has
         none: the conflict was something else)."""
-        assert self.engine is not None
-        try:
-            async with self.engine.connect() as conn:
-                row = (
-                    (await conn.execute(select(orders).where(orders.c.id == order_id)))
-                    .mappings()
-                    .first()
-                )
-                stored_fingerprint = (
-                    await conn.execute(
-                        select(idempotency_keys.c.fingerprint).where(
-                            idempotency_keys.c.order_id == order_id
-                        )
-                    )
-                ).scalar_one_or_none()
-        except Exception as exc:
-            if is_transient(exc):
-                raise database_unavailable(exc) from exc
-            raise
-        if row is None:
+        stored, stored_fingerprint = await store.load_stored(self.database, order_id)
+        if stored is None:
             return None
         if stored_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request", order_id=order_id
             )
-        order = order_from_row(row)
         self.fingerprints[order_id] = fingerprint
-        self._remember(order)
-        return order
+        self._remember(stored)
+        return stored
 
     # -- building and saving -----------------------------------------------------------------
 
     async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
-        cart_shard = self.directory.batched_route(CARTS, command.buyer_id)
-        cart: Cart = await cart_shard.call("get_cart", command.buyer_id)
+        cart = await self.peers.get_cart(command.buyer_id)
         lines: tuple[OrderLine, ...] = cart.lines()
         if not lines:
             raise InvalidInput("the cart is empty", field="items")
@@ -420,11 +355,11 @@ class OrderCoordinator(ActorBase):
     async def _products(self, product_ids: list[str]) -> dict[str, Product]:
         # Under the catalog's lease: a checkout that starts after a reprice was answered is
         # priced at the new price, as a call to the shard would price it (actors.leases).
-        return await self.products.get_many(product_ids)
+        return await self.peers.products(product_ids)
 
     def _lines_by_partition(self, order: Order) -> dict[int, list[tuple[str, int]]]:
         quantities = {item.product_id: item.quantity for item in order.items}
-        groups = self.directory.group(INVENTORY, list(quantities))
+        groups = self.peers.partitions(list(quantities))
         return {
             index: [(pid, quantities[pid]) for pid in sorted(pids)]
             for index, pids in groups.items()
@@ -441,45 +376,11 @@ class OrderCoordinator(ActorBase):
             self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
         self.orders[order.id] = order
 
-    def _row(self, order: Order) -> dict[str, Any]:
-        return {
-            "id": order.id,
-            "route_key": stable_hash(order.id),
-            "buyer_id": order.buyer_id,
-            "status": order.status.value,
-            "failure_reason": order.failure_reason,
-            "items": [item.model_dump() for item in order.items],
-            "total_cents": order.total_cents,
-            "card_token": order.card_token,
-            "shipping_address": order.shipping_address.model_dump(),
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-            "version": order.version,
-        }
-
-    def _event(self, order: Order) -> DomainEvent:
-        return DomainEvent(
-            type=_EVENT_OF[order.status],
-            subject=order.id,
-            sequence=order.version,
-            data={**order.public(), "version": order.version},
-        )
-
     async def _insert(self, order: Order, command: PlaceOrder, fingerprint: str) -> None:
-        row = self._row(order)
-        key_row = {
-            "buyer_id": command.buyer_id,
-            "key": command.idempotency_key,
-            "fingerprint": fingerprint,
-            "order_id": order.id,
-            "created_at": order.created_at,
-        }
-        await self.writer.write(
-            Changes()
-            .insert(idempotency_keys, [key_row])
-            .insert(orders, [row])
-            .events(self.SOURCE, [self._event(order)])
+        changes = store.placed(
+            order, command.idempotency_key, fingerprint, self.SOURCE, [order_event(order)]
         )
+        await store.write_placed(self.writer, changes)
         self.fingerprints[order.id] = fingerprint
         self._remember(order)
 
@@ -493,26 +394,19 @@ class OrderCoordinator(ActorBase):
         """Persist a status change (with its event) or a recorded intent to compensate."""
         now = utcnow()
         if status is not None:
-            updated = order.transition(status, now, failure_reason)
+            updated, event = order.moved(status, now, failure_reason)
+            events = [event]
         else:
-            updated = order.model_copy(
-                update={
-                    "failure_reason": failure_reason,
-                    "updated_at": now,
-                    "version": order.version + 1,
-                }
-            )
-        row = self._row(updated)
-        events = [self._event(updated)] if status is not None else []
+            updated, events = order.with_intent(failure_reason, now), []
         # A saga's step must be recorded before the saga goes on; an outage is waited out here
         # (the gateway answers `pending` meanwhile) rather than left for a restart to finish.
-        await self.write_until_done(
-            Changes().upsert(orders, [row], ["id"]).events(self.SOURCE, events),
+        await self.writer.write_until_done(
+            store.saved(updated, self.SOURCE, events),
             f"order {updated.id} ({updated.status.value})",
         )
         self._remember(updated)
         if status is not None:
-            self.directory.batched_route(SELLERS, updated.id).tell("apply", updated)
+            self.peers.order_changed(updated)
         return updated
 
 

@@ -6,13 +6,10 @@ import asyncio
 from typing import Any
 
 import ray
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
 from marketplace.domain.errors import NotFound, TransientFailure
-from marketplace.domain.events import DomainEvent, EventType
-from marketplace.domain.ids import sibling_id, stable_hash
+from marketplace.domain.ids import sibling_id
 from marketplace.domain.payments import (
     CardDecision,
     LedgerEntry,
@@ -21,17 +18,9 @@ from marketplace.domain.payments import (
     authorize,
     decide_card,
     declined,
+    payment_events,
 )
-from marketplace.store.changes import Changes
-from marketplace.store.rows import utcnow
-from marketplace.store.tables import ledger_entries, payments
-
-_EVENT_OF = {
-    PaymentStatus.AUTHORIZED: EventType.PAYMENT_AUTHORIZED,
-    PaymentStatus.CAPTURED: EventType.PAYMENT_CAPTURED,
-    PaymentStatus.VOIDED: EventType.PAYMENT_VOIDED,
-    PaymentStatus.REFUNDED: EventType.PAYMENT_REFUNDED,
-}
+from marketplace.store import payments as store
 
 
 class PaymentProcessor(ActorBase):
@@ -44,10 +33,8 @@ class PaymentProcessor(ActorBase):
         self.attempts: dict[str, int] = {}
         super().__init__(settings, index, count)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(payments).where(self.owned(payments)))
-        for row in rows.mappings():
-            payment = Payment.model_validate(dict(row))
+    async def load(self) -> None:
+        for payment in await store.load_owned(self.database, self.index, self.count):
             self.payments[payment.order_id] = payment
 
     async def authorize(self, order_id: str, amount_cents: int, card_token: str) -> Payment:
@@ -177,26 +164,8 @@ class PaymentProcessor(ActorBase):
 
     async def _save(self, states: list[Payment], entries: list[LedgerEntry]) -> None:
         """Record a payment's new state (the last of ``states``) with an event for each state."""
-        now = utcnow()
         payment = states[-1]
-        row = {**payment.model_dump(), "route_key": stable_hash(payment.order_id)}
-        ledger_rows = [{**entry.model_dump(), "created_at": now} for entry in entries]
-        events = [
-            DomainEvent(
-                type=_EVENT_OF[state.status],
-                subject=state.id,
-                sequence=state.version,
-                data=state.model_dump(),
-            )
-            for state in states
-            if state.status in _EVENT_OF
-        ]
-        await self.writer.write(
-            Changes()
-            .upsert(payments, [row], ["id"])
-            .insert(ledger_entries, ledger_rows)
-            .events(self.SOURCE, events)
-        )
+        await self.writer.write(store.saved(payment, entries, self.SOURCE, payment_events(states)))
         self.payments[payment.order_id] = payment
 
 

@@ -10,11 +10,8 @@ from dataclasses import dataclass, field
 import ray
 
 from actors.client import MarketplaceClient
-from actors.directory import Directory
+from actors.wiring import connect, create_actors, prepare_store
 from marketplace.config import Settings
-from marketplace.domain.users import Role
-from marketplace.store import migrate
-from marketplace.store.engine import create_engine
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +61,16 @@ class Runtime:
     client: MarketplaceClient | None = None
 
     async def start(self) -> MarketplaceClient:
-        """Migrate the store, start or join Ray, get-or-create the actors, ensure the admin."""
+        """Migrate the store and ensure the admin, start or join Ray, get-or-create the actors."""
         settings = self.settings.model_copy(
             update={"database_url": self.settings.resolved_database_url()}
         )
         self.settings = settings
-        await migrate.upgrade_async(settings.database_url)
+        await prepare_store(settings)
         self.started_ray, self.connected_ray = init_ray(settings)
-        directory = Directory(settings)
-        self.client = MarketplaceClient(directory, create_engine(settings.database_url))
+        self.client = client = connect(settings)
         try:
-            await asyncio.to_thread(directory.create_all)
-            await self.client.users.ensure(
-                settings.admin_email,
-                settings.admin_password.get_secret_value(),
-                "Admin",
-                Role.ADMIN,
-            )
+            await asyncio.to_thread(create_actors, client.directory)
         except BaseException:
             await self.stop()
             raise

@@ -16,17 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import ray
-from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
 from actors.coalesce import Coalescer
-from actors.orders import order_from_row
-from marketplace.domain.orders import Order, OrderStatus
+from marketplace.domain.orders import Order
 from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
-from marketplace.store.changes import Changes
+from marketplace.store import sellers as store
 from marketplace.store.rows import utcnow
-from marketplace.store.tables import orders, seller_order_facts
 
 log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL_S = 5.0
@@ -47,18 +43,9 @@ class SellerView(ActorBase):
         self._applier: Coalescer[tuple[str, int], int] = Coalescer(self._apply_arrived)
         super().__init__(settings, index, count)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(seller_order_facts))
-        for row in rows.mappings():
-            fact = SellerOrderFact(
-                order_id=row["order_id"],
-                seller_id=row["seller_id"],
-                order_version=row["order_version"],
-                status=OrderStatus(row["status"]),
-                items_sold=row["items_sold"],
-                revenue_cents=row["revenue_cents"],
-            )
-            self._count(fact, row["applied_at"])
+    async def load(self) -> None:
+        for fact, applied_at in await store.load_facts(self.database):
+            self._count(fact, applied_at)
 
     async def started(self) -> None:
         await self._catch_up()
@@ -111,15 +98,12 @@ class SellerView(ActorBase):
             if not fresh:
                 return []
             now = utcnow()
-            rows = [{**fact.model_dump(), "applied_at": now} for fact in fresh]
-            await self.writer.write(
-                Changes().upsert(seller_order_facts, rows, ["order_id", "seller_id"])
-            )
+            await self.writer.write(store.applied(fresh, now))
             for fact in fresh:
                 self._count(fact, now)
             return fresh
 
-    def _count(self, fact: SellerOrderFact, at: Any) -> None:
+    def _count(self, fact: SellerOrderFact, at: datetime) -> None:
         key = (fact.order_id, fact.seller_id)
         dashboard = self.dashboards.setdefault(fact.seller_id, Dashboard(seller_id=fact.seller_id))
         old = self.facts.get(key)
@@ -136,23 +120,8 @@ class SellerView(ActorBase):
         only the orders updated since then."""
         if self.engine is None:
             return 0
-        facts = seller_order_facts
-        query = (
-            select(orders)
-            .outerjoin(facts, facts.c.order_id == orders.c.id)
-            .where(
-                or_(facts.c.order_id.is_(None), facts.c.order_version < orders.c.version),
-                and_(orders.c.status != OrderStatus.PENDING.value),
-            )
-        )
-        if changed_since is not None:
-            query = query.where(orders.c.updated_at >= changed_since)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        seen: dict[str, Order] = {}
-        for row in rows:
-            seen[row["id"]] = order_from_row(row)
-        return len(await self._apply(list(seen.values())))
+        behind = await store.orders_behind(self.engine, changed_since)
+        return len(await self._apply(behind))
 
     async def _catch_up_forever(self) -> None:
         ticks = 0

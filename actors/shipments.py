@@ -5,17 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.base import ActorBase
 from marketplace.domain.errors import NotFound
-from marketplace.domain.events import DomainEvent, EventType
-from marketplace.domain.ids import stable_hash
+from marketplace.domain.events import DomainEvent
 from marketplace.domain.orders import Order
-from marketplace.domain.shipments import Package, Shipment, ShipmentStatus, shipment_for
-from marketplace.store.changes import Changes
-from marketplace.store.tables import shipments
+from marketplace.domain.shipments import Shipment, ShipmentStatus, open_shipment
+from marketplace.store import shipments as store
 
 
 class ShipmentCoordinator(ActorBase):
@@ -27,12 +23,8 @@ class ShipmentCoordinator(ActorBase):
         self.shipments: dict[str, Shipment] = {}
         super().__init__(settings, index, count)
 
-    async def load(self, conn: AsyncConnection) -> None:
-        rows = await conn.execute(select(shipments).where(self.owned(shipments)))
-        for row in rows.mappings():
-            data = dict(row)
-            data["packages"] = tuple(Package.model_validate(p) for p in data["packages"])
-            shipment = Shipment.model_validate(data)
+    async def load(self) -> None:
+        for shipment in await store.load_owned(self.database, self.index, self.count):
             self.shipments[shipment.order_id] = shipment
 
     async def open_shipment(self, order: Order) -> Shipment:
@@ -42,8 +34,8 @@ class ShipmentCoordinator(ActorBase):
             existing = self.shipments.get(order.id)
             if existing is not None:
                 return existing
-            shipment = shipment_for(order)
-            await self._save(shipment, EventType.SHIPMENT_CREATED)
+            shipment, event = open_shipment(order)
+            await self._save(shipment, event)
             return shipment
 
     async def move(self, order_id: str, status: ShipmentStatus) -> Shipment:
@@ -55,8 +47,8 @@ class ShipmentCoordinator(ActorBase):
                 raise NotFound(f"no shipment for order {order_id}", order_id=order_id)
             if shipment.status is status:
                 return shipment
-            moved = shipment.moved_to(status)
-            await self._save(moved, EventType.SHIPMENT_UPDATED)
+            moved, event = shipment.moved(status)
+            await self._save(moved, event)
             return moved
 
     async def get(self, order_id: str) -> Shipment | None:
@@ -69,15 +61,8 @@ class ShipmentCoordinator(ActorBase):
         await self.ready()
         return list(self.shipments.values())
 
-    async def _save(self, shipment: Shipment, event_type: EventType) -> None:
-        data = shipment.model_dump(mode="json")
-        row = {**data, "route_key": stable_hash(shipment.order_id)}
-        event = DomainEvent(
-            type=event_type, subject=shipment.id, sequence=shipment.version, data=data
-        )
-        await self.writer.write(
-            Changes().upsert(shipments, [row], ["id"]).events(self.SOURCE, [event])
-        )
+    async def _save(self, shipment: Shipment, event: DomainEvent) -> None:
+        await self.writer.write(store.saved(shipment, self.SOURCE, [event]))
         self.shipments[shipment.order_id] = shipment
 
 

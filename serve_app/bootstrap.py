@@ -16,11 +16,9 @@ import asyncio
 import logging
 import time
 
+from actors.wiring import prepare_store
 from marketplace.config import Settings
-from marketplace.domain.users import Role
-from marketplace.store import migrate
 from marketplace.store.engine import create_engine
-from marketplace.store.users import UserStore
 
 log = logging.getLogger("marketplace.bootstrap")
 
@@ -52,19 +50,8 @@ async def wait_for_database(url: str, wait_s: float) -> None:
 
 async def bootstrap(settings: Settings, wait_s: float = 0.0) -> None:
     """Migrate the schema and ensure the admin account."""
-    url = settings.resolved_database_url()
-    await wait_for_database(url, wait_s)
-    await migrate.upgrade_async(url)
-    engine = create_engine(url)
-    try:
-        await UserStore(engine).ensure(
-            settings.admin_email,
-            settings.admin_password.get_secret_value(),
-            "Admin",
-            Role.ADMIN,
-        )
-    finally:
-        await engine.dispose()
+    await wait_for_database(settings.resolved_database_url(), wait_s)
+    await prepare_store(settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,9 +15,8 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from actors.client import MarketplaceClient
-from actors.directory import Directory
+from actors.wiring import connect, create_actors
 from marketplace.config import Settings
-from marketplace.store.engine import create_engine
 from serve_app.rate_limits import RateLimiter
 from serve_app.tokens import TokenService
 
@@ -38,11 +37,11 @@ class Replica:
     @classmethod
     def start(cls, settings: Settings, auth: DeploymentHandle[Any]) -> Replica:
         """Connect to the actors (made on first use) and the store, per ``settings``."""
-        directory = Directory(settings)
-        directory.create_all()  # get-or-create: the first replica up makes the actors
+        client = connect(settings)
+        create_actors(client.directory)  # get-or-create: the first replica up makes the actors
         return cls(
             settings=settings,
-            client=MarketplaceClient(directory, create_engine(settings.database_url)),
+            client=client,
             auth=auth,
             tokens=TokenService.from_settings(settings),
             login_limit=RateLimiter(settings.login_rate_per_minute),

@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.events import DomainEvent, EventType
 
 MAX_PRICE_CENTS = 100_000_000_00
 MAX_SEARCH_LIMIT = 100
@@ -75,6 +76,13 @@ class Product(BaseModel):
     def deactivated(self) -> Product:
         """The product withdrawn from sale."""
         return self.model_copy(update={"active": False, "version": self.version + 1})
+
+
+def product_event(product: Product, event_type: EventType) -> DomainEvent:
+    """The event announcing ``product`` in its new state (created, updated or deactivated)."""
+    return DomainEvent(
+        type=event_type, subject=product.id, sequence=product.version, data=product.model_dump()
+    )
 
 
 def parse_draft(data: dict[str, Any]) -> ProductDraft:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from marketplace.domain.errors import InsufficientStock, InvalidInput
+from marketplace.domain.events import DomainEvent, EventType
+from marketplace.domain.ids import sibling_id
 
 MAX_STOCK_DELTA = 1_000_000_000
 
@@ -114,6 +117,43 @@ class ReserveOutcome(StrEnum):
     RESERVED = "reserved"
     OUT_OF_STOCK = "out_of_stock"
     RELEASED = "released"  # the order was already released: a late, retried reserve
+
+
+def stock_changed(item: StockItem) -> DomainEvent:
+    """The ``stock.changed`` event of a stock item in its new state."""
+    return DomainEvent(
+        type=EventType.STOCK_CHANGED,
+        subject=sibling_id(item.product_id, "stk"),
+        sequence=item.version,
+        data={
+            "product_id": item.product_id,
+            "stocked": item.stocked,
+            "reserved": item.reserved,
+            "sold": item.sold,
+            "available": item.available,
+        },
+    )
+
+
+def next_state(current: ReservationState, target: ReservationState) -> ReservationState | None:
+    """Where a reservation goes when its order commits or releases (``target``); None: stays."""
+    if target is ReservationState.COMMITTED:
+        return ReservationState.COMMITTED if current is ReservationState.HELD else None
+    if current is ReservationState.HELD:
+        return ReservationState.RELEASED
+    if current is ReservationState.COMMITTED:
+        return ReservationState.RETURNED
+    return None
+
+
+def outcome_of(records: Iterable[Reservation]) -> ReserveOutcome:
+    """What a reserve answers, given the order's reservations in one partition."""
+    states = {r.state for r in records}
+    if ReservationState.REJECTED in states:
+        return ReserveOutcome.OUT_OF_STOCK
+    if states & {ReservationState.HELD, ReservationState.COMMITTED}:
+        return ReserveOutcome.RESERVED
+    return ReserveOutcome.RELEASED
 
 
 def _check_quantity(quantity: int) -> None:

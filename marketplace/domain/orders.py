@@ -11,6 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marketplace.domain.errors import Conflict, InvalidInput
+from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import is_id, order_id_for
 
 MAX_LINE_QUANTITY = 1000
@@ -184,6 +185,24 @@ class Order(BaseModel):
             }
         )
 
+    def moved(
+        self, status: OrderStatus, now: datetime, failure_reason: str | None = None
+    ) -> tuple[Order, DomainEvent]:
+        """``transition``, with the event that announces the new status."""
+        updated = self.transition(status, now, failure_reason)
+        return updated, order_event(updated)
+
+    def with_intent(self, failure_reason: str | None, now: datetime) -> Order:
+        """The order with a recorded intent to compensate (no new status, so no event): a
+        resumed saga that finds it compensates instead of going forward."""
+        return self.model_copy(
+            update={
+                "failure_reason": failure_reason,
+                "updated_at": now,
+                "version": self.version + 1,
+            }
+        )
+
     def public(self) -> dict[str, Any]:
         """The order as clients see it (DESIGN.md section 6)."""
         return {
@@ -202,3 +221,22 @@ class Order(BaseModel):
         for item in self.items:
             grouped.setdefault(item.seller_id, []).append(item)
         return grouped
+
+
+_EVENT_OF_STATUS = {
+    OrderStatus.PENDING: EventType.ORDER_PLACED,
+    OrderStatus.CONFIRMED: EventType.ORDER_CONFIRMED,
+    OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
+    OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
+    OrderStatus.DELIVERED: EventType.ORDER_DELIVERED,
+}
+
+
+def order_event(order: Order) -> DomainEvent:
+    """The event that announces ``order`` in its current status (placed, confirmed, ...)."""
+    return DomainEvent(
+        type=_EVENT_OF_STATUS[order.status],
+        subject=order.id,
+        sequence=order.version,
+        data={**order.public(), "version": order.version},
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from marketplace.domain.errors import Conflict, InvalidInput
+from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import stable_hash
 
 
@@ -109,6 +111,28 @@ def declined(payment_id: str, order_id: str, amount_cents: int) -> Payment:
     return Payment(
         id=payment_id, order_id=order_id, status=PaymentStatus.DECLINED, amount_cents=amount_cents
     )
+
+
+_EVENT_OF_STATUS = {
+    PaymentStatus.AUTHORIZED: EventType.PAYMENT_AUTHORIZED,
+    PaymentStatus.CAPTURED: EventType.PAYMENT_CAPTURED,
+    PaymentStatus.VOIDED: EventType.PAYMENT_VOIDED,
+    PaymentStatus.REFUNDED: EventType.PAYMENT_REFUNDED,
+}
+
+
+def payment_events(states: Iterable[Payment]) -> list[DomainEvent]:
+    """One event per state a payment passed through (a decline announces nothing)."""
+    return [
+        DomainEvent(
+            type=_EVENT_OF_STATUS[state.status],
+            subject=state.id,
+            sequence=state.version,
+            data=state.model_dump(),
+        )
+        for state in states
+        if state.status in _EVENT_OF_STATUS
+    ]
 
 
 def _posting(

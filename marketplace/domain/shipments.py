@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from marketplace.domain.errors import Conflict
+from marketplace.domain.events import DomainEvent, EventType
 from marketplace.domain.ids import sibling_id
 from marketplace.domain.orders import Order
 
@@ -64,6 +65,11 @@ class Shipment(BaseModel):
             update={"status": status, "packages": packages, "version": self.version + 1}
         )
 
+    def moved(self, status: ShipmentStatus) -> tuple[Shipment, DomainEvent]:
+        """``moved_to``, with its ``shipment.updated`` event."""
+        moved = self.moved_to(status)
+        return moved, shipment_event(moved, EventType.SHIPMENT_UPDATED)
+
     def public(self) -> dict[str, Any]:
         """The shipment as clients see it (DESIGN.md section 6)."""
         return {
@@ -92,4 +98,20 @@ def shipment_for(order: Order) -> Shipment:
         buyer_id=order.buyer_id,
         status=ShipmentStatus.PENDING,
         packages=packages,
+    )
+
+
+def open_shipment(order: Order) -> tuple[Shipment, DomainEvent]:
+    """``shipment_for``, with its ``shipment.created`` event."""
+    shipment = shipment_for(order)
+    return shipment, shipment_event(shipment, EventType.SHIPMENT_CREATED)
+
+
+def shipment_event(shipment: Shipment, event_type: EventType) -> DomainEvent:
+    """The event announcing ``shipment`` in its new state."""
+    return DomainEvent(
+        type=event_type,
+        subject=shipment.id,
+        sequence=shipment.version,
+        data=shipment.model_dump(mode="json"),
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 CONTENT_TYPE = "application/json"
 
@@ -26,14 +26,9 @@ class Envelope(BaseModel):
     source: str = Field(min_length=1, max_length=64)
     subject: str = Field(min_length=1, max_length=40)
     sequence: int = Field(ge=0)
-    time: datetime
+    # the outbox's column type (store.types.UtcDateTime) reads it back aware on every database
+    time: AwareDatetime
     data: dict[str, Any]
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        # SQLite hands timezone-aware columns back naive; they were written in UTC.
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Envelope:

@@ -1,4 +1,5 @@
-"""Small pieces shared by writers: the clock, insert-if-absent and the outbox envelope."""
+"""Small pieces shared by the store modules: the clock, ownership, insert-if-absent and the
+outbox envelope."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +18,11 @@ from marketplace.domain.events import DomainEvent
 def utcnow() -> datetime:
     """Timezone-aware now."""
     return datetime.now(UTC)
+
+
+def owned(table: Table, index: int, count: int) -> ColumnElement[bool]:
+    """The rows of ``table`` that actor ``index`` of ``count`` owns (by ``route_key``)."""
+    return (table.c.route_key % count) == index
 
 
 async def insert_ignore(

@@ -8,7 +8,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -17,6 +16,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from marketplace.store.types import UtcDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -36,7 +37,7 @@ users = Table(
     Column("name", String(200), nullable=False),
     Column("role", String(16), nullable=False),
     Column("password_hash", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 products = Table(
@@ -71,7 +72,7 @@ stock_movements = Table(
     Column("request_id", String(80), primary_key=True),
     Column("product_id", ID, nullable=False, index=True),
     Column("delta", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 reservations = Table(
@@ -105,9 +106,9 @@ orders = Table(
     Column("total_cents", BigInteger, nullable=False),
     Column("card_token", String(100), nullable=False),
     Column("shipping_address", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     # the seller view's frequent catch-up reads the orders changed lately
-    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", UtcDateTime(), nullable=False, index=True),
     Column("version", Integer, nullable=False),
 )
 
@@ -118,7 +119,7 @@ idempotency_keys = Table(
     Column("key", String(200), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("order_id", ID, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("buyer_id", "key", name="uq_idempotency_keys_buyer_key"),
 )
 
@@ -130,7 +131,7 @@ product_keys = Table(
     Column("seller_id", ID, nullable=False),
     Column("key", String(200), nullable=False),
     Column("fingerprint", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("seller_id", "key", name="uq_product_keys_seller_key"),
 )
 
@@ -157,7 +158,7 @@ ledger_entries = Table(
     Column("operation", String(32), nullable=False),
     Column("account", String(32), nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 shipments = Table(
@@ -182,7 +183,7 @@ seller_order_facts = Table(
     Column("status", String(16), nullable=False),
     Column("items_sold", BigInteger, nullable=False),
     Column("revenue_cents", BigInteger, nullable=False),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=False),
     Index("ix_seller_order_facts_seller", "seller_id"),
 )
 
@@ -200,9 +201,9 @@ outbox = Table(
     Column("source", String(64), nullable=False),
     Column("subject", String(40), nullable=False),
     Column("sequence", Integer, nullable=False),
-    Column("time", DateTime(timezone=True), nullable=False),
+    Column("time", UtcDateTime(), nullable=False),
     Column("data", JSON, nullable=False),
-    Column("published_at", DateTime(timezone=True)),
+    Column("published_at", UtcDateTime()),
     UniqueConstraint("subject", "sequence", name="uq_outbox_subject_sequence"),
     Index("ix_outbox_unpublished", "published_at", "position"),
 )
@@ -213,5 +214,5 @@ inbox = Table(
     metadata,
     Column("message_id", String(200), primary_key=True),
     Column("routing_key", String(64), nullable=False),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", UtcDateTime(), nullable=False),
 )

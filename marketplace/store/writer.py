@@ -23,11 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from marketplace.config import Durability
+from marketplace.domain.errors import TransientFailure
 from marketplace.store.changes import Changes, apply_all, sqlite_statements
 from marketplace.store.failures import database_unavailable, is_transient
 
@@ -114,6 +116,35 @@ class Writer:
             await done
         else:
             done.add_done_callback(_log_failure)
+
+    async def write_until_done(self, changes: Changes, what: str) -> None:
+        """Commit ``changes``, waiting out a database outage however long it lasts.
+
+        For a change the actor cannot go on without, such as a saga's recorded step: leaving
+        it unwritten would leave the work half done until a restart. The same ``changes`` go
+        again each time, so a refused row after a failed attempt means that attempt committed
+        after all (its answer was lost with the connection).
+        """
+        failed = False
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TransientFailure),
+                wait=wait_exponential(multiplier=0.05, max=2.0),
+                before_sleep=lambda _: log.warning(
+                    "writing %s failed (the database is unavailable); retrying", what
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    try:
+                        await self.write(changes)
+                    except TransientFailure:
+                        failed = True
+                        raise
+        except IntegrityError:
+            if not failed:
+                raise
+            log.info("writing %s: an earlier attempt had committed", what)
 
     async def close(self) -> None:
         """Commit what is queued, then give back the SQLite connection this writer holds."""

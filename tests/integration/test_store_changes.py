@@ -281,7 +281,7 @@ async def test_json_and_timestamps_round_trip(make_writer: Any) -> None:
         event = (await conn.execute(select(outbox))).one()
     assert cart.items == [{"product_id": "prd_1", "quantity": 2}]
     assert event.data == {"nested": [1, "two"]}
-    assert event.time.replace(tzinfo=event.time.tzinfo or UTC) == moment
+    assert event.time == moment and event.time.tzinfo is UTC  # aware on SQLite too
 
 
 def test_changes_refuse_rows_of_mixed_shape() -> None:

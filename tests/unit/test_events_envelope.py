@@ -40,9 +40,11 @@ def test_an_outbox_row_becomes_the_contract_envelope() -> None:
     assert body["time"] == "2024-05-06T07:08:09.123456Z"
 
 
-def test_naive_times_from_sqlite_are_utc() -> None:
-    envelope = Envelope.from_row(_row(time=T0.replace(tzinfo=None)))
-    assert envelope.time == T0 and envelope.time.tzinfo is not None
+def test_a_naive_time_is_no_valid_envelope() -> None:
+    # The outbox reads times back aware (store.types.UtcDateTime); a naive one would be sent
+    # as if it were local time.
+    with pytest.raises(ValidationError):
+        Envelope.from_row(_row(time=T0.replace(tzinfo=None)))
 
 
 def test_other_time_zones_are_written_as_utc() -> None:
