@@ -21,19 +21,28 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from marketplace.domain.errors import DomainError
 from marketplace.store.failures import database_unavailable, is_transient
 
 log = logging.getLogger(__name__)
 
-Call = tuple[str, tuple[Any, ...]]
+# A call as it travels: (method name, positional arguments, keyword arguments).
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 Send = Callable[[list[Call]], Awaitable[list[tuple[bool, Any]]]]
+A = TypeVar("A")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class CallBatcher:
-    """Collects ``call(method, *args)`` made in one loop turn into one ``send(calls)``."""
+class CallBatcher(Generic[A]):
+    """Collects ``call(method, *args)`` made in one loop turn into one ``send(calls)``.
+
+    ``A`` is the protocol of the actor it calls (``actors.protocols``): a call names the
+    protocol's method (``batcher.call(CartShardApi.get_cart, buyer_id)``), so mypy checks its
+    arguments and result; only the method's name travels.
+    """
 
     def __init__(self, send: Send, max_batch: int = 256) -> None:
         self._send = send
@@ -45,19 +54,31 @@ class CallBatcher:
         self.batches = 0
         self.calls = 0
 
-    async def call(self, method: str, *args: Any) -> Any:
-        """Call ``method(*args)`` on the actor; its result, or its exception raised here."""
+    async def call(
+        self,
+        method: Callable[Concatenate[A, P], Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Call ``method(*args, **kwargs)`` on the actor; its result, or its exception here."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._enqueue(loop, (method, args), future)
+        future: asyncio.Future[R] = loop.create_future()
+        self._enqueue(loop, (method.__name__, args, kwargs), future)
         return await future
 
-    def tell(self, method: str, *args: Any) -> None:
-        """Call ``method(*args)`` without waiting for it; a failure is only logged."""
+    def tell(
+        self,
+        method: Callable[Concatenate[A, P], Awaitable[object]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> None:
+        """Call ``method(*args, **kwargs)`` without waiting for it; a failure is only logged."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        future.add_done_callback(partial(_log_failure, method))
-        self._enqueue(loop, (method, args), future)
+        future.add_done_callback(partial(_log_failure, method.__name__))
+        self._enqueue(loop, (method.__name__, args, kwargs), future)
 
     async def settle(self) -> None:
         """Wait until every call made so far on this loop is answered, ``tell`` ones included.
@@ -126,11 +147,11 @@ async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]
     Only public coroutine methods may be called this way.
     """
 
-    async def one(method: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+    async def one(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
         if method.startswith("_"):
             return False, AttributeError(f"{method} may not be called in a batch")
         try:
-            return True, await getattr(target, method)(*args)
+            return True, await getattr(target, method)(*args, **kwargs)
         except DomainError as exc:
             return False, exc
         except Exception as exc:
@@ -139,7 +160,7 @@ async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]
             # Anything else goes back as a plain error that is sure to pickle.
             return False, BatchedCallFailed(f"{method} failed: {exc!r}")
 
-    return list(await asyncio.gather(*(one(method, args) for method, args in calls)))
+    return list(await asyncio.gather(*(one(*call) for call in calls)))
 
 
 class BatchedCallFailed(RuntimeError):

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ray.exceptions import RayTaskError
 
 from marketplace.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
-async def call(awaitable: Awaitable[Any]) -> Any:
+async def call(awaitable: Awaitable[R]) -> R:
     """Await an actor call, re-raising a domain error as the domain error it was."""
     try:
         return await awaitable
@@ -25,7 +26,7 @@ async def call(awaitable: Awaitable[Any]) -> Any:
         raise
 
 
-async def call_until_done(make_call: Callable[[], Awaitable[Any]], what: str) -> Any:
+async def call_until_done(make_call: Callable[[], Awaitable[R]], what: str) -> R:
     """Call an idempotent operation until it succeeds.
 
     Used for steps a saga must not give up on (capture, commit, compensations): Ray already

@@ -8,6 +8,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.protocols import CatalogShardApi
 from marketplace.domain.catalog import (
     Product,
     ProductDraft,
@@ -166,4 +167,5 @@ class CatalogShard(ActorBase):
         self.index_.upsert(product)
 
 
+_ANSWERS: type[CatalogShardApi] = CatalogShard  # mypy checks the class against its protocol
 CatalogShardActor = ray.remote(CatalogShard)

@@ -8,12 +8,12 @@ shards. Authorization decisions take a ``Principal`` (who is asking).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.calls import call
 from actors.coalesce import Coalescer
 from actors.directory import (
     CARTS,
@@ -21,12 +21,24 @@ from actors.directory import (
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    RELAY,
     SELLERS,
     SHIPMENTS,
     ActorKind,
     Directory,
 )
 from actors.product_reads import LeasedProducts
+from actors.protocols import (
+    ActorApi,
+    CartShardApi,
+    CatalogShardApi,
+    EventRelayApi,
+    InventoryPartitionApi,
+    OrderCoordinatorApi,
+    PaymentProcessorApi,
+    SellerViewApi,
+    ShipmentCoordinatorApi,
+)
 from actors.snapshots import live_snapshot
 from marketplace.audit import AuditReport, audit, store_only
 from marketplace.config import Durability
@@ -59,6 +71,7 @@ from marketplace.domain.users import Principal, Role, User
 from marketplace.store.snapshot import load_audit_data
 from marketplace.store.users import UserStore
 
+A = TypeVar("A")
 V = TypeVar("V")
 
 
@@ -75,15 +88,18 @@ class MarketplaceClient:
         self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
 
     def _reader(
-        self, readers: dict[int, Coalescer[str, V]], kind: ActorKind, index: int, method: str
+        self,
+        readers: dict[int, Coalescer[str, V]],
+        kind: ActorKind[A],
+        index: int,
+        method: Callable[[A, list[str]], Awaitable[dict[str, V]]],
     ) -> Coalescer[str, V]:
         """The coalescer of ``method(ids)`` point reads on actor ``index`` of ``kind``."""
         reader = readers.get(index)
         if reader is None:
 
             async def fetch(ids: list[str]) -> dict[str, V]:
-                actor = self.directory.at(kind, index)
-                return await call(getattr(actor, method).remote(ids))
+                return await self.directory.at(kind, index).call(method, ids)
 
             reader = readers[index] = Coalescer(fetch)
         return reader
@@ -123,13 +139,16 @@ class MarketplaceClient:
             listing_key = (key, listing_fingerprint(draft, initial_stock))
         product_id = product_id or new_id("prd")
         shard = self.directory.route(CATALOG, product_id)
-        product: Product = await call(
-            shard.create_product.remote(product_id, seller.id, draft, listing_key)
+        product = await shard.call(
+            CatalogShardApi.create_product, product_id, seller.id, draft, listing_key
         )
         if initial_stock:
             partition = self.directory.route(INVENTORY, product_id)
-            await call(
-                partition.adjust_stock.remote(product_id, initial_stock, f"initial:{product_id}")
+            await partition.call(
+                InventoryPartitionApi.adjust_stock,
+                product_id,
+                initial_stock,
+                f"initial:{product_id}",
             )
         return product
 
@@ -148,9 +167,9 @@ class MarketplaceClient:
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""
         groups = self.directory.group(CATALOG, product_ids)
-        parts: list[Any] = await asyncio.gather(
+        parts = await asyncio.gather(
             *(
-                call(self.directory.at(CATALOG, index).get_products.remote(ids))
+                self.directory.at(CATALOG, index).call(CatalogShardApi.get_products, ids)
                 for index, ids in groups.items()
             )
         )
@@ -171,10 +190,10 @@ class MarketplaceClient:
             raise InvalidInput("q is at most 200 characters", field="q")
         after = decode_cursor(cursor) if cursor else None
         # Searches made in the same loop turn share one call per shard (actors.batching).
-        parts: list[Any] = await asyncio.gather(
+        parts = await asyncio.gather(
             *(
                 self.directory.batched(CATALOG, index).call(
-                    "search", query, category, seller_id, limit, after
+                    CatalogShardApi.search, query, category, seller_id, limit, after
                 )
                 for index in range(self.directory.count(CATALOG))
             )
@@ -189,7 +208,7 @@ class MarketplaceClient:
         """Partial update by the owner (or an admin)."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await call(shard.update_product.remote(principal, product_id, patch))
+        return await shard.call(CatalogShardApi.update_product, principal, product_id, patch)
 
     async def replace_product(
         self, principal: Principal, product_id: str, draft: ProductDraft
@@ -197,13 +216,13 @@ class MarketplaceClient:
         """Full replacement by the owner (or an admin)."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await call(shard.replace_product.remote(principal, product_id, draft))
+        return await shard.call(CatalogShardApi.replace_product, principal, product_id, draft)
 
     async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
         """Withdraw a product from sale."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await call(shard.deactivate_product.remote(principal, product_id))
+        return await shard.call(CatalogShardApi.deactivate_product, principal, product_id)
 
     # -- stock -------------------------------------------------------------------------------
 
@@ -211,7 +230,8 @@ class MarketplaceClient:
         """Stock of a product that exists."""
         await self.get_product(product_id)
         index = owner_index(product_id, self.directory.count(INVENTORY))
-        stock = await self._reader(self._stock_reads, INVENTORY, index, "get_stock").get(product_id)
+        reader = self._reader(self._stock_reads, INVENTORY, index, InventoryPartitionApi.get_stock)
+        stock = await reader.get(product_id)
         if stock is None:  # a product always has a stock row; this is a broken store
             raise RuntimeError(f"no stock row for product {product_id}")
         return stock
@@ -242,14 +262,16 @@ class MarketplaceClient:
                 else stock_request_id_for(principal.id, product_id, idempotency_key)
             )
         partition = self.directory.route(INVENTORY, product_id)
-        return await call(partition.adjust_stock.remote(product_id, delta, request_id))
+        return await partition.call(
+            InventoryPartitionApi.adjust_stock, product_id, delta, request_id
+        )
 
     # -- carts -------------------------------------------------------------------------------
 
     async def get_cart(self, buyer_id: str) -> Cart:
         """The buyer's cart."""
-        cart: Cart = await self.directory.batched_route(CARTS, buyer_id).call("get_cart", buyer_id)
-        return cart
+        shard = self.directory.batched_route(CARTS, buyer_id)
+        return await shard.call(CartShardApi.get_cart, buyer_id)
 
     async def set_cart_item(self, buyer_id: str, product_id: str, quantity: int) -> Cart:
         """Put ``quantity`` of a product in the cart (0 removes it)."""
@@ -258,13 +280,12 @@ class MarketplaceClient:
         if quantity:
             product = await self.get_product(product_id)
         shard = self.directory.batched_route(CARTS, buyer_id)
-        cart: Cart = await shard.call("set_item", buyer_id, product_id, quantity, product)
-        return cart
+        return await shard.call(CartShardApi.set_item, buyer_id, product_id, quantity, product)
 
     async def clear_cart(self, buyer_id: str) -> Cart:
         """Empty the cart."""
-        cart: Cart = await self.directory.batched_route(CARTS, buyer_id).call("clear", buyer_id)
-        return cart
+        shard = self.directory.batched_route(CARTS, buyer_id)
+        return await shard.call(CartShardApi.clear, buyer_id)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -293,19 +314,18 @@ class MarketplaceClient:
         """Send an already validated checkout to its coordinator."""
         # Checkouts to one coordinator made in the same loop turn share one Ray call.
         coordinator = self.directory.batched_route(ORDERS, command.order_id())
-        order: Order = await coordinator.call("place_order", command)
-        return order
+        return await coordinator.call(OrderCoordinatorApi.place_order, command)
 
     async def get_order(self, principal: Principal, order_id: str) -> Order:
         """An order its buyer (or an admin) may see."""
         _check_id(order_id, "ord", "order_id")
         coordinator = self.directory.route(ORDERS, order_id)
-        return await call(coordinator.get_order.remote(principal, order_id))
+        return await coordinator.call(OrderCoordinatorApi.get_order, principal, order_id)
 
     async def list_orders(self, buyer_id: str) -> list[Order]:
         """A buyer's orders, newest first."""
-        parts: list[Any] = await asyncio.gather(
-            *(call(c.orders_of.remote(buyer_id)) for c in self.directory.every(ORDERS))
+        parts = await asyncio.gather(
+            *(c.call(OrderCoordinatorApi.orders_of, buyer_id) for c in self.directory.every(ORDERS))
         )
         found = [order for part in parts for order in part]
         return sorted(found, key=lambda order: (order.created_at, order.id), reverse=True)
@@ -314,11 +334,12 @@ class MarketplaceClient:
         """Cancel before shipping: refund, restock."""
         _check_id(order_id, "ord", "order_id")
         coordinator = self.directory.route(ORDERS, order_id)
-        return await call(coordinator.cancel_order.remote(principal, order_id))
+        return await coordinator.call(OrderCoordinatorApi.cancel_order, principal, order_id)
 
     async def get_payment(self, order_id: str) -> Payment | None:
         """The payment of an order (admin and tests)."""
-        return await call(self.directory.route(PAYMENTS, order_id).get.remote(order_id))
+        processor = self.directory.route(PAYMENTS, order_id)
+        return await processor.call(PaymentProcessorApi.get, order_id)
 
     # -- shipments ---------------------------------------------------------------------------
 
@@ -326,9 +347,8 @@ class MarketplaceClient:
         """The shipment of an order its buyer (or an admin or carrier) may see."""
         if principal.role is not Role.CARRIER:
             await self.get_order(principal, order_id)
-        shipment: Shipment | None = await call(
-            self.directory.route(SHIPMENTS, order_id).get.remote(order_id)
-        )
+        shipments = self.directory.route(SHIPMENTS, order_id)
+        shipment = await shipments.call(ShipmentCoordinatorApi.get, order_id)
         if shipment is None:
             raise NotFound(f"order {order_id} has no shipment yet", order_id=order_id)
         return shipment
@@ -340,36 +360,39 @@ class MarketplaceClient:
         _check_id(shipment_id, "shp", "shipment_id")
         order_id = sibling_id(shipment_id, "ord")
         coordinator = self.directory.route(ORDERS, order_id)
-        return await call(coordinator.move_shipment.remote(principal, order_id, status))
+        return await coordinator.call(
+            OrderCoordinatorApi.move_shipment, principal, order_id, status
+        )
 
     # -- sellers -----------------------------------------------------------------------------
 
     async def dashboard(self, seller_id: str) -> Dashboard:
         """A seller's dashboard."""
-        return await call(self.directory.route(SELLERS, seller_id).dashboard.remote(seller_id))
+        view = self.directory.route(SELLERS, seller_id)
+        return await view.call(SellerViewApi.dashboard, seller_id)
 
     # -- operations --------------------------------------------------------------------------
 
     async def ready(self) -> list[dict[str, Any]]:
         """Every actor's identity once it has loaded (raises if one is unreachable)."""
         return await asyncio.gather(
-            *(self.directory.get(name).ready.remote() for name in self.directory.all_names())
+            *(actor.call(ActorApi.ready) for actor in self.directory.all_actors())
         )
 
     async def flush(self) -> None:
         """Wait until everything asked so far is committed: every actor's queued writes
         (``async`` durability) and the writes of pushes still on their way between actors."""
-        names = self.directory.all_names()
+        actors = self.directory.all_actors()
         # A push not yet answered (an order snapshot to the seller view) is in no one's write
         # queue yet, so the senders settle before any queue is drained.
         await self.directory.settle()
-        await asyncio.gather(*(self.directory.get(name).settle.remote() for name in names))
-        await asyncio.gather(*(self.directory.get(name).flush.remote() for name in names))
+        await asyncio.gather(*(actor.call(ActorApi.settle) for actor in actors))
+        await asyncio.gather(*(actor.call(ActorApi.flush) for actor in actors))
 
     async def order_stats(self) -> dict[str, int]:
         """Counters summed over the coordinators."""
-        parts: list[Any] = await asyncio.gather(
-            *(c.stats.remote() for c in self.directory.every(ORDERS))
+        parts = await asyncio.gather(
+            *(c.call(OrderCoordinatorApi.stats) for c in self.directory.every(ORDERS))
         )
         total: dict[str, int] = {}
         for part in parts:
@@ -381,8 +404,7 @@ class MarketplaceClient:
         """The event relay's lag, published and failed counts (None without a broker)."""
         if not self.directory.settings.amqp_url:
             return None
-        stats: dict[str, Any] = await self.directory.get("relay-0").stats.remote()
-        return stats
+        return await self.directory.at(RELAY, 0).call(EventRelayApi.stats)
 
     async def audit(self, *, max_pending_age_s: float = 30.0) -> AuditReport:
         """Check invariants I1, I2, I3, I4 and I6 over the store and the live actors.
@@ -390,7 +412,7 @@ class MarketplaceClient:
         Orders still pending younger than ``max_pending_age_s`` count as in flight, not stuck.
         """
         taken_at = datetime.now(UTC)
-        await self.directory.every(SELLERS)[0].catch_up.remote()
+        await self.directory.every(SELLERS)[0].call(SellerViewApi.catch_up)
         live = await live_snapshot(self.directory, taken_at)
         if self.directory.settings.durability is Durability.NONE:
             return audit(live, max_pending_age_s=max_pending_age_s)

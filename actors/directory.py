@@ -10,37 +10,61 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import ray
 from ray.actor import ActorHandle
 
 from actors.batching import CallBatcher
+from actors.protocols import (
+    ActorApi,
+    CartShardApi,
+    CatalogShardApi,
+    EventRelayApi,
+    InboundConsumerApi,
+    InventoryPartitionApi,
+    OrderCoordinatorApi,
+    PaymentProcessorApi,
+    SellerViewApi,
+    ShipmentCoordinatorApi,
+)
+from actors.remote import Remote
 from marketplace.config import Settings
 from marketplace.domain.ids import owner_index
 
+A = TypeVar("A")
+
 
 @dataclass(frozen=True)
-class ActorKind:
-    """One kind of actor and the setting that says how many there are."""
+class ActorKind(Generic[A]):
+    """One kind of actor, the setting that says how many there are, and (as ``A``) the
+    protocol its actors answer (``actors.protocols``)."""
 
     name: str
     count_setting: str | None
 
 
-CATALOG = ActorKind("catalog", "catalog_shards")
-INVENTORY = ActorKind("inventory", "inventory_partitions")
-CARTS = ActorKind("carts", "cart_shards")
-PAYMENTS = ActorKind("payments", "payment_processors")
-SHIPMENTS = ActorKind("shipments", "shipment_coordinators")
-SELLERS = ActorKind("sellers", None)
-ORDERS = ActorKind("orders", "order_coordinators")
+CATALOG: ActorKind[CatalogShardApi] = ActorKind("catalog", "catalog_shards")
+INVENTORY: ActorKind[InventoryPartitionApi] = ActorKind("inventory", "inventory_partitions")
+CARTS: ActorKind[CartShardApi] = ActorKind("carts", "cart_shards")
+PAYMENTS: ActorKind[PaymentProcessorApi] = ActorKind("payments", "payment_processors")
+SHIPMENTS: ActorKind[ShipmentCoordinatorApi] = ActorKind("shipments", "shipment_coordinators")
+SELLERS: ActorKind[SellerViewApi] = ActorKind("sellers", None)
+ORDERS: ActorKind[OrderCoordinatorApi] = ActorKind("orders", "order_coordinators")
 # Creation order: coordinators last, because on start they resume sagas that call the rest.
-ALL_KINDS = (CATALOG, INVENTORY, CARTS, PAYMENTS, SHIPMENTS, SELLERS, ORDERS)
+ALL_KINDS: tuple[ActorKind[Any], ...] = (
+    CATALOG,
+    INVENTORY,
+    CARTS,
+    PAYMENTS,
+    SHIPMENTS,
+    SELLERS,
+    ORDERS,
+)
 # The RabbitMQ bridge: created after everything else, and only when a broker is configured.
-RELAY = ActorKind("relay", None)
-INBOUND = ActorKind("inbound", None)
-BRIDGE_KINDS = (RELAY, INBOUND)
+RELAY: ActorKind[EventRelayApi] = ActorKind("relay", None)
+INBOUND: ActorKind[InboundConsumerApi] = ActorKind("inbound", None)
+BRIDGE_KINDS: tuple[ActorKind[Any], ...] = (RELAY, INBOUND)
 
 
 @dataclass
@@ -49,13 +73,13 @@ class Directory:
 
     settings: Settings
     _handles: dict[str, ActorHandle[Any]] = field(default_factory=dict, repr=False)
-    _batchers: dict[str, CallBatcher] = field(default_factory=dict, repr=False)
+    _batchers: dict[str, CallBatcher[Any]] = field(default_factory=dict, repr=False)
 
-    def count(self, kind: ActorKind) -> int:
+    def count(self, kind: ActorKind[Any]) -> int:
         """How many actors of ``kind`` the settings ask for."""
         return 1 if kind.count_setting is None else int(getattr(self.settings, kind.count_setting))
 
-    def names(self, kind: ActorKind) -> list[str]:
+    def names(self, kind: ActorKind[Any]) -> list[str]:
         """The names of every actor of ``kind``."""
         return [f"{kind.name}-{i}" for i in range(self.count(kind))]
 
@@ -63,7 +87,7 @@ class Directory:
         """Every actor name, in creation order."""
         return [name for kind in ALL_KINDS for name in self.names(kind)]
 
-    def bridge_kinds(self) -> tuple[ActorKind, ...]:
+    def bridge_kinds(self) -> tuple[ActorKind[Any], ...]:
         """The RabbitMQ bridge's actors: none unless a broker is configured."""
         return BRIDGE_KINDS if self.settings.amqp_url else ()
 
@@ -111,7 +135,7 @@ class Directory:
         self._handles.clear()
 
     def get(self, name: str) -> ActorHandle[Any]:
-        """The handle of a named actor."""
+        """The Ray handle of a named actor (for Ray itself: to kill it, to wait on it)."""
         handle = self._handles.get(name)
         if handle is None:
             handle = ray.get_actor(name, namespace=self.settings.namespace)
@@ -127,26 +151,30 @@ class Directory:
         """``resolve_all`` off the event loop."""
         await asyncio.to_thread(self.resolve_all)
 
-    def route(self, kind: ActorKind, key: str) -> ActorHandle[Any]:
+    def route(self, kind: ActorKind[A], key: str) -> Remote[A]:
         """The actor of ``kind`` that owns ``key``."""
-        return self.get(f"{kind.name}-{owner_index(key, self.count(kind))}")
+        return self.at(kind, owner_index(key, self.count(kind)))
 
-    def every(self, kind: ActorKind) -> list[ActorHandle[Any]]:
+    def every(self, kind: ActorKind[A]) -> list[Remote[A]]:
         """Every actor of ``kind``."""
-        return [self.get(name) for name in self.names(kind)]
+        return [Remote(self.get(name)) for name in self.names(kind)]
 
-    def group(self, kind: ActorKind, keys: list[str]) -> dict[int, list[str]]:
+    def all_actors(self) -> list[Remote[ActorApi]]:
+        """Every actor but the bridge, in creation order, as what they all answer."""
+        return [Remote(self.get(name)) for name in self.all_names()]
+
+    def group(self, kind: ActorKind[Any], keys: list[str]) -> dict[int, list[str]]:
         """``keys`` grouped by the index of their owner."""
         groups: dict[int, list[str]] = {}
         for key in keys:
             groups.setdefault(owner_index(key, self.count(kind)), []).append(key)
         return groups
 
-    def at(self, kind: ActorKind, index: int) -> ActorHandle[Any]:
+    def at(self, kind: ActorKind[A], index: int) -> Remote[A]:
         """The actor of ``kind`` with this index."""
-        return self.get(f"{kind.name}-{index}")
+        return Remote(self.get(f"{kind.name}-{index}"))
 
-    def batched(self, kind: ActorKind, index: int) -> CallBatcher:
+    def batched(self, kind: ActorKind[A], index: int) -> CallBatcher[A]:
         """Calls to the actor of ``kind`` with this index, sent in batches (``actors.batching``)."""
         name = f"{kind.name}-{index}"
         batcher = self._batchers.get(name)
@@ -154,7 +182,8 @@ class Directory:
             batcher = self._batchers[name] = CallBatcher(
                 lambda calls: self.get(name).run_batch.remote(calls)
             )
-        return batcher
+        # One batcher per actor name, and a name belongs to one kind.
+        return cast("CallBatcher[A]", batcher)
 
     def batch_counts(self) -> dict[str, tuple[int, int]]:
         """Per target actor: calls made through ``batched`` so far, and the Ray calls they took."""
@@ -164,6 +193,6 @@ class Directory:
         """Wait until every batched call made so far through this directory is answered."""
         await asyncio.gather(*(b.settle() for b in list(self._batchers.values())))
 
-    def batched_route(self, kind: ActorKind, key: str) -> CallBatcher:
+    def batched_route(self, kind: ActorKind[A], key: str) -> CallBatcher[A]:
         """``batched`` for the actor of ``kind`` that owns ``key``."""
         return self.batched(kind, owner_index(key, self.count(kind)))

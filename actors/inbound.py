@@ -16,12 +16,17 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
-from actors.calls import call
 from actors.directory import CATALOG, INVENTORY, ORDERS, SHIPMENTS, Directory
-from marketplace.domain.catalog import Product
+from actors.protocols import (
+    CatalogShardApi,
+    InboundConsumerApi,
+    InventoryPartitionApi,
+    OrderCoordinatorApi,
+    ShipmentCoordinatorApi,
+)
 from marketplace.domain.errors import Conflict, DomainError
 from marketplace.domain.ids import sibling_id
-from marketplace.domain.shipments import Shipment, ShipmentStatus
+from marketplace.domain.shipments import ShipmentStatus
 from marketplace.domain.users import Principal, Role
 from marketplace.events.consumer import Consumer
 from marketplace.events.messages import (
@@ -94,11 +99,13 @@ class InboundConsumer(ActorBase):
 
     async def _replenish(self, command: StockReplenished, request_id: str) -> None:
         shard = self.directory.route(CATALOG, command.product_id)
-        found: dict[str, Product] = await call(shard.get_products.remote([command.product_id]))
+        found = await shard.call(CatalogShardApi.get_products, [command.product_id])
         if command.product_id not in found:
             raise Rejected(f"unknown product {command.product_id}")
         partition = self.directory.route(INVENTORY, command.product_id)
-        await call(partition.adjust_stock.remote(command.product_id, command.delta, request_id))
+        await partition.call(
+            InventoryPartitionApi.adjust_stock, command.product_id, command.delta, request_id
+        )
 
     async def _deliver(self, command: ShipmentDelivered) -> None:
         order_id = sibling_id(command.shipment_id, "ord")
@@ -108,7 +115,7 @@ class InboundConsumer(ActorBase):
         # each takes the next step from what it reads, and a step another notice took first
         # (a Conflict) just means reading again.
         for _ in range(4):
-            shipment: Shipment | None = await call(shipments.get.remote(order_id))
+            shipment = await shipments.call(ShipmentCoordinatorApi.get, order_id)
             if shipment is None:
                 raise Rejected(f"unknown shipment {command.shipment_id}")
             if shipment.status is ShipmentStatus.DELIVERED:
@@ -121,10 +128,11 @@ class InboundConsumer(ActorBase):
                 else ShipmentStatus.DELIVERED
             )
             try:
-                await call(coordinator.move_shipment.remote(CARRIER, order_id, step))
+                await coordinator.call(OrderCoordinatorApi.move_shipment, CARRIER, order_id, step)
             except Conflict:
                 continue
         raise RuntimeError(f"shipment {command.shipment_id} kept moving; trying again later")
 
 
+_ANSWERS: type[InboundConsumerApi] = InboundConsumer  # mypy checks the class against its protocol
 InboundConsumerActor = ray.remote(InboundConsumer)

@@ -7,6 +7,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.protocols import InventoryPartitionApi
 from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, InvalidInput
 from marketplace.domain.inventory import (
     Reservation,
@@ -192,4 +193,7 @@ class InventoryPartition(ActorBase):
         self.stock.update(updated)
 
 
+_ANSWERS: type[InventoryPartitionApi] = (
+    InventoryPartition  # mypy checks the class against its protocol
+)
 InventoryPartitionActor = ray.remote(InventoryPartition)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,7 @@ from actors.base import ActorBase
 from actors.calls import call_until_done
 from actors.directory import Directory
 from actors.peers import DirectoryPeers, OrderPeers
+from actors.protocols import OrderCoordinatorApi
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -279,6 +281,7 @@ class OrderCoordinator(ActorBase):
         # A charge that failed without an answer may still be on its way: cancel it, which
         # also leaves a void behind for it to find. Any other failure came before the charge,
         # or after its answer, and a plain refund undoes whatever it holds.
+        undo: Awaitable[Payment | None]
         if order.failure_reason == FailureReason.PAYMENT_FAILED:
             undo = call_until_done(partial(self.peers.cancel_charge, order.id), "cancel_charge")
         else:
@@ -417,4 +420,5 @@ def _needs_saga(order: Order) -> bool:
     )
 
 
+_ANSWERS: type[OrderCoordinatorApi] = OrderCoordinator  # mypy checks the class against its protocol
 OrderCoordinatorActor = ray.remote(OrderCoordinator)

@@ -8,6 +8,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.protocols import PaymentProcessorApi
 from marketplace.domain.errors import NotFound, TransientFailure
 from marketplace.domain.ids import sibling_id
 from marketplace.domain.payments import (
@@ -169,4 +170,5 @@ class PaymentProcessor(ActorBase):
         self.payments[payment.order_id] = payment
 
 
+_ANSWERS: type[PaymentProcessorApi] = PaymentProcessor  # mypy checks the class against its protocol
 PaymentProcessorActor = ray.remote(PaymentProcessor)

@@ -8,10 +8,9 @@ fakes with the same methods, so the saga runs in-process without Ray (tests/unit
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from actors.batching import CallBatcher
-from actors.calls import call
 from actors.directory import (
     CARTS,
     INVENTORY,
@@ -22,12 +21,21 @@ from actors.directory import (
     Directory,
 )
 from actors.product_reads import LeasedProducts
+from actors.protocols import (
+    CartShardApi,
+    InventoryPartitionApi,
+    PaymentProcessorApi,
+    SellerViewApi,
+    ShipmentCoordinatorApi,
+)
 from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product
 from marketplace.domain.inventory import ReserveOutcome
 from marketplace.domain.orders import Order, OrderLine
 from marketplace.domain.payments import Payment
 from marketplace.domain.shipments import Shipment, ShipmentStatus
+
+A = TypeVar("A")
 
 
 class OrderPeers(Protocol):
@@ -101,51 +109,56 @@ class DirectoryPeers:
 
     def get_cart(self, buyer_id: str) -> Awaitable[Cart]:
         """The buyer's cart, from its shard."""
-        return self._batched(CARTS, buyer_id).call("get_cart", buyer_id)
+        return self._batched(CARTS, buyer_id).call(CartShardApi.get_cart, buyer_id)
 
     def remove_cart_lines(self, buyer_id: str, lines: list[OrderLine]) -> None:
         """Tell the buyer's cart shard to drop the lines."""
-        self._batched(CARTS, buyer_id).tell("remove_lines", buyer_id, lines)
+        self._batched(CARTS, buyer_id).tell(CartShardApi.remove_lines, buyer_id, lines)
 
     def reserve(
         self, partition: int, order_id: str, lines: list[tuple[str, int]]
     ) -> Awaitable[ReserveOutcome]:
         """Reserve in one partition."""
-        return self.directory.batched(INVENTORY, partition).call("reserve", order_id, lines)
+        return self.directory.batched(INVENTORY, partition).call(
+            InventoryPartitionApi.reserve, order_id, lines
+        )
 
     def commit(self, partition: int, order_id: str) -> Awaitable[None]:
         """Commit in one partition."""
-        return self.directory.batched(INVENTORY, partition).call("commit", order_id)
+        return self.directory.batched(INVENTORY, partition).call(
+            InventoryPartitionApi.commit, order_id
+        )
 
     def release(self, partition: int, order_id: str, product_ids: list[str]) -> Awaitable[None]:
         """Release in one partition."""
         batcher = self.directory.batched(INVENTORY, partition)
-        return batcher.call("release", order_id, product_ids)
+        return batcher.call(InventoryPartitionApi.release, order_id, product_ids)
 
     def charge(self, order_id: str, amount_cents: int, card_token: str) -> Awaitable[Payment]:
         """Charge through the order's payment processor."""
         batcher = self._batched(PAYMENTS, order_id)
-        return batcher.call("charge", order_id, amount_cents, card_token)
+        return batcher.call(PaymentProcessorApi.charge, order_id, amount_cents, card_token)
 
     def refund(self, order_id: str) -> Awaitable[Payment | None]:
         """Refund through the order's payment processor."""
-        return self._batched(PAYMENTS, order_id).call("refund", order_id)
+        return self._batched(PAYMENTS, order_id).call(PaymentProcessorApi.refund, order_id)
 
     def cancel_charge(self, order_id: str) -> Awaitable[Payment]:
         """Cancel the charge through the order's payment processor."""
-        return self._batched(PAYMENTS, order_id).call("cancel_charge", order_id)
+        return self._batched(PAYMENTS, order_id).call(PaymentProcessorApi.cancel_charge, order_id)
 
     def open_shipment(self, order: Order) -> Awaitable[Shipment]:
         """Open the shipment at the order's shipment coordinator."""
-        return self._batched(SHIPMENTS, order.id).call("open_shipment", order)
+        return self._batched(SHIPMENTS, order.id).call(ShipmentCoordinatorApi.open_shipment, order)
 
     def move_shipment(self, order_id: str, status: ShipmentStatus) -> Awaitable[Shipment]:
         """Move the shipment at the order's shipment coordinator (an unbatched call)."""
-        return call(self.directory.route(SHIPMENTS, order_id).move.remote(order_id, status))
+        shipments = self.directory.route(SHIPMENTS, order_id)
+        return shipments.call(ShipmentCoordinatorApi.move, order_id, status)
 
     def order_changed(self, order: Order) -> None:
         """Push the order's snapshot to the seller view."""
-        self._batched(SELLERS, order.id).tell("apply", order)
+        self._batched(SELLERS, order.id).tell(SellerViewApi.apply, order)
 
-    def _batched(self, kind: ActorKind, key: str) -> CallBatcher:
+    def _batched(self, kind: ActorKind[A], key: str) -> CallBatcher[A]:
         return self.directory.batched_route(kind, key)

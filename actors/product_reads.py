@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from actors.coalesce import Coalescer
 from actors.directory import CATALOG, Directory
 from actors.leases import LeaseCache
+from actors.protocols import CatalogShardApi
 from marketplace.domain.catalog import Product
 from marketplace.domain.ids import owner_index
 
@@ -76,7 +77,7 @@ class LeasedProducts:
             wanted = set(ids)
             asked = ids + [pid for pid in held.lapsed_reads() if pid not in wanted]
             shard = self.directory.batched(CATALOG, index)
-            lease_s, found = await shard.call("lease_products", asked)
+            lease_s, found = await shard.call(CatalogShardApi.lease_products, asked)
             if lease_s > 0:
                 for product_id, product in found.items():
                     held.put(product_id, product, asked_at, lease_s)

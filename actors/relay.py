@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.protocols import EventRelayApi
 from marketplace.events import outbox
 from marketplace.events.relay import OutboxRelay
 
@@ -58,4 +59,5 @@ def _report_end(task: asyncio.Task[None]) -> None:
         log.error("the relay loop ended", exc_info=task.exception())
 
 
+_ANSWERS: type[EventRelayApi] = EventRelay  # mypy checks the class against its protocol
 EventRelayActor = ray.remote(EventRelay)

@@ -19,6 +19,7 @@ import ray
 
 from actors.base import ActorBase
 from actors.coalesce import Coalescer
+from actors.protocols import SellerViewApi
 from marketplace.domain.orders import Order
 from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
 from marketplace.store import sellers as store
@@ -136,4 +137,5 @@ class SellerView(ActorBase):
                 log.exception("seller view catch-up failed; will retry")
 
 
+_ANSWERS: type[SellerViewApi] = SellerView  # mypy checks the class against its protocol
 SellerViewActor = ray.remote(SellerView)

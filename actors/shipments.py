@@ -7,6 +7,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.protocols import ShipmentCoordinatorApi
 from marketplace.domain.errors import NotFound
 from marketplace.domain.events import DomainEvent
 from marketplace.domain.orders import Order
@@ -66,4 +67,7 @@ class ShipmentCoordinator(ActorBase):
         self.shipments[shipment.order_id] = shipment
 
 
+_ANSWERS: type[ShipmentCoordinatorApi] = (
+    ShipmentCoordinator  # mypy checks the class against its protocol
+)
 ShipmentCoordinatorActor = ray.remote(ShipmentCoordinator)

@@ -5,8 +5,10 @@ registration (hash) and login (verify); it is the one place a password is checke
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from marketplace.passwords import hash_password, verify_password
 
@@ -27,3 +29,20 @@ class Auth:
         return await asyncio.to_thread(verify_password, password_hash or _DUMMY, password) and (
             password_hash is not None
         )
+
+
+class AuthCalls:
+    """The gateway's side of the Auth deployment: its two calls, typed."""
+
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+        self.handle = handle
+
+    async def hash_password(self, password: str) -> str:
+        """``Auth.hash_password`` on one of its replicas."""
+        password_hash: str = await self.handle.hash_password.remote(password)
+        return password_hash
+
+    async def verify_password(self, password_hash: str | None, password: str) -> bool:
+        """``Auth.verify_password`` on one of its replicas."""
+        ok: bool = await self.handle.verify_password.remote(password_hash, password)
+        return ok

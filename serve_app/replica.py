@@ -17,6 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from actors.client import MarketplaceClient
 from actors.wiring import connect, create_actors
 from marketplace.config import Settings
+from serve_app.password_hashing import AuthCalls
 from serve_app.rate_limits import RateLimiter
 from serve_app.tokens import TokenService
 
@@ -29,7 +30,7 @@ class Replica:
     settings: Settings
     client: MarketplaceClient
     # The Auth deployment (serve_app/password_hashing.py): argon2id off this event loop.
-    auth: DeploymentHandle[Any]
+    auth: AuthCalls
     tokens: TokenService
     login_limit: RateLimiter
     checkout_limit: RateLimiter
@@ -42,7 +43,7 @@ class Replica:
         return cls(
             settings=settings,
             client=client,
-            auth=auth,
+            auth=AuthCalls(auth),
             tokens=TokenService.from_settings(settings),
             login_limit=RateLimiter(settings.login_rate_per_minute),
             checkout_limit=RateLimiter(settings.checkout_rate_per_minute),

@@ -40,6 +40,7 @@ from rich.table import Table
 
 from actors.client import MarketplaceClient
 from actors.directory import INVENTORY, ORDERS
+from actors.protocols import InventoryPartitionApi, OrderCoordinatorApi
 from actors.runtime import Runtime, init_ray
 from marketplace.bench.cpu import CpuMeter, meter_for, per_operation_ms
 from marketplace.bench.stats import percentile, rate, ratio, report_console
@@ -246,7 +247,7 @@ async def batch_counts(client: MarketplaceClient) -> tuple[int, int]:
     the client's own (checkouts to the coordinators) and every coordinator's (the saga)."""
     directory = client.directory
     parts = [directory.batch_counts()] + await asyncio.gather(
-        *(coordinator.batch_counts.remote() for coordinator in directory.every(ORDERS))
+        *(c.call(OrderCoordinatorApi.batch_counts) for c in directory.every(ORDERS))
     )
     pairs = [pair for part in parts for pair in part.values()]
     return sum(calls for calls, _ in pairs), sum(batches for _, batches in pairs)
@@ -260,7 +261,9 @@ async def empty_call_cpu_ms(client: MarketplaceClient, meter: CpuMeter, concurre
     calls = 50 * concurrency
     before = meter.sample()
     for _ in range(calls // concurrency):
-        await asyncio.gather(*(target.run_batch.remote([]) for _ in range(concurrency)))
+        await asyncio.gather(
+            *(target.call(InventoryPartitionApi.run_batch, []) for _ in range(concurrency))
+        )
     return sum(per_operation_ms(before, meter.sample(), calls).values())
 
 

@@ -187,7 +187,9 @@ async def lag_under_load(
     url: str, topology: Topology, folder: Path, orders: int, concurrency: int, num_cpus: int
 ) -> LoadResult:
     """Checkouts against a marketplace whose relay publishes as they commit."""
-    from actors.runtime import Runtime  # Ray only here
+    from actors.directory import RELAY  # Ray only here
+    from actors.protocols import EventRelayApi
+    from actors.runtime import Runtime
     from marketplace.config import Settings
     from marketplace.domain.catalog import ProductDraft
     from marketplace.domain.orders import OrderStatus
@@ -207,7 +209,7 @@ async def lag_under_load(
         runtime = Runtime(settings)
         client = await runtime.start()
         try:
-            relay = client.directory.get("relay-0")
+            relay = client.directory.at(RELAY, 0)
             seller = await client.register(
                 f"seller-{uuid.uuid4().hex[:8]}@bench.local", "password123", "Seller", Role.SELLER
             )
@@ -227,11 +229,11 @@ async def lag_under_load(
             ]
 
             async def drained() -> bool:
-                return not (await relay.stats.remote())["lag"]
+                return not (await relay.call(EventRelayApi.stats))["lag"]
 
             await _poll(drained, 0.1)  # start from an empty outbox
             before_events = await _count_events(client.engine)
-            before_published = (await relay.stats.remote())["published"]
+            before_published = (await relay.call(EventRelayApi.stats))["published"]
 
             gate = asyncio.Semaphore(concurrency)
 
@@ -247,14 +249,14 @@ async def lag_under_load(
             started = time.perf_counter()
             load = asyncio.ensure_future(asyncio.gather(*(checkout(i) for i in range(orders))))
             while not load.done():
-                samples.append((await relay.stats.remote())["lag"])
+                samples.append((await relay.call(EventRelayApi.stats))["lag"])
                 await asyncio.sleep(0.1)
             placed = await load
             seconds = time.perf_counter() - started
             drain_started = time.perf_counter()
             await _poll(drained, 0.02)
             drain = time.perf_counter() - drain_started
-            stats = await relay.stats.remote()
+            stats = await relay.call(EventRelayApi.stats)
             return LoadResult(
                 orders=orders,
                 confirmed=sum(1 for o in placed if o.status is OrderStatus.CONFIRMED),

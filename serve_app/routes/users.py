@@ -31,7 +31,7 @@ async def register(
     if role in (Role.CARRIER, Role.ADMIN):
         require(principal_from(authorization, replica.tokens), Role.ADMIN)
     validate_registration(body.email, body.password, body.name)
-    password_hash: str = await replica.auth.hash_password.remote(body.password)
+    password_hash = await replica.auth.hash_password(body.password)
     user = await replica.client.users.register(
         body.email, body.password, body.name, role, password_hash=password_hash
     )
@@ -50,7 +50,7 @@ async def token(
     rate_limit(replica.login_limit, email, "too many login attempts")
     user = await replica.client.users.by_email(email) if "@" in email else None
     stored = user.password_hash if user else None
-    ok: bool = await replica.auth.verify_password.remote(stored, form.password)
+    ok = await replica.auth.verify_password(stored, form.password)
     if user is None or not ok:
         raise ProblemError(
             401,

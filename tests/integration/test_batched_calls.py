@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from actors.directory import CATALOG, SELLERS
+from actors.protocols import CatalogShardApi, SellerViewApi
 from marketplace.domain.catalog import ProductPatch
 from marketplace.domain.errors import NotFound
 from marketplace.domain.orders import OrderStatus
@@ -29,14 +30,16 @@ async def test_the_newest_snapshot_wins_inside_one_batch_of_the_seller_view(
 
     # Both snapshots in one Ray call, the newer first: applied one after the other in that
     # order, the stale "confirmed" would be counted last and the dashboard would show a sale.
-    answers = await view.run_batch.remote([("apply", (cancelled,)), ("apply", (confirmed,))])
+    answers = await view.call(
+        SellerViewApi.run_batch, [("apply", (cancelled,), {}), ("apply", (confirmed,), {})]
+    )
     assert answers == [(True, 1), (True, 0)]
     dashboard = await runtime.client.dashboard(SELLER_A)
     assert (dashboard.orders_count, dashboard.open_orders, dashboard.revenue_cents) == (0, 0, 0)
 
-    assert await view.apply.remote(confirmed) == 0  # stale on its own, too
+    assert await view.call(SellerViewApi.apply, confirmed) == 0  # stale on its own, too
     delivered = cancelled.model_copy(update={"status": OrderStatus.DELIVERED, "version": 4})
-    assert await view.apply.remote(delivered) == 1
+    assert await view.call(SellerViewApi.apply, delivered) == 1
     dashboard = await runtime.client.dashboard(SELLER_A)
     assert (dashboard.orders_count, dashboard.items_sold, dashboard.revenue_cents) == (1, 2, 1000)
 
@@ -52,9 +55,11 @@ async def test_calls_of_one_turn_share_a_ray_call_and_keep_their_own_answers(
     before = batcher.batches
     missing = "prd_" + "0" * 32
     answers = await asyncio.gather(
-        batcher.call("get_products", [missing]),
-        batcher.call("update_product", principal, missing, ProductPatch(price_cents=5)),
-        batcher.call("ready"),
+        batcher.call(CatalogShardApi.get_products, [missing]),
+        batcher.call(
+            CatalogShardApi.update_product, principal, missing, ProductPatch(price_cents=5)
+        ),
+        batcher.call(CatalogShardApi.ready),
         return_exceptions=True,
     )
     assert batcher.batches == before + 1

@@ -11,6 +11,7 @@ import ray
 from sqlalchemy import func, select
 
 from actors.directory import CATALOG
+from actors.protocols import CatalogShardApi
 from marketplace.domain.catalog import ProductDraft, ProductPatch, listing_fingerprint
 from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, InvalidInput
 from marketplace.domain.ids import product_id_for
@@ -170,8 +171,12 @@ async def test_a_listing_key_lists_one_product_across_a_restart(
     # between the two calls): the retry completes the stock, once.
     half_id = product_id_for(seller.id, "list-b")
     shard = client.directory.route(CATALOG, half_id)
-    await shard.create_product.remote(
-        half_id, seller.id, draft, ("list-b", listing_fingerprint(draft, 3))
+    await shard.call(
+        CatalogShardApi.create_product,
+        half_id,
+        seller.id,
+        draft,
+        ("list-b", listing_fingerprint(draft, 3)),
     )
     assert (await client.get_stock(half_id)).stocked == 0
     completed = await client.create_product(seller, draft, 3, idempotency_key="list-b")

@@ -31,6 +31,8 @@ import ray
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from sqlalchemy import func, select
 
+from actors.directory import INBOUND
+from actors.protocols import InboundConsumerApi
 from actors.runtime import Runtime
 from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.shipments import ShipmentStatus
@@ -203,8 +205,7 @@ async def relay_stats(runtime: Runtime) -> dict[str, Any]:
 
 async def inbound_stats(runtime: Runtime) -> dict[str, Any]:
     assert runtime.client is not None
-    stats: dict[str, Any] = await runtime.client.directory.get("inbound-0").stats.remote()
-    return stats
+    return await runtime.client.directory.at(INBOUND, 0).call(InboundConsumerApi.stats)
 
 
 async def wait_published(runtime: Runtime, within_s: float = 90) -> None:

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from actors.directory import PAYMENTS
+from actors.protocols import PaymentProcessorApi
 from marketplace.domain.errors import TransientFailure
 from marketplace.domain.orders import FailureReason, OrderStatus
 from marketplace.domain.payments import PaymentStatus
@@ -44,9 +45,9 @@ async def _ledger_and_events(
 async def test_a_charge_captures_once_and_records_both_steps(make_marketplace: Any) -> None:
     runtime = await make_marketplace()
     processor = runtime.client.directory.route(PAYMENTS, ORDER)
-    payment = await processor.charge.remote(ORDER, 1250, "tok_visa")
+    payment = await processor.call(PaymentProcessorApi.charge, ORDER, 1250, "tok_visa")
     assert payment.status is PaymentStatus.CAPTURED and payment.captured_cents == 1250
-    again = await processor.charge.remote(ORDER, 1250, "tok_visa")
+    again = await processor.call(PaymentProcessorApi.charge, ORDER, 1250, "tok_visa")
     assert again == payment  # a retry is answered, not charged again
     ledger, events = await _ledger_and_events(runtime, ORDER)
     assert ledger.count("capture") == 1 and ledger.count("authorize") == 1
@@ -57,7 +58,7 @@ async def test_a_declined_charge_moves_nothing(make_marketplace: Any) -> None:
     runtime = await make_marketplace()
     order_id = "ord_" + "d" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
-    payment = await processor.charge.remote(order_id, 900, "tok_declined")
+    payment = await processor.call(PaymentProcessorApi.charge, order_id, 900, "tok_declined")
     assert payment.status is PaymentStatus.DECLINED and payment.captured_cents == 0
     ledger, _ = await _ledger_and_events(runtime, order_id)
     assert ledger == []
@@ -68,9 +69,9 @@ async def test_a_transient_error_charges_nothing_until_a_retry(make_marketplace:
     order_id = "ord_" + "e" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
     with pytest.raises(TransientFailure):
-        await processor.charge.remote(order_id, 700, "tok_error")
-    assert await processor.get.remote(order_id) is None
-    payment = await processor.charge.remote(order_id, 700, "tok_error")
+        await processor.call(PaymentProcessorApi.charge, order_id, 700, "tok_error")
+    assert await processor.call(PaymentProcessorApi.get, order_id) is None
+    payment = await processor.call(PaymentProcessorApi.charge, order_id, 700, "tok_error")
     assert payment.status is PaymentStatus.CAPTURED
 
 
@@ -78,9 +79,9 @@ async def test_a_charge_captures_an_authorization_left_uncaptured(make_marketpla
     runtime = await make_marketplace()
     order_id = "ord_" + "f" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
-    held = await processor.authorize.remote(order_id, 300, "tok_visa")
+    held = await processor.call(PaymentProcessorApi.authorize, order_id, 300, "tok_visa")
     assert held.status is PaymentStatus.AUTHORIZED
-    payment = await processor.charge.remote(order_id, 300, "tok_visa")
+    payment = await processor.call(PaymentProcessorApi.charge, order_id, 300, "tok_visa")
     assert payment.status is PaymentStatus.CAPTURED and payment.version == 2
     ledger, events = await _ledger_and_events(runtime, order_id)
     assert ledger.count("capture") == 1
@@ -93,9 +94,11 @@ async def test_cancelling_a_charge_before_it_arrives_leaves_a_void_it_cannot_get
     runtime = await make_marketplace()
     order_id = "ord_" + "9" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
-    tombstone = await processor.cancel_charge.remote(order_id)
+    tombstone = await processor.call(PaymentProcessorApi.cancel_charge, order_id)
     assert tombstone.status is PaymentStatus.VOIDED and tombstone.amount_cents == 0
-    late = await processor.charge.remote(order_id, 500, "tok_visa")  # a retry, arriving late
+    late = await processor.call(
+        PaymentProcessorApi.charge, order_id, 500, "tok_visa"
+    )  # a retry, arriving late
     assert late == tombstone
     ledger, events = await _ledger_and_events(runtime, order_id)
     assert ledger == []

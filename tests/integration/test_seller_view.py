@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from actors.directory import SELLERS
+from actors.protocols import SellerViewApi
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import orders, seller_order_facts
 from tests.integration.market import build_market
@@ -58,5 +59,5 @@ async def test_the_seller_view_repairs_lost_pushes(make_marketplace: Any) -> Non
     assert await _fact_version(client, recent.id) == recent.version + 1
     assert await _fact_version(client, old.id) == old.version
     # A full catch-up (as every audit makes, and the view every few minutes) reads them all.
-    await client.directory.every(SELLERS)[0].catch_up.remote()
+    await client.directory.every(SELLERS)[0].call(SellerViewApi.catch_up)
     assert await _fact_version(client, old.id) == old.version + 1

@@ -58,29 +58,29 @@ class Recorder:
 
 async def test_calls_made_in_one_turn_share_one_batch() -> None:
     send = Recorder(Target())
-    batcher = CallBatcher(send)
-    results = await asyncio.gather(*(batcher.call("double", n) for n in range(5)))
+    batcher = CallBatcher[Target](send)
+    results = await asyncio.gather(*(batcher.call(Target.double, n) for n in range(5)))
     assert results == [0, 2, 4, 6, 8]
     assert len(send.batches) == 1
-    assert send.batches[0] == [("double", (n,)) for n in range(5)]
+    assert send.batches[0] == [("double", (n,), {}) for n in range(5)]
 
 
 async def test_a_lone_call_does_not_wait_for_company() -> None:
     send = Recorder(Target())
-    batcher = CallBatcher(send)
-    assert await batcher.call("double", 21) == 42
-    assert await batcher.call("double", 1) == 2
+    batcher = CallBatcher[Target](send)
+    assert await batcher.call(Target.double, 21) == 42
+    assert await batcher.call(Target.double, 1) == 2
     assert [len(b) for b in send.batches] == [1, 1]
 
 
 async def test_each_call_gets_its_own_error() -> None:
-    batcher = CallBatcher(Recorder(Target()))
+    batcher = CallBatcher[Target](Recorder(Target()))
     results = await asyncio.gather(
-        batcher.call("double", 1),
-        batcher.call("missing", "prd_x"),
-        batcher.call("broken"),
-        batcher.call("_private"),
-        batcher.call("unreachable"),
+        batcher.call(Target.double, 1),
+        batcher.call(Target.missing, "prd_x"),
+        batcher.call(Target.broken),
+        batcher.call(Target._private),
+        batcher.call(Target.unreachable),
         return_exceptions=True,
     )
     assert results[0] == 2
@@ -93,20 +93,20 @@ async def test_each_call_gets_its_own_error() -> None:
 async def test_a_failed_batch_fails_every_call_in_it() -> None:
     send = Recorder(Target())
     send.fail_with = ConnectionError("actor gone")
-    batcher = CallBatcher(send)
+    batcher = CallBatcher[Target](send)
     results = await asyncio.gather(
-        *(batcher.call("double", n) for n in range(3)), return_exceptions=True
+        *(batcher.call(Target.double, n) for n in range(3)), return_exceptions=True
     )
     assert all(isinstance(r, ConnectionError) for r in results)
     send.fail_with = None
-    assert await batcher.call("double", 4) == 8  # the batcher is still usable
+    assert await batcher.call(Target.double, 4) == 8  # the batcher is still usable
 
 
 async def test_a_caller_that_gives_up_leaves_the_others_their_answers() -> None:
     target = Target()
-    batcher = CallBatcher(Recorder(target))
-    impatient = asyncio.ensure_future(asyncio.wait_for(batcher.call("slow"), 0.01))
-    patient = asyncio.ensure_future(batcher.call("slow"))
+    batcher = CallBatcher[Target](Recorder(target))
+    impatient = asyncio.ensure_future(asyncio.wait_for(batcher.call(Target.slow), 0.01))
+    patient = asyncio.ensure_future(batcher.call(Target.slow))
     with pytest.raises(TimeoutError):
         await impatient
     target.released.set()
@@ -115,22 +115,34 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_answers() -> None:
 
 async def test_batches_are_split_at_max_batch() -> None:
     send = Recorder(Target())
-    batcher = CallBatcher(send, max_batch=4)
-    assert await asyncio.gather(*(batcher.call("double", n) for n in range(10))) == [
+    batcher = CallBatcher[Target](send, max_batch=4)
+    assert await asyncio.gather(*(batcher.call(Target.double, n) for n in range(10))) == [
         2 * n for n in range(10)
     ]
     assert [len(b) for b in send.batches] == [4, 4, 2]
 
 
+async def test_keyword_arguments_travel_with_the_call() -> None:
+    send = Recorder(Target())
+    batcher = CallBatcher[Target](send)
+    assert await asyncio.gather(
+        batcher.call(Target.double, n=5), batcher.call(Target.double, 6)
+    ) == [
+        10,
+        12,
+    ]
+    assert send.batches == [[("double", (), {"n": 5}), ("double", (6,), {})]]
+
+
 async def test_tell_does_not_wait_and_logs_a_failure(caplog: pytest.LogCaptureFixture) -> None:
     send = Recorder(Target())
-    batcher = CallBatcher(send)
+    batcher = CallBatcher[Target](send)
     with caplog.at_level(logging.WARNING, logger="actors.batching"):
-        batcher.tell("missing", "prd_gone")
-        batcher.tell("double", 3)
+        batcher.tell(Target.missing, "prd_gone")
+        batcher.tell(Target.double, 3)
         assert send.batches == []  # nothing sent before the turn ends
         await asyncio.sleep(0.05)
-    assert send.batches == [[("missing", ("prd_gone",)), ("double", (3,))]]
+    assert send.batches == [[("missing", ("prd_gone",), {}), ("double", (3,), {})]]
     assert "missing (not awaited) failed" in caplog.text
 
 
@@ -141,11 +153,11 @@ async def test_settle_waits_for_told_calls_but_not_for_later_ones() -> None:
     async def send(calls: list[Call]) -> list[tuple[bool, Any]]:
         return await run_calls(next(targets), calls)
 
-    batcher = CallBatcher(send)
-    batcher.tell("slow")
+    batcher = CallBatcher[Target](send)
+    batcher.tell(Target.slow)
     settled = asyncio.ensure_future(batcher.settle())
     await asyncio.sleep(0.02)
-    batcher.tell("slow")  # told while settle waits: not waited for
+    batcher.tell(Target.slow)  # told while settle waits: not waited for
     await asyncio.sleep(0.02)
     assert not settled.done()  # the first push is still unanswered
     first.released.set()
@@ -159,14 +171,14 @@ async def test_settle_waits_for_told_calls_but_not_for_later_ones() -> None:
 def test_the_batcher_survives_its_event_loop() -> None:
     """A notebook or a script may use one client from several ``asyncio.run`` calls."""
     send = Recorder(Target())
-    batcher = CallBatcher(send)
-    assert asyncio.run(batcher.call("double", 1)) == 2
+    batcher = CallBatcher[Target](send)
+    assert asyncio.run(batcher.call(Target.double, 1)) == 2
 
     async def abandon() -> None:
-        batcher.tell("double", 2)  # queued, then its loop closes before the turn ends
+        batcher.tell(Target.double, 2)  # queued, then its loop closes before the turn ends
 
     asyncio.run(abandon())
-    assert asyncio.run(batcher.call("double", 3)) == 6
+    assert asyncio.run(batcher.call(Target.double, 3)) == 6
 
 
 async def test_run_calls_runs_the_calls_concurrently() -> None:
@@ -183,6 +195,7 @@ async def test_run_calls_runs_the_calls_concurrently() -> None:
     target.open_gate = open_gate  # type: ignore[attr-defined]
     # Run one after another, the first call would wait forever for the second.
     results = await asyncio.wait_for(
-        run_calls(target, [("wait_gate", ()), ("open_gate", ()), ("double", (2,))]), 5
+        run_calls(target, [("wait_gate", (), {}), ("open_gate", (), {}), ("double", (), {"n": 2})]),
+        5,
     )
     assert results == [(True, "through"), (True, None), (True, 4)]

@@ -1,0 +1,280 @@
+"""What each kind of actor answers: one protocol per actor class, for the code that calls it.
+
+Callers name a method through its protocol (``await ref.call(CatalogShardApi.get_products,
+ids)``, see ``actors.remote``), so mypy checks the arguments and the result of every actor call,
+and no call site spells a method name. Each actor module checks its class against its protocol,
+so a changed signature fails mypy at the actor and at every caller. Callers import this module,
+never the actor classes (the import-linter contracts in pyproject.toml keep it so).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from actors.batching import Call
+from marketplace.domain.cart import Cart
+from marketplace.domain.catalog import Product, ProductDraft, ProductPatch, SearchHit, SortKey
+from marketplace.domain.inventory import ReserveOutcome, StockItem
+from marketplace.domain.orders import Order, OrderLine, PlaceOrder
+from marketplace.domain.payments import Payment
+from marketplace.domain.sellers import Dashboard
+from marketplace.domain.shipments import Shipment, ShipmentStatus
+from marketplace.domain.users import Principal
+from marketplace.events.messages import InboundMessage
+
+
+class ActorApi(Protocol):
+    """What every actor answers (``actors.base.ActorBase``)."""
+
+    async def ready(self) -> dict[str, Any]:
+        """Wait for start-up loading; who and where the actor is."""
+        ...
+
+    async def run_batch(self, calls: list[Call]) -> list[tuple[bool, Any]]:
+        """Several calls in one Ray call (``actors.batching``)."""
+        ...
+
+    async def batch_counts(self) -> dict[str, tuple[int, int]]:
+        """The batched calls this actor has made to others."""
+        ...
+
+    async def settle(self) -> None:
+        """Wait until the calls this actor has sent so far are answered."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until sent calls are answered and queued writes committed."""
+        ...
+
+
+class CatalogShardApi(ActorApi, Protocol):
+    """``actors.catalog.CatalogShard``: the products of one catalog shard."""
+
+    async def create_product(
+        self,
+        product_id: str,
+        seller_id: str,
+        draft: ProductDraft,
+        listing_key: tuple[str, str] | None = None,
+    ) -> Product:
+        """List a product (idempotent per id)."""
+        ...
+
+    async def update_product(
+        self, principal: Principal, product_id: str, patch: ProductPatch
+    ) -> Product:
+        """Partial update by the owner or an admin."""
+        ...
+
+    async def replace_product(
+        self, principal: Principal, product_id: str, draft: ProductDraft
+    ) -> Product:
+        """Full replacement by the owner or an admin."""
+        ...
+
+    async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
+        """Withdraw a product from sale."""
+        ...
+
+    async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
+        """The known products among ``product_ids``."""
+        ...
+
+    async def lease_products(self, product_ids: list[str]) -> tuple[float, dict[str, Product]]:
+        """The known products and how long a copy may be held (``actors.leases``)."""
+        ...
+
+    async def search(
+        self,
+        query: str,
+        category: str | None,
+        seller_id: str | None,
+        limit: int,
+        after: SortKey | None,
+    ) -> list[SearchHit]:
+        """This shard's best ``limit`` hits after ``after``."""
+        ...
+
+    async def snapshot(self) -> list[Product]:
+        """Every product of the shard."""
+        ...
+
+
+class InventoryPartitionApi(ActorApi, Protocol):
+    """``actors.inventory.InventoryPartition``: stock and reservations of one partition."""
+
+    async def adjust_stock(self, product_id: str, delta: int, request_id: str) -> StockItem:
+        """Restock or write off, once per ``request_id``."""
+        ...
+
+    async def get_stock(self, product_ids: list[str]) -> dict[str, StockItem]:
+        """Stock of the known products among ``product_ids``."""
+        ...
+
+    async def reserve(self, order_id: str, lines: list[tuple[str, int]]) -> ReserveOutcome:
+        """Hold every line, or none."""
+        ...
+
+    async def commit(self, order_id: str) -> None:
+        """Turn the order's held units into sold ones."""
+        ...
+
+    async def release(self, order_id: str, product_ids: list[str]) -> None:
+        """Give back what the order holds or bought."""
+        ...
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Stock and reservations (audit)."""
+        ...
+
+
+class CartShardApi(ActorApi, Protocol):
+    """``actors.carts.CartShard``: the carts of one shard."""
+
+    async def get_cart(self, buyer_id: str) -> Cart:
+        """The buyer's cart (empty if none)."""
+        ...
+
+    async def set_item(
+        self, buyer_id: str, product_id: str, quantity: int, product: Product | None
+    ) -> Cart:
+        """Set a product's quantity (0 removes it)."""
+        ...
+
+    async def clear(self, buyer_id: str) -> Cart:
+        """Empty the cart."""
+        ...
+
+    async def remove_lines(self, buyer_id: str, lines: list[OrderLine]) -> Cart:
+        """Take checked-out quantities out of the cart."""
+        ...
+
+
+class PaymentProcessorApi(ActorApi, Protocol):
+    """``actors.payments.PaymentProcessor``: the payments of one processor."""
+
+    async def authorize(self, order_id: str, amount_cents: int, card_token: str) -> Payment:
+        """Authorize the order's amount."""
+        ...
+
+    async def charge(self, order_id: str, amount_cents: int, card_token: str) -> Payment:
+        """Authorize and capture."""
+        ...
+
+    async def capture(self, order_id: str) -> Payment:
+        """Capture an authorized payment."""
+        ...
+
+    async def void(self, order_id: str) -> Payment | None:
+        """Void an authorization."""
+        ...
+
+    async def refund(self, order_id: str) -> Payment | None:
+        """Refund (or void) the order's payment."""
+        ...
+
+    async def cancel_charge(self, order_id: str) -> Payment:
+        """Undo a charge whose answer never came."""
+        ...
+
+    async def get(self, order_id: str) -> Payment | None:
+        """The order's payment, if any."""
+        ...
+
+    async def snapshot(self) -> list[Payment]:
+        """Every payment of the processor (audit)."""
+        ...
+
+
+class ShipmentCoordinatorApi(ActorApi, Protocol):
+    """``actors.shipments.ShipmentCoordinator``: the shipments of one coordinator."""
+
+    async def open_shipment(self, order: Order) -> Shipment:
+        """Open the shipment of a confirmed order (idempotent)."""
+        ...
+
+    async def move(self, order_id: str, status: ShipmentStatus) -> Shipment:
+        """Move a shipment on."""
+        ...
+
+    async def get(self, order_id: str) -> Shipment | None:
+        """The order's shipment, if one was opened."""
+        ...
+
+    async def snapshot(self) -> list[Shipment]:
+        """Every shipment of the coordinator (audit)."""
+        ...
+
+
+class SellerViewApi(ActorApi, Protocol):
+    """``actors.sellers.SellerView``: the sellers' dashboards."""
+
+    async def apply(self, order: Order) -> int:
+        """Count an order's newest snapshot."""
+        ...
+
+    async def catch_up(self) -> int:
+        """Apply every order the view has not seen."""
+        ...
+
+    async def dashboard(self, seller_id: str) -> Dashboard:
+        """A seller's figures."""
+        ...
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Dashboards and facts (audit)."""
+        ...
+
+
+class OrderCoordinatorApi(ActorApi, Protocol):
+    """``actors.orders.OrderCoordinator``: the orders and sagas of one coordinator."""
+
+    async def place_order(self, command: PlaceOrder) -> Order:
+        """Check out and run the saga to its end."""
+        ...
+
+    async def cancel_order(self, principal: Principal, order_id: str) -> Order:
+        """Cancel before shipping."""
+        ...
+
+    async def move_shipment(
+        self, principal: Principal, order_id: str, status: ShipmentStatus
+    ) -> Shipment:
+        """Mark the order's shipment shipped or delivered."""
+        ...
+
+    async def get_order(self, principal: Principal, order_id: str) -> Order:
+        """One order the principal may see."""
+        ...
+
+    async def orders_of(self, buyer_id: str) -> list[Order]:
+        """A buyer's orders held by this coordinator."""
+        ...
+
+    async def snapshot(self) -> list[Order]:
+        """Every order of the coordinator (audit)."""
+        ...
+
+    async def stats(self) -> dict[str, int]:
+        """Counters: outcomes, failure reasons, compensations."""
+        ...
+
+
+class EventRelayApi(ActorApi, Protocol):
+    """``actors.relay.EventRelay``: the outbox to RabbitMQ relay."""
+
+    async def stats(self) -> dict[str, Any]:
+        """Lag, published, failed, connected."""
+        ...
+
+
+class InboundConsumerApi(ActorApi, Protocol):
+    """``actors.inbound.InboundConsumer``: the inbound queue's consumer."""
+
+    async def stats(self) -> dict[str, Any]:
+        """Received, processed, duplicates, retried, dead-lettered, connected."""
+        ...
+
+    async def apply(self, message: InboundMessage) -> None:
+        """The effect of one valid message."""
+        ...
