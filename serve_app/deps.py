@@ -7,7 +7,7 @@ thread hop on every request for what is an attribute read.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
@@ -80,32 +80,44 @@ def require(principal: Principal, *roles: Role) -> None:
         raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}")
 
 
-def idempotency_key(*, required: bool) -> Callable[..., Awaitable[str | None]]:
-    """The dependency that reads the Idempotency-Key header.
+@dataclass(frozen=True)
+class IdempotencyKeyHeader:
+    """The Idempotency-Key header as sent; a route takes the key from it after its role check,
+    so a caller with the wrong role hears 403 whatever the header says, as the contract has
+    always answered.
 
-    Over ``MAX_IDEMPOTENCY_KEY`` characters is a validation error (422 ``validation_failed``).
-    A required key that is missing or blank is 422 ``idempotency_key_required``; an optional
-    key that is there but blank is a mistake, not "no key": 422 ``idempotency_key_blank``.
+    Over ``MAX_IDEMPOTENCY_KEY`` characters is a validation error (422 ``validation_failed``),
+    reported with the body's. A required key that is missing or blank is 422
+    ``idempotency_key_required``; an optional key that is there but blank is a mistake, not
+    "no key": 422 ``idempotency_key_blank``.
     """
 
-    async def read(
-        key: Annotated[
-            str | None, Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
-        ] = None,
-    ) -> str | None:
-        if key is not None and key.strip():
-            return key
-        if required:
+    sent: str | None
+
+    def required(self) -> str:
+        """The key; 422 when it is missing or blank."""
+        if self.sent is None or not self.sent.strip():
             raise ProblemError(
                 422, "the Idempotency-Key header is required", code="idempotency_key_required"
             )
-        if key is not None:
+        return self.sent
+
+    def optional(self) -> str | None:
+        """The key, or None when none was sent; 422 when it is blank."""
+        if self.sent is not None and not self.sent.strip():
             raise ProblemError(
                 422, "the Idempotency-Key header is blank", code="idempotency_key_blank"
             )
-        return None
+        return self.sent
 
-    return read
+
+async def idempotency_key_header(
+    key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
+    ] = None,
+) -> IdempotencyKeyHeader:
+    """The one dependency that reads the Idempotency-Key header."""
+    return IdempotencyKeyHeader(key)
 
 
 def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
@@ -120,5 +132,4 @@ def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
 ThisReplica = Annotated[Replica, Depends(current_replica)]
 Client = Annotated[MarketplaceClient, Depends(current_client)]
 Caller = Annotated[Principal, Depends(current_principal)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key(required=True))]
-OptionalIdempotencyKey = Annotated[str | None, Depends(idempotency_key(required=False))]
+IdempotencyKey = Annotated[IdempotencyKeyHeader, Depends(idempotency_key_header)]

@@ -26,12 +26,13 @@ async def place_order(
     body: OrderCreate,
     caller: Caller,
     replica: ThisReplica,
-    idempotency_key: IdempotencyKey,
+    idempotency: IdempotencyKey,
 ) -> OrderOut:
     """Check out the given items (or the cart). The same Idempotency-Key with the same
     body returns the same order; with another body, 422. ``pending`` means the saga
     outlived the request; poll the order."""
     require(caller, Role.BUYER)
+    idempotency_key = idempotency.required()
     rate_limit(replica.checkout_limit, caller.id, "too many checkouts")
     command = parse_place_order(
         {

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from marketplace.domain.catalog import parse_draft, parse_patch
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.users import Role
-from serve_app.deps import Caller, Client, OptionalIdempotencyKey, require
+from serve_app.deps import Caller, Client, IdempotencyKey, require
 from serve_app.hot_reads import PRODUCT_ROUTE
 from serve_app.schemas import (
     ProductCreate,
@@ -50,11 +50,12 @@ async def create_product(
     body: ProductCreate,
     caller: Caller,
     client: Client,
-    idempotency_key: OptionalIdempotencyKey = None,
+    idempotency: IdempotencyKey,
 ) -> ProductOut:
     """List a product with its initial stock (sellers). With an Idempotency-Key the listing
     is made once: a repeat answers the same product, a repeat with another body 422."""
     require(caller, Role.SELLER)
+    idempotency_key = idempotency.optional()
     # The domain draft strips whitespace, so it can refuse what the schema let through
     # ("  " as a name): parse_draft answers InvalidInput (422), not a ValidationError (500).
     draft = parse_draft(body.model_dump(exclude={"initial_stock"}))
@@ -121,12 +122,13 @@ async def adjust_stock(
     body: StockDelta,
     caller: Caller,
     client: Client,
-    idempotency_key: OptionalIdempotencyKey = None,
+    idempotency: IdempotencyKey,
 ) -> StockOut:
     """Restock or write off (owner or admin); never below zero available. With an
     Idempotency-Key the change is made once: a repeat answers the current stock, a repeat
     with another delta 422."""
     require(caller, Role.SELLER)
+    idempotency_key = idempotency.optional()
     item = await client.adjust_stock(
         caller, product_id, body.delta, idempotency_key=idempotency_key
     )

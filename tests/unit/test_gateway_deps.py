@@ -140,6 +140,33 @@ def test_checkout_with_a_key_over_200_characters_is_422(http: TestClient) -> Non
     assert refused["code"] == "validation_failed"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "user", "key"),
+    [
+        ("/v1/orders", ORDER, SELLER, None),
+        ("/v1/orders", ORDER, SELLER, "  "),
+        ("/v1/products", PRODUCT, BUYER, "  "),
+        ("/v1/products/prd_1/stock", {"delta": 1}, BUYER, "  "),
+    ],
+)
+def test_the_wrong_role_is_403_whatever_the_key(
+    http: TestClient, path: str, body: dict[str, Any], user: User, key: str | None
+) -> None:
+    """The role is checked before the key, as the contract has always answered."""
+    headers = bearer(user) | ({} if key is None else {"Idempotency-Key": key})
+    assert problem(http.post(path, json=body, headers=headers), 403)["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(("path", "key"), [("/v1/orders", None), ("/v1/products", "  ")])
+def test_an_invalid_body_is_reported_before_the_key(
+    http: TestClient, path: str, key: str | None
+) -> None:
+    user = BUYER if path == "/v1/orders" else SELLER
+    headers = bearer(user) | ({} if key is None else {"Idempotency-Key": key})
+    refused = problem(http.post(path, json={"unexpected": 1}, headers=headers), 422)
+    assert refused["code"] == "validation_failed"
+
+
 def test_the_body_limit_is_the_replicas(http: TestClient) -> None:
     big = {**PRODUCT, "description": "d" * 3000}
     assert problem(http.post("/v1/products", json=big, headers=bearer(SELLER)), 413)
