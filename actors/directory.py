@@ -8,7 +8,7 @@ coordinator) that holds the same settings finds the same actors.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -35,22 +35,30 @@ from marketplace.domain.ids import owner_index
 A = TypeVar("A")
 
 
+def _one(settings: Settings) -> int:
+    return 1
+
+
 @dataclass(frozen=True)
 class ActorKind(Generic[A]):
-    """One kind of actor, the setting that says how many there are, and (as ``A``) the
-    protocol its actors answer (``actors.protocols``)."""
+    """One kind of actor, how many the settings ask for, and (as ``A``) the protocol its
+    actors answer (``actors.protocols``)."""
 
     name: str
-    count_setting: str | None
+    count: Callable[[Settings], int] = _one
 
 
-CATALOG: ActorKind[CatalogShardApi] = ActorKind("catalog", "catalog_shards")
-INVENTORY: ActorKind[InventoryPartitionApi] = ActorKind("inventory", "inventory_partitions")
-CARTS: ActorKind[CartShardApi] = ActorKind("carts", "cart_shards")
-PAYMENTS: ActorKind[PaymentProcessorApi] = ActorKind("payments", "payment_processors")
-SHIPMENTS: ActorKind[ShipmentCoordinatorApi] = ActorKind("shipments", "shipment_coordinators")
-SELLERS: ActorKind[SellerViewApi] = ActorKind("sellers", None)
-ORDERS: ActorKind[OrderCoordinatorApi] = ActorKind("orders", "order_coordinators")
+CATALOG: ActorKind[CatalogShardApi] = ActorKind("catalog", lambda s: s.catalog_shards)
+INVENTORY: ActorKind[InventoryPartitionApi] = ActorKind(
+    "inventory", lambda s: s.inventory_partitions
+)
+CARTS: ActorKind[CartShardApi] = ActorKind("carts", lambda s: s.cart_shards)
+PAYMENTS: ActorKind[PaymentProcessorApi] = ActorKind("payments", lambda s: s.payment_processors)
+SHIPMENTS: ActorKind[ShipmentCoordinatorApi] = ActorKind(
+    "shipments", lambda s: s.shipment_coordinators
+)
+SELLERS: ActorKind[SellerViewApi] = ActorKind("sellers")
+ORDERS: ActorKind[OrderCoordinatorApi] = ActorKind("orders", lambda s: s.order_coordinators)
 # Creation order: coordinators last, because on start they resume sagas that call the rest.
 ALL_KINDS: tuple[ActorKind[Any], ...] = (
     CATALOG,
@@ -62,8 +70,8 @@ ALL_KINDS: tuple[ActorKind[Any], ...] = (
     ORDERS,
 )
 # The RabbitMQ bridge: created after everything else, and only when a broker is configured.
-RELAY: ActorKind[EventRelayApi] = ActorKind("relay", None)
-INBOUND: ActorKind[InboundConsumerApi] = ActorKind("inbound", None)
+RELAY: ActorKind[EventRelayApi] = ActorKind("relay")
+INBOUND: ActorKind[InboundConsumerApi] = ActorKind("inbound")
 BRIDGE_KINDS: tuple[ActorKind[Any], ...] = (RELAY, INBOUND)
 
 
@@ -77,7 +85,7 @@ class Directory:
 
     def count(self, kind: ActorKind[Any]) -> int:
         """How many actors of ``kind`` the settings ask for."""
-        return 1 if kind.count_setting is None else int(getattr(self.settings, kind.count_setting))
+        return kind.count(self.settings)
 
     def names(self, kind: ActorKind[Any]) -> list[str]:
         """The names of every actor of ``kind``."""

@@ -12,6 +12,17 @@ from sqlalchemy.engine import make_url
 PLACEHOLDER_SECRET = "change-me"
 
 
+# The settings that say how many actors of a kind there are (one of each other kind).
+ACTOR_COUNTS = (
+    "catalog_shards",
+    "inventory_partitions",
+    "cart_shards",
+    "order_coordinators",
+    "payment_processors",
+    "shipment_coordinators",
+)
+
+
 class Durability(StrEnum):
     """How actors persist a state change before they reply."""
 
@@ -111,6 +122,11 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Where the embedded default keeps its files (SQLite, runtime state)."""
         return Path.cwd() / ".marketplace"
+
+    def actor_counts(self) -> dict[str, int]:
+        """How many actors of each sharded kind, by setting name (``ACTOR_COUNTS``): what a
+        process must share with a running marketplace to route as it does."""
+        return self.model_dump(include=set(ACTOR_COUNTS))
 
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL, defaulting to a SQLite file under ``.marketplace/``."""

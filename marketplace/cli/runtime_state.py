@@ -19,19 +19,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from marketplace.cli.output import CliError, err_console
-from marketplace.config import Durability, Settings, mask_url, to_async_url
+from marketplace.config import ACTOR_COUNTS, Durability, Settings, mask_url, to_async_url
 
 RAY_AUTH_MODE = "RAY_AUTH_MODE"
 RUNTIME_FILE = "runtime.json"
 LOCK_FILE = "up.lock"
-COUNT_SETTINGS = (
-    "catalog_shards",
-    "inventory_partitions",
-    "cart_shards",
-    "order_coordinators",
-    "payment_processors",
-    "shipment_coordinators",
-)
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -117,7 +109,7 @@ def runtime_info(
         "ray_auth_mode": os.environ.get(RAY_AUTH_MODE),
         "namespace": settings.namespace,
         "durability": settings.durability.value,
-        "counts": {name: getattr(settings, name) for name in COUNT_SETTINGS},
+        "counts": settings.actor_counts(),
         "actor_num_cpus": settings.actor_num_cpus,
         "database_url": mask_url(settings.database_url),
         "database_url_masked": _has_password(settings.database_url),
@@ -152,7 +144,7 @@ def join_settings(base: Settings, running: dict[str, Any]) -> Settings:
             namespace=running["namespace"],
             durability=Durability(running["durability"]),
             actor_num_cpus=running.get("actor_num_cpus", base.actor_num_cpus),
-            **{name: counts[name] for name in COUNT_SETTINGS if name in counts},
+            **{name: counts[name] for name in ACTOR_COUNTS if name in counts},
         )
     except (KeyError, ValueError, ValidationError) as exc:
         raise CliError(f"runtime.json is not usable ({exc}); is the marketplace healthy?") from None
