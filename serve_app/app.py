@@ -24,8 +24,14 @@ def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:
     }
 
 
-def build_app(settings: Settings) -> Application:
-    """The gateway bound to an auth deployment, both autoscaled per the settings."""
+def build_app(
+    settings: Settings, *, gateway_autoscaling: dict[str, Any] | None = None
+) -> Application:
+    """The gateway bound to an auth deployment, both autoscaled per the settings.
+
+    ``gateway_autoscaling`` adds Serve autoscaling options the settings do not carry (for
+    example ``look_back_period_s``) to the gateway's.
+    """
     settings = settings.model_copy(update={"database_url": settings.resolved_database_url()})
     # On the deployments themselves: serve.start's logging_config covers only Serve's own
     # controller and proxy, so replicas kept writing one access-log line per request.
@@ -37,7 +43,7 @@ def build_app(settings: Settings) -> Application:
         logging_config=logging_config,
     ).bind()
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
-        autoscaling_config=autoscaling(settings, "gateway"),
+        autoscaling_config={**autoscaling(settings, "gateway"), **(gateway_autoscaling or {})},
         ray_actor_options={"num_cpus": settings.gateway_num_cpus},
         max_ongoing_requests=max(1, int(settings.gateway_target_ongoing_requests * 4)),
         logging_config=logging_config,

@@ -23,6 +23,12 @@ import pytest_asyncio
 os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+# A gateway replica behind HAProxy stays reachable this long when it stops, so that load
+# balancers outside the cluster can deregister it (Serve's default: 30 s). Here the only balancer
+# is Serve's own HAProxy, reloaded within a second of the change (and it retries a refused
+# connection on another replica), while the 30 s were paid by every scale-in the autoscaling test
+# waits for, by every deleted application and once more at the end of the session.
+os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
 from serve_app.serving import prepare_haproxy
 
 prepare_haproxy()

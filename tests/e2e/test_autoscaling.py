@@ -40,6 +40,7 @@ CLIENTS = 10
 LOAD_AT_MOST_S = 180.0
 SETTLE_AT_MOST_S = 120.0
 POLL_S = 1.0
+LOOK_BACK_S = 11.0
 ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
 
 
@@ -75,7 +76,11 @@ def scaling_app(served: dict[str, Any]) -> Iterator[str]:
             "checkout_rate_per_minute": 1_000_000,
         }
     )
-    serve.run(build_app(settings), name=APP, route_prefix=PREFIX)
+    # Serve averages ongoing requests over the last 30 s by default, so the average took most
+    # of half a minute to fall after the load stopped. A shorter window follows the load more
+    # closely; it must stay above Serve's metrics interval (10 s), or Serve warns.
+    app = build_app(settings, gateway_autoscaling={"look_back_period_s": LOOK_BACK_S})
+    serve.run(app, name=APP, route_prefix=PREFIX)
     try:
         yield served["url"] + PREFIX
     finally:

@@ -1,7 +1,8 @@
 """The ``marketplace`` command, run for real in subprocesses, each in its own working directory.
 
 Every command that touches the marketplace starts (or joins) its own Ray, so these tests keep
-the number of such runs small: seed + audit embedded, and up / up again / seed joined.
+the number of such runs small: seed embedded then audit on the session's Ray, and up / up
+again / seed joined.
 """
 
 from __future__ import annotations
@@ -47,13 +48,13 @@ def cli_env() -> dict[str, str]:
 
 
 def marketplace(
-    cwd: Path, *args: str, timeout: float = COMMAND_TIMEOUT_S
+    cwd: Path, *args: str, timeout: float = COMMAND_TIMEOUT_S, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m marketplace.cli ARGS`` in ``cwd`` and wait for it."""
+    """Run ``python -m marketplace.cli ARGS`` in ``cwd`` (with ``env`` added) and wait for it."""
     return subprocess.run(
         [sys.executable, "-m", "marketplace.cli", *args],
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -65,7 +66,10 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
     return f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
 
 
-def test_seed_then_audit_on_an_embedded_marketplace(tmp_path: Path) -> None:
+def test_seed_then_audit_on_an_embedded_marketplace(tmp_path: Path, ray_address: str) -> None:
+    # seed starts its own Ray (the embedded path); audit, on the database seed left behind,
+    # starts its actors on the session's Ray (MARKETPLACE_RAY_ADDRESS), which spares a second
+    # Ray start and covers that path too.
     seeded = marketplace(
         tmp_path, "seed", "--sellers", "2", "--products", "12", "--buyers", "4", "--seed", "3"
     )
@@ -83,8 +87,17 @@ def test_seed_then_audit_on_an_embedded_marketplace(tmp_path: Path) -> None:
     assert sum(weights) == pytest.approx(1.0)
     assert not (tmp_path / ".marketplace" / "runtime.json").exists()
 
-    audited = marketplace(tmp_path, "audit", "--json")
+    audited = marketplace(
+        tmp_path,
+        "audit",
+        "--json",
+        MARKETPLACE_RAY_ADDRESS=ray_address,
+        MARKETPLACE_NAMESPACE="cli-audit-" + tmp_path.name,
+        MARKETPLACE_ACTOR_NUM_CPUS="0.01",
+    )
     assert audited.returncode == 0, output(audited)
+    joined = f"Started marketplace actors on the Ray cluster at {ray_address}"
+    assert joined in audited.stderr, output(audited)
     report = json.loads(audited.stdout)
     assert report["ok"] is True
     # the seeded stock persisted in the database and the audit saw every product
