@@ -122,7 +122,7 @@ OM = Preset(
     session=SessionShape(checkout_probability=1.0),
 )
 
-# Mostly window shopping: 92% sessions, 6% of which check out, so about 5.5% of activities.
+# Mostly window shopping: 92% sessions, 5.5% of which check out, so about 5% of activities.
 BROWSE = Preset(
     name="browse",
     description="browse-heavy: long sessions, about 5% of activities end in a checkout",
@@ -135,7 +135,7 @@ BROWSE = Preset(
         Activity.DELIVERY: 0.01,
     },
     zipf=1.0,
-    session=SessionShape(browses=(2, 8), search_probability=0.5, checkout_probability=0.06),
+    session=SessionShape(browses=(2, 8), search_probability=0.5, checkout_probability=0.055),
 )
 
 # A background of sessions and deliveries, and a mid-popularity product (rank 20) whose demand
