@@ -6,6 +6,9 @@ for the target, or timed from when it got round to sending, would hide a stall: 
 that should have started during it would be sent late and look fast (coordinated omission).
 Here they carry the wait in their latency. ``max_in_flight`` bounds the operations outstanding;
 those that would exceed it are recorded as dropped, not delayed, so the schedule stays honest.
+With ``in_order`` (the default), one actor's operations run one after another in schedule order:
+a customer's checkout waits for the add-to-cart before it, as in a browser, and the wait counts
+in its latency. Different actors' operations overlap freely.
 
 ``run_closed`` runs agents that each do an operation, wait for it, think, and go again: the load
 follows the target's speed, so it measures what a waiting user sees, not a rate's latency.
@@ -18,13 +21,14 @@ answers at once, to measure the generator and the runner themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from marketplace.sim.operations import Operation
+from marketplace.sim.operations import Operation, actor_of
 
 DROPPED = "dropped"
 """The reason code of an operation the open loop did not start: too many were in flight."""
@@ -120,24 +124,41 @@ async def run_open(
     *,
     max_in_flight: int = 10_000,
     duration: float | None = None,
+    in_order: bool = True,
+    on_record: Callable[[OpRecord], None] | None = None,
 ) -> RunResult:
     """Start ``ops`` at the intended starts of ``schedule`` (seconds, increasing), one each.
 
     Stops at the shorter of the two. The offered rate is the schedule's length over ``duration``
-    (default: the last intended start).
+    (default: the last intended start). ``on_record`` sees each record as it is made (for a
+    progress display); it must not block.
     """
     if max_in_flight < 1:
         raise ValueError("max_in_flight must be >= 1")
     loop = asyncio.get_running_loop()
     records: list[OpRecord] = []
     in_flight: set[asyncio.Task[None]] = set()
+    # Each actor's latest operation: the next one of the same actor waits for it.
+    latest: dict[str, asyncio.Task[None]] = {}
     t0 = loop.time()
 
-    async def one(intended: float, op: Operation) -> None:
+    def record(entry: OpRecord) -> None:
+        records.append(entry)
+        if on_record is not None:
+            on_record(entry)
+
+    async def one(intended: float, op: Operation, before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])
         started = loop.time() - t0
         outcome = await _attempt(target, op)
         ended = loop.time() - t0
-        records.append(OpRecord(op.kind, intended, started, ended, ended - intended, outcome))
+        record(OpRecord(op.kind, intended, started, ended, ended - intended, outcome))
+
+    def forget(actor: str, task: asyncio.Task[None]) -> None:
+        in_flight.discard(task)
+        if latest.get(actor) is task:
+            del latest[actor]
 
     scheduled = 0
     for intended, op in zip(schedule, ops, strict=False):
@@ -147,11 +168,15 @@ async def run_open(
         # unstarted and count against max_in_flight.
         await asyncio.sleep(max(delay, 0.0))
         if len(in_flight) >= max_in_flight:
-            records.append(OpRecord(op.kind, intended, None, None, None, Outcome.failure(DROPPED)))
+            record(OpRecord(op.kind, intended, None, None, None, Outcome.failure(DROPPED)))
             continue
-        task = asyncio.create_task(one(intended, op))
+        actor = actor_of(op) if in_order else ""
+        before = latest.get(actor) if in_order else None
+        task = asyncio.create_task(one(intended, op, before))
         in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+        if in_order:
+            latest[actor] = task
+        task.add_done_callback(functools.partial(forget, actor))
     if in_flight:
         await asyncio.gather(*list(in_flight))
     elapsed = loop.time() - t0
@@ -166,12 +191,14 @@ async def run_closed(
     think_time: float,
     duration: float,
     next_op: Callable[[float], Operation],
+    *,
+    on_record: Callable[[OpRecord], None] | None = None,
 ) -> RunResult:
     """``agents`` agents each run ``next_op(t)``, wait for it, think ``think_time`` seconds,
     and repeat until ``duration`` seconds have passed (operations under way are finished).
 
     Agents start spread over one think time, so they do not move in lockstep. An operation's
-    intended start is its actual start: a closed loop has no schedule to be late for. The
+    intended start is when its agent drew it: a closed loop has no schedule to be late for. The
     offered rate is what the agents would do against an instant target, ``agents / think_time``.
     """
     if agents < 1:
@@ -182,13 +209,21 @@ async def run_closed(
     records: list[OpRecord] = []
     t0 = loop.time()
 
+    # Agents share one stream, so a customer's session can be spread over several agents: an
+    # actor's operations take its lock in the order they were drawn (asyncio locks are FIFO).
+    locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
     async def agent(index: int) -> None:
         await asyncio.sleep(think_time * index / agents)
         while (started := loop.time() - t0) < duration:
             op = next_op(started)
-            outcome = await _attempt(target, op)
+            async with locks[actor_of(op)]:
+                outcome = await _attempt(target, op)
             ended = loop.time() - t0
-            records.append(OpRecord(op.kind, started, started, ended, ended - started, outcome))
+            entry = OpRecord(op.kind, started, started, ended, ended - started, outcome)
+            records.append(entry)
+            if on_record is not None:
+                on_record(entry)
             await asyncio.sleep(think_time)
 
     await asyncio.gather(*(agent(i) for i in range(agents)))

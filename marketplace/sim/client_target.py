@@ -1,0 +1,126 @@
+"""The in-process target: the simulator's operations as ``MarketplaceClient`` calls.
+
+No HTTP, no tokens: each operation is the client call the gateway would make for it, with the
+principal the gateway would have derived from the token. It is the fastest way in, for
+experiments on actor counts, durability and leases. ``HttpTarget`` (``http_target.py``) drives the
+same operations through the gateway.
+
+Ids the generator cannot know are resolved here: emails to user ids through the seed manifest,
+the cart a ``Checkout`` takes is whatever the customer's earlier ``AddToCart`` put there, and a
+``MoveShipment`` moves the oldest shipment due in the shared ``Deliveries``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from marketplace.domain.catalog import ProductPatch
+from marketplace.domain.errors import DomainError
+from marketplace.domain.ids import new_id, sibling_id
+from marketplace.domain.orders import OrderStatus
+from marketplace.domain.users import Principal, Role
+from marketplace.sim.deliveries import Deliveries
+from marketplace.sim.loops import OK, Outcome
+from marketplace.sim.manifest import SeedManifest
+from marketplace.sim.operations import (
+    AbandonCart,
+    AddToCart,
+    Browse,
+    Checkout,
+    MoveShipment,
+    Operation,
+    ReadDashboard,
+    Restock,
+    Search,
+    UpdatePrice,
+    UpdateProduct,
+)
+from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome
+
+if TYPE_CHECKING:
+    from actors.client import MarketplaceClient
+
+
+class ClientTarget:
+    """Runs operations through ``client`` for the users of ``manifest``."""
+
+    def __init__(
+        self,
+        client: MarketplaceClient,
+        manifest: SeedManifest,
+        deliveries: Deliveries | None = None,
+    ) -> None:
+        self.client = client
+        self.ids = {user.email: user.id for user in (*manifest.buyers, *manifest.sellers)}
+        self.deliveries = deliveries if deliveries is not None else Deliveries()
+        self.carts = Carts()
+        # Carriers are not seeded users (admins create them); in-process, a carrier is just
+        # the principal the gateway would derive from a carrier's token.
+        self._carriers: dict[str, Principal] = {}
+
+    def _user(self, email: str) -> str:
+        try:
+            return self.ids[email]
+        except KeyError:
+            raise LookupError(f"{email} is not in the seed manifest") from None
+
+    def _carrier(self, carrier: str) -> Principal:
+        principal = self._carriers.get(carrier)
+        if principal is None:
+            principal = self._carriers[carrier] = Principal(id=new_id("usr"), role=Role.CARRIER)
+        return principal
+
+    async def run(self, op: Operation) -> Outcome:
+        """Perform ``op``; a refusal by the domain is a failure with the error's code."""
+        try:
+            return await self._run(op)
+        except DomainError as exc:
+            return Outcome.failure(exc.code)
+
+    async def _run(self, op: Operation) -> Outcome:
+        client = self.client
+        match op:
+            case Browse(product_id=product_id):
+                await client.get_product(product_id)
+            case Search(query=query, category=category):
+                await client.search(query, category=category)
+            case AddToCart(customer=customer, product_id=product_id, quantity=quantity):
+                wanted = self.carts.add(customer, product_id, quantity)
+                await client.set_cart_item(self._user(customer), product_id, wanted)
+            case Checkout(customer=customer, idempotency_key=key):
+                self.carts.forget(customer)
+                order = await client.place_order(self._user(customer), key)
+                if order.status is OrderStatus.CONFIRMED:
+                    self.deliveries.confirmed(order.id)
+                else:
+                    # A refused checkout leaves the cart as it was; the next session starts empty.
+                    await client.clear_cart(self._user(customer))
+                return order_outcome(order.status, order.failure_reason)
+            case AbandonCart(customer=customer):
+                self.carts.forget(customer)
+                await client.clear_cart(self._user(customer))
+            case ReadDashboard(seller=seller):
+                await client.dashboard(self._user(seller))
+            case UpdatePrice(seller=seller, product_id=product_id, price_cents=price):
+                principal = Principal(id=self._user(seller), role=Role.SELLER)
+                await client.update_product(principal, product_id, ProductPatch(price_cents=price))
+            case UpdateProduct(seller=seller, product_id=product_id, description=text):
+                principal = Principal(id=self._user(seller), role=Role.SELLER)
+                await client.update_product(principal, product_id, ProductPatch(description=text))
+            case Restock(seller=seller, product_id=product_id, delta=delta):
+                principal = Principal(id=self._user(seller), role=Role.SELLER)
+                await client.adjust_stock(principal, product_id, delta)
+            case MoveShipment(carrier=carrier):
+                move = self.deliveries.take()
+                if move is None:
+                    return IdleCarrier
+                shipment_id = sibling_id(move.order_id, "shp")
+                try:
+                    await client.move_shipment(self._carrier(carrier), shipment_id, move.status)
+                except DomainError:
+                    raise  # refused for good (e.g. cancelled meanwhile): not queued again
+                except Exception:
+                    self.deliveries.give_back(move)
+                    raise
+                self.deliveries.done(move)
+        return OK

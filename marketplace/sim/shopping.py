@@ -1,0 +1,45 @@
+"""What every target keeps the same way: the customers' carts as the simulator filled them, and
+how a checkout's order and an idle carrier read as outcomes."""
+
+from __future__ import annotations
+
+from marketplace.domain.orders import MAX_LINE_QUANTITY, OrderStatus
+from marketplace.sim.loops import OK, Outcome
+
+IDLE = "idle"
+"""The reason of a ``MoveShipment`` that found no shipment due: ok, nothing was wrong."""
+
+IdleCarrier = Outcome(True, IDLE)
+
+
+class Carts:
+    """Each customer's cart lines as this run's ``AddToCart`` operations set them.
+
+    The contract's cart write sets a line's quantity (``PUT /v1/cart/items/{id}``); the
+    simulator's ``AddToCart`` adds units, so the target adds to what it put there before, capped
+    at the largest quantity a line may hold. A customer's operations run in order (the loops see
+    to it), so this mirror needs no lock.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[str, dict[str, int]] = {}
+
+    def add(self, customer: str, product_id: str, quantity: int) -> int:
+        """Add ``quantity`` units; the line's new quantity (what to write)."""
+        lines = self._lines.setdefault(customer, {})
+        lines[product_id] = min(lines.get(product_id, 0) + quantity, MAX_LINE_QUANTITY)
+        return lines[product_id]
+
+    def forget(self, customer: str) -> None:
+        """The customer checked out or left: the next session starts from an empty cart."""
+        self._lines.pop(customer, None)
+
+
+def order_outcome(status: OrderStatus | str, failure_reason: str | None) -> Outcome:
+    """A checkout's outcome from its order: ok once confirmed, else failed with the saga's
+    reason (``out_of_stock``, ``payment_declined``, ...) or ``pending`` if it has not ended."""
+    if status == OrderStatus.CONFIRMED:
+        return OK
+    if status == OrderStatus.PENDING:
+        return Outcome.failure("pending")
+    return Outcome.failure(failure_reason or str(status))
