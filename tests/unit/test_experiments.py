@@ -377,3 +377,26 @@ def test_write_report_writes_the_csv_the_plots_and_the_report(tmp_path: Path) ->
     assert "- actors = 2 (distance" in report
     assert "I1_no_oversell: product p1 sold 3 of 2" in report
     assert f"![{png.stem}]({png.name})" in report
+
+
+# -- the command, where it needs no Ray ----------------------------------------------------------
+
+
+def test_the_command_lists_the_builtins_and_refuses_what_cannot_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from marketplace.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["experiment", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    for name in builtin_names():
+        assert name in listed.output
+    refused = runner.invoke(app, ["experiment", "run", "autoscaling", "--quick"])
+    assert refused.exit_code == 2
+    assert 'via = "http" is not available yet' in refused.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sweep]\nshards = [1]")
+    refused = runner.invoke(app, ["experiment", "run", str(bad)], env={"COLUMNS": "300"})
+    assert refused.exit_code == 2
+    assert "sweep.shards: unknown knob" in refused.output
