@@ -279,6 +279,10 @@ def plot(
         right.set_ylabel(", ".join(right_cols))
     if not numeric:
         left.set_xticks(range(len(categories)), categories)
+    else:
+        ticks = sorted({position(r.get(spec.x)) for r in table})
+        if len(ticks) <= 12:  # knob values, not 1.2 actors
+            left.set_xticks(ticks, [format_value(t if t % 1 else int(t)) for t in ticks])
     if spec.logy:
         left.set_yscale("log")
     handles, labels = left.get_legend_handles_labels()
@@ -345,7 +349,7 @@ def write_report(
     found = knees(table, spec)
     lines = [f"# Experiment `{spec.name}`{' (quick)' if quick else ''}", ""]
     if spec.description:
-        lines += [spec.description.strip(), ""]
+        lines += [" ".join(spec.description.split()), ""]
     lines += [
         f"- source: `{spec.source}`; via: {spec.via}; repeats: {spec.repeats}; "
         f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
