@@ -17,6 +17,7 @@ from marketplace.sim.experiments import (
     expand,
     load_spec,
     parse_spec,
+    spec_from_mapping,
     write_report,
 )
 from marketplace.sim.experiments.metrics import in_flight, littles_law, metrics
@@ -126,6 +127,13 @@ def test_a_bad_combination_is_refused_before_running() -> None:
     # they are checked when the points are expanded at load.
     message = parse_error("[workload]\nagents = 3\n[sweep]\nthink_time = [1, 0]")
     assert "think_time" in message
+
+
+def test_a_spec_from_a_mapping_is_checked_the_same_way() -> None:
+    spec = spec_from_mapping({"workload": {"rate": 100}, "sweep": {"actors": [1, 2]}}, "mine")
+    assert spec.name == "mine" and spec.knobs == ("actors",)
+    with pytest.raises(SpecError, match=r"mine: sweep\.actors\[1\]"):
+        spec_from_mapping({"sweep": {"actors": [1, 0]}}, "mine")
 
 
 def test_files_and_builtins_load_by_path_or_name(tmp_path: Path) -> None:

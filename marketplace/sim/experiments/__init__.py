@@ -24,6 +24,7 @@ from marketplace.sim.experiments.spec import (
     builtin_names,
     load_spec,
     parse_spec,
+    spec_from_mapping,
 )
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "run_experiment",
+    "spec_from_mapping",
     "write_report",
 ]

@@ -90,7 +90,8 @@ def mean_table(rows: Sequence[Mapping[str, Any]], knobs: Sequence[str]) -> list[
     for point, group in groups.items():
         merged: dict[str, Any] = {"point": point, **{k: group[0].get(k) for k in knobs}}
         merged["runs"] = len(group)
-        columns = [c for c in group[0] if c not in merged and c not in ("repeat", *_TEXT)]
+        skipped = ("repeat", "seed", *_TEXT)  # a mean seed or a mean of free text says nothing
+        columns = [c for c in group[0] if c not in merged and c not in skipped]
         for column in columns:
             if column == "audit_ok":
                 merged[column] = all(bool(r.get(column)) for r in group)

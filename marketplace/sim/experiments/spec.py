@@ -218,6 +218,12 @@ def parse_spec(text: str, source: str = "<string>") -> ExperimentSpec:
     return _Parser(source).spec(data)
 
 
+def spec_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> ExperimentSpec:
+    """Check and build a spec from the same structure a file holds, as a dict (for notebooks
+    and scripts that build experiments in code); ``source`` names it in errors."""
+    return _Parser(source).spec(dict(data))
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
