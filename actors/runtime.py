@@ -43,6 +43,9 @@ def init_ray(settings: Settings) -> tuple[bool, bool]:
         ray.init(address=address, namespace=settings.namespace, log_to_driver=False)
         return False, True
     ray.init(
+        # "local": a new Ray here, never one that `ray start` left running on this machine,
+        # which a bare ray.init() would join (and then refuse num_cpus).
+        address="local",
         num_cpus=settings.ray_num_cpus or max(os.cpu_count() or 2, 2),
         namespace=settings.namespace,
         include_dashboard=False,
