@@ -56,6 +56,11 @@ def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: st
         assert float(row["offered_rate"]) > 0, row
         assert row["p99_ms"] != "", row
 
+    with (out / "timeline.csv").open() as handle:
+        seconds = list(csv.DictReader(handle))
+    assert {row["point"] for row in seconds} == {"1", "2"}
+    assert sum(float(row["achieved"]) for row in seconds) > 0
+
     for name in ("throughput.png", "checkout.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (out / "report.md").read_text()

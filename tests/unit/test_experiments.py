@@ -20,7 +20,7 @@ from marketplace.sim.experiments import (
     spec_from_mapping,
     write_report,
 )
-from marketplace.sim.experiments.metrics import in_flight, littles_law, metrics
+from marketplace.sim.experiments.metrics import in_flight, littles_law, metrics, timeline
 from marketplace.sim.experiments.report import (
     best_point,
     knee_index,
@@ -109,6 +109,9 @@ def test_a_valid_file_parses_in_order() -> None:
             "demo.toml: plot: two plots would write the same file",
         ),
         ("[workload]\nagents = 0", "demo.toml: workload.agents: agents must be >= 1"),
+        ("[[plot]]\nkind = 'pie'", "demo.toml: plot[0].kind: must be sweep or timeline"),
+        ("[[plot]]\nkind = 'timeline'\ny = 'p99'", "plot[0].y: 'p99' is not a column"),
+        ("[[plot]]\nkind = 'timeline'\nx = 'rate'", "plot[0].x: a timeline's x is t"),
         ("[sweep = ", "demo.toml: not valid TOML"),
     ],
 )
@@ -259,6 +262,22 @@ def test_metrics_of_a_run() -> None:
     assert row["failures"] == "checkout:out_of_stock=1 browse:dropped=1"
 
 
+def test_the_timeline_counts_each_second() -> None:
+    records = [
+        done("browse", 0.1, 0.3),
+        done("browse", 0.5, 1.5, Outcome.failure("timeout")),
+        done("checkout", 1.2, 1.4),
+        OpRecord("browse", 1.8, None, None, None, Outcome.failure(DROPPED)),
+    ]
+    first, second = timeline(records, 2.0)
+    assert (first["t"], first["offered"], first["achieved"], first["failed"]) == (0.0, 2.0, 1, 0)
+    assert (second["offered"], second["achieved"], second["failed"]) == (2.0, 2, 2)
+    assert first["p99_ms"] == pytest.approx(200.0)
+    assert second["p50_ms"] == pytest.approx(200.0) and second["p99_ms"] == pytest.approx(1000.0)
+    assert first["in_flight"] == pytest.approx(0.2 + 0.5)
+    assert second["in_flight"] == pytest.approx(0.5 + 0.2)
+
+
 # -- best point, knee, report --------------------------------------------------------------------
 
 
@@ -367,17 +386,28 @@ def test_knees_per_series_and_for_non_numeric_knobs() -> None:
 
 
 def test_write_report_writes_the_csv_the_plots_and_the_report(tmp_path: Path) -> None:
-    spec = parse_spec(SCALING, "s.toml")
+    spec = parse_spec(SCALING + "[[plot]]\nkind = 'timeline'\nname = 'tl'\ny = 'p99_ms'", "s")
+    seconds = [
+        {"point": p, "repeat": 1, "actors": a, "t": float(t), "p99_ms": 10.0 * t}
+        for p, a in ((1, 1), (2, 2))
+        for t in range(3)
+    ]
     failures = {"point 3 repeat 1: actors=4": ["I1_no_oversell: product p1 sold 3 of 2"]}
-    paths = write_report(spec, SCALING_ROWS, tmp_path / "out", audit_failures=failures)
+    paths = write_report(
+        spec, SCALING_ROWS, tmp_path / "out", audit_failures=failures, timeline=seconds
+    )
     with paths.csv.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(SCALING_ROWS)
     assert list(rows[0])[:3] == ["point", "repeat", "actors"]
     assert rows[4]["audit_ok"] == "False"
-    (png,) = paths.plots
-    assert png.name == "achieved_rate-p99_ms-vs-actors.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png, line = paths.plots
+    assert png.name == "achieved_rate-p99_ms-vs-actors.png" and line.name == "tl.png"
+    for path in paths.plots:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths.timeline is not None
+    with paths.timeline.open() as handle:
+        assert len(list(csv.DictReader(handle))) == 6
     report = paths.report.read_text()
     assert "| point | actors | runs | offered/s | achieved/s |" in report
     assert "| 3 | 4 | 2 | 400.0 | 395.0 |" in report
@@ -385,6 +415,7 @@ def test_write_report_writes_the_csv_the_plots_and_the_report(tmp_path: Path) ->
     assert "- actors = 2 (distance" in report
     assert "I1_no_oversell: product p1 sold 3 of 2" in report
     assert f"![{png.stem}]({png.name})" in report
+    assert "timeline.csv" in report
 
 
 # -- the command, where it needs no Ray ----------------------------------------------------------

@@ -13,6 +13,7 @@ during the run (the system is not in a steady state, as past the knee).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -109,6 +110,48 @@ def metrics(result: RunResult, duration: float) -> dict[str, Any]:
         "elapsed_s": round(summary.elapsed, 3),
         "failures": format_reasons(failure_reasons(records)),
     }
+
+
+def timeline(
+    records: Sequence[OpRecord], elapsed: float, step: float = 1.0
+) -> list[dict[str, Any]]:
+    """Per ``step`` seconds of a run lasting ``elapsed``: ``t`` (the step's start), ``offered``
+    (intended starts per second), ``achieved`` (operations ending per second), ``failed``
+    (failures ending in the step, drops at their intended start), ``p50_ms``/``p99_ms`` of the
+    operations ending in it and ``in_flight`` (the mean concurrency over it)."""
+    if step <= 0:
+        raise ValueError("step must be > 0")
+    steps = max(1, math.ceil(elapsed / step))
+    starts = [0] * steps
+    failed = [0] * steps
+    latencies: list[list[float]] = [[] for _ in range(steps)]
+
+    def at(t: float) -> int:
+        return min(max(int(t // step), 0), steps - 1)
+
+    for record in records:
+        starts[at(record.intended)] += 1
+        when = record.ended if record.ended is not None else record.intended
+        if not record.outcome.ok:
+            failed[at(when)] += 1
+        if record.ended is not None and record.latency is not None:
+            latencies[at(record.ended)].append(record.latency)
+    series = []
+    for i in range(steps):
+        begin = i * step
+        mean, _ = in_flight(records, begin, begin + step)
+        series.append(
+            {
+                "t": round(begin, 3),
+                "offered": starts[i] / step,
+                "achieved": len(latencies[i]) / step,
+                "failed": failed[i],
+                "p50_ms": _ms(percentile(latencies[i], 50)),
+                "p99_ms": _ms(percentile(latencies[i], 99)),
+                "in_flight": round(mean, 3),
+            }
+        )
+    return series
 
 
 def row(

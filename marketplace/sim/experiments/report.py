@@ -67,6 +67,7 @@ class ReportPaths:
     csv: Path
     plots: tuple[Path, ...]
     report: Path
+    timeline: Path | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -300,6 +301,71 @@ def plot(
     return path
 
 
+def timeline_plot(
+    timeline: Sequence[Mapping[str, Any]],
+    spec: PlotSpec,
+    path: Path,
+    knobs: Sequence[str],
+) -> Path:
+    """One PNG of per-second metrics against time into the run: one line per ``y`` and knob
+    combination (mean over its repeats), milliseconds on the left axis and rates on a right
+    one when both are drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # (point, t) -> the repeats' values, per column
+    by_point: dict[Any, dict[float, list[Mapping[str, Any]]]] = {}
+    labels: dict[Any, str] = {}
+    for entry in timeline:
+        point = entry.get("point")
+        by_point.setdefault(point, {}).setdefault(float(entry["t"]), []).append(entry)
+        labels[point] = " ".join(f"{k}={format_value(entry.get(k))}" for k in knobs)
+    left_cols = [y for y in spec.y if _is_ms(y) == _is_ms(spec.y[0])]
+    right_cols = [y for y in spec.y if y not in left_cols]
+    figure, left = plt.subplots(figsize=(7, 4.2), dpi=110)
+    right = left.twinx() if right_cols else None
+    colour = 0
+    for point, steps in by_point.items():
+        for column in spec.y:
+            axis = left if column in left_cols or right is None else right
+            line = []
+            for t, entries in sorted(steps.items()):
+                values = [n for e in entries if (n := _number(e.get(column))) is not None]
+                if values:
+                    line.append((t, sum(values) / len(values)))
+            if not line:
+                continue
+            label = f"{column}, {labels[point]}" if labels[point] else column
+            axis.plot(
+                [p[0] for p in line],
+                [p[1] for p in line],
+                "-" if axis is left else "--",
+                color=f"C{colour % 10}",
+                label=label,
+            )
+            colour += 1
+    left.set_xlabel("t (s into the run)")
+    left.set_ylabel(", ".join(left_cols))
+    if right is not None:
+        right.set_ylabel(", ".join(right_cols))
+    if spec.logy:
+        left.set_yscale("log")
+    handles, legend = left.get_legend_handles_labels()
+    if right is not None:
+        more_handles, more_legend = right.get_legend_handles_labels()
+        handles, legend = handles + more_handles, legend + more_legend
+    if handles:
+        left.legend(handles, legend, fontsize="small", loc="best")
+    left.grid(True, alpha=0.3)
+    left.set_title(spec.title or f"{', '.join(spec.y)} over time")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
@@ -336,16 +402,24 @@ def write_report(
     quick: bool = False,
     audit_failures: Mapping[str, Sequence[str]] | None = None,
     notes: Sequence[str] = (),
+    timeline: Sequence[Mapping[str, Any]] = (),
 ) -> ReportPaths:
-    """Write ``results.csv``, the plots and ``report.md`` for ``rows`` under ``out``.
+    """Write ``results.csv``, the plots and ``report.md`` for ``rows`` under ``out``, and
+    ``timeline.csv`` when there are ``timeline`` rows (per run and second).
 
     ``audit_failures`` maps a run (``point P repeat R: knobs``) to its violations, listed in
     the report; ``notes`` are extra lines for its head (e.g. the workload).
     """
     out.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(rows, out / "results.csv")
+    timeline_path = write_csv(timeline, out / "timeline.csv") if timeline else None
     table = mean_table(rows, spec.knobs)
-    plots = tuple(plot(table, rows, p, out / p.file_name) for p in spec.plots)
+    plots = tuple(
+        timeline_plot(timeline, p, out / p.file_name, spec.knobs)
+        if p.kind == "timeline"
+        else plot(table, rows, p, out / p.file_name)
+        for p in spec.plots
+    )
     best = best_point(table, spec.report)
     found = knees(table, spec)
     lines = [f"# Experiment `{spec.name}`{' (quick)' if quick else ''}", ""]
@@ -406,6 +480,10 @@ def write_report(
         for p, path in zip(spec.plots, plots, strict=True):
             lines += [f"![{p.title or path.stem}]({path.name})", ""]
     lines += ["", f"Every run: `{csv_path.name}`."]
+    if timeline_path is not None:
+        lines[-1] += f" Every run, second by second: `{timeline_path.name}`."
     report_path = out / "report.md"
     report_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return ReportPaths(out=out, csv=csv_path, plots=plots, report=report_path)
+    return ReportPaths(
+        out=out, csv=csv_path, plots=plots, report=report_path, timeline=timeline_path
+    )

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from marketplace.sim.experiments.metrics import metrics, row
+from marketplace.sim.experiments.metrics import metrics, row, timeline
 from marketplace.sim.experiments.points import Point, expand, point_count
 from marketplace.sim.experiments.report import ReportPaths, write_report
 from marketplace.sim.experiments.spec import ExperimentSpec, load_spec
@@ -58,21 +58,25 @@ class ExperimentObserver:
 
 @dataclasses.dataclass(frozen=True)
 class PointRun:
-    """One run's row and its audit report."""
+    """One run's row, its per-second timeline and its audit report."""
 
     point: Point
     row: dict[str, Any]
+    timeline: list[dict[str, Any]]
     audit: AuditReport
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentResult:
     """What ``run_experiment`` did: the spec it ran (quickened under ``quick``), every run's
-    row, the violations of runs whose audit failed (by run), and the files written."""
+    row, every run's timeline rows (``point``, ``repeat``, knobs, then ``t`` and the
+    ``TIMELINE_METRICS``), the violations of runs whose audit failed (by run), and the files
+    written."""
 
     spec: ExperimentSpec
     quick: bool
     rows: list[dict[str, Any]]
+    timeline: list[dict[str, Any]]
     audit_failures: dict[str, list[str]]
     paths: ReportPaths
 
@@ -154,7 +158,11 @@ async def run_point(
     )
     # The failure reasons read best last in the CSV: they are the only free text.
     entry["failures"] = entry.pop("failures")
-    return PointRun(point, entry, audit)
+    seconds = [
+        row(point.index, point.repeat, point.knobs, step)
+        for step in timeline(result.records, result.summary.elapsed)
+    ]
+    return PointRun(point, entry, seconds, audit)
 
 
 async def arun_experiment(
@@ -176,6 +184,7 @@ async def arun_experiment(
     watch = observer or ExperimentObserver()
     tag = uuid.uuid4().hex[:8]
     rows: list[dict[str, Any]] = []
+    seconds: list[dict[str, Any]] = []
     failures: dict[str, list[str]] = {}
     notes = [
         f"workload: {points[0].config.describe()} (repeat r uses seed + r - 1)",
@@ -208,9 +217,11 @@ async def arun_experiment(
                             quick=quick,
                             audit_failures=failures,
                             notes=[*notes, stopped],
+                            timeline=seconds,
                         )
                     raise
                 rows.append(done.row)
+                seconds.extend(done.timeline)
                 if not done.audit.ok:
                     failures[run_name(point)] = [
                         f"{name}: {violation}"
@@ -223,8 +234,16 @@ async def arun_experiment(
             import ray
 
             ray.shutdown()
-    paths = write_report(resolved, rows, target, quick=quick, audit_failures=failures, notes=notes)
-    return ExperimentResult(resolved, quick, rows, failures, paths)
+    paths = write_report(
+        resolved,
+        rows,
+        target,
+        quick=quick,
+        audit_failures=failures,
+        notes=notes,
+        timeline=seconds,
+    )
+    return ExperimentResult(resolved, quick, rows, seconds, failures, paths)
 
 
 def run_experiment(

@@ -77,7 +77,15 @@ _TOP_KEYS = frozenset(
 )
 _QUICK_KEYS = frozenset({"repeats", "settings", "workload", "sweep"})
 _REPORT_KEYS = frozenset({"x", "metric", "goal", "knee", "slo_p99_ms"})
-_PLOT_KEYS = frozenset({"x", "y", "series", "title", "name", "logy"})
+_PLOT_KEYS = frozenset({"kind", "x", "y", "series", "title", "name", "logy"})
+
+TIMELINE_METRICS = ("offered", "achieved", "failed", "p50_ms", "p99_ms", "in_flight")
+"""The columns of ``timeline.csv``, per run and second: intended starts and completions per
+second, failures, p50/p99 of the operations ending in that second, mean operations in flight."""
+
+PLOT_KINDS = ("sweep", "timeline")
+"""``sweep``: metrics (means over repeats) against a knob or metric. ``timeline``: per-second
+metrics against time into the run, one line per knob combination (mean over repeats)."""
 
 
 class SpecError(ValueError):
@@ -86,8 +94,10 @@ class SpecError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class PlotSpec:
-    """One PNG: ``y`` columns (mean over repeats) against ``x``, one line per ``y`` and per
-    value of ``series`` when given."""
+    """One PNG. A ``sweep`` plot draws ``y`` columns (mean over repeats) against ``x``, one
+    line per ``y`` and per value of ``series`` when given; a ``timeline`` plot draws
+    ``TIMELINE_METRICS`` against ``x = "t"`` (seconds into the run), one line per ``y`` and
+    knob combination."""
 
     x: str
     y: tuple[str, ...]
@@ -95,6 +105,7 @@ class PlotSpec:
     title: str = ""
     name: str = ""
     logy: bool = False
+    kind: Literal["sweep", "timeline"] = "sweep"
 
     @property
     def file_name(self) -> str:
@@ -405,6 +416,12 @@ class _Parser:
             if not isinstance(entry, dict):
                 raise self.error(where, "must be a table")
             self.only(entry, _PLOT_KEYS, where)
+            kind = entry.get("kind", "sweep")
+            if kind not in PLOT_KINDS:
+                raise self.error(f"{where}.kind", f"must be sweep or timeline, not {kind!r}")
+            if kind == "timeline":
+                plots.append(self.timeline_plot(entry, where))
+                continue
             x = entry.get("x", next(iter(sweep), None))
             if x is None:
                 raise self.error(f"{where}.x", "is required when nothing is swept")
@@ -426,3 +443,22 @@ class _Parser:
         if len(set(names)) < len(names):
             raise self.error("plot", "two plots would write the same file; give them names")
         return tuple(plots)
+
+    def timeline_plot(self, entry: Mapping[str, Any], where: str) -> PlotSpec:
+        if entry.get("x", "t") != "t":
+            raise self.error(f"{where}.x", "a timeline's x is t (seconds into the run)")
+        if "series" in entry:
+            raise self.error(f"{where}.series", "a timeline has one line per knob combination")
+        y = entry.get("y", ["achieved", "p99_ms"])
+        ys: Sequence[Any] = [y] if isinstance(y, str) else y
+        if not isinstance(ys, list) or not ys:
+            raise self.error(f"{where}.y", "must be a column or a non-empty list of columns")
+        timeline = set(TIMELINE_METRICS)
+        return PlotSpec(
+            x="t",
+            y=tuple(self.column(c, f"{where}.y", timeline) for c in ys),
+            title=self.typed(entry, "title", str, ""),
+            name=self.typed(entry, "name", str, ""),
+            logy=self.typed(entry, "logy", bool, False),
+            kind="timeline",
+        )
