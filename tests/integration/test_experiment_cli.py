@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from marketplace.sim.experiments.spec import METRICS
+
 pytestmark = pytest.mark.integration
 
 COMMAND_TIMEOUT_S = 600  # two fresh runtimes on a loaded two-CPU machine
@@ -49,6 +51,7 @@ def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: st
         ("1", "1", "1"),
         ("2", "1", "2"),
     ], shown
+    assert set(METRICS) <= set(rows[0]), set(METRICS) - set(rows[0])
     for row in rows:
         assert row["audit_ok"] == "True", row
         assert int(row["ops"]) > 0 and int(row["ok"]) > 0, row

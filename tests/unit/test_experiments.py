@@ -28,7 +28,7 @@ from marketplace.sim.experiments.report import (
     mean_table,
 )
 from marketplace.sim.experiments.run import resolve
-from marketplace.sim.experiments.spec import QUICK_DURATION_S, ReportSpec
+from marketplace.sim.experiments.spec import METRICS, QUICK_DURATION_S, ReportSpec
 from marketplace.sim.loops import DROPPED, OK, OpRecord, Outcome, RunResult, summarize
 
 pytestmark = pytest.mark.unit
@@ -260,6 +260,9 @@ def test_metrics_of_a_run() -> None:
     assert row["checkout_p99_ms"] == pytest.approx(100.0)
     assert row["achieved_rate"] == pytest.approx(1.5)
     assert row["failures"] == "checkout:out_of_stock=1 browse:dropped=1"
+    # the columns files may name: measured here up to elapsed_s, the runner adds the rest
+    measured = METRICS[: METRICS.index("elapsed_s") + 1]
+    assert set(measured) <= set(row)
 
 
 def test_the_timeline_counts_each_second() -> None:

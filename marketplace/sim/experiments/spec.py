@@ -58,13 +58,17 @@ METRICS = (
     "little_l",
     "little_lambda_w",
     "max_in_flight_seen",
+    "elapsed_s",
+    "seed",
     "audit_ok",
     "audit_violations",
-    "elapsed_s",
+    "orders_confirmed",
+    "orders_cancelled",
+    "compensations",
     "point_s",
 )
-"""The metric columns every row has (``metrics.py`` computes them); plots and the report may
-name any of these or a knob."""
+"""The number columns every row has (``metrics.py`` measures them up to ``elapsed_s``, the
+runner adds the rest); plots and the report may name any of these or a knob."""
 
 QUICK_DURATION_S = 5.0
 """The longest a point runs under ``--quick`` unless ``[quick.workload]`` says otherwise."""
