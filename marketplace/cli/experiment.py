@@ -168,7 +168,10 @@ def _print_result(result: ExperimentResult, took: float) -> None:
         found = f"{spec.report.x} = {format_value(knee.x)}" if knee.x is not None else knee.note
         console.print(f"Knee of {spec.report.knee_metric}{where}: {found}", highlight=False)
     console.print("Wrote:", highlight=False)
-    for path in (result.paths.csv, *result.paths.plots, result.paths.report):
+    paths = result.paths
+    for path in (paths.csv, paths.timeline, *paths.plots, paths.report):
+        if path is None:
+            continue
         console.print(f"  {path}", highlight=False, soft_wrap=True)
     console.print(f"Took {took:.1f} s.")
 
