@@ -251,11 +251,13 @@ def plot(
             if not line:
                 continue
             label = column if not spec.series else f"{column}, {spec.series}={group_key}"
-            style = "-" if axis is left else "--"
+            # Lines between categories (sync, async, none) would suggest values in between.
+            style = ("-" if axis is left else "--") if numeric else "none"
             drawn = axis.plot(
                 [p[0] for p in line],
                 [p[1] for p in line],
-                style,
+                linestyle=style,
+                markersize=7,
                 marker=markers[number % len(markers)],
                 color=f"C{colour % 10}",
                 label=label,
