@@ -217,6 +217,19 @@ def test_quick_applies_the_quick_table_and_shrinks_the_rest() -> None:
     assert explicit.workload["duration"] == 7
 
 
+def test_the_zipf_knob_replaces_the_presets_exponent() -> None:
+    from marketplace.sim.simulation import SimConfig, build_market
+
+    assert SimConfig().the_preset.zipf == 1.0
+    hot = SimConfig(zipf=2.0, products=50)
+    assert hot.the_preset.zipf == 2.0 and hot.the_preset.name == "om"
+    assert "Zipf 2" in hot.describe()
+    top = build_market(hot).products[0].weight
+    assert top > 2 * build_market(SimConfig(products=50)).products[0].weight
+    with pytest.raises(ValueError, match="zipf must be >= 0"):
+        SimConfig(zipf=-1.0)
+
+
 # -- metrics -------------------------------------------------------------------------------------
 
 
