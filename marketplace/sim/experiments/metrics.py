@@ -69,8 +69,13 @@ def littles_law(
 
 
 def failure_reasons(records: Sequence[OpRecord]) -> Counter[str]:
-    """Failed and dropped operations counted by ``kind:reason``."""
-    return Counter(f"{r.kind}:{r.outcome.reason or 'failed'}" for r in records if not r.outcome.ok)
+    """Failed operations counted by ``kind:reason``. Dropped ones are left out: ``dropped``
+    counts them, and under overload they would crowd out the failures worth reading."""
+    return Counter(
+        f"{r.kind}:{r.outcome.reason or 'failed'}"
+        for r in records
+        if not r.outcome.ok and r.started is not None
+    )
 
 
 def format_reasons(reasons: Counter[str], shown: int = 6) -> str:
