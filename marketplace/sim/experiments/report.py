@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from marketplace.sim.experiments.points import format_value
-from marketplace.sim.experiments.spec import ExperimentSpec, PlotSpec, ReportSpec
+from marketplace.sim.experiments.spec import METRICS, ExperimentSpec, PlotSpec, ReportSpec
 
 KNEE_MIN_DISTANCE = 0.1
 """The least distance (in the [0, 1] scaled plot) from the chord that counts as a knee."""
@@ -283,9 +283,9 @@ def plot(
         right.set_ylabel(", ".join(right_cols))
     if not numeric:
         left.set_xticks(range(len(categories)), categories)
-    else:
+    elif spec.x not in METRICS:  # a knob: its values as ticks (not 1.2 actors)
         ticks = sorted({position(r.get(spec.x)) for r in table})
-        if len(ticks) <= 12:  # knob values, not 1.2 actors
+        if len(ticks) <= 12:
             left.set_xticks(ticks, [format_value(t if t % 1 else int(t)) for t in ticks])
     if spec.logy:
         left.set_yscale("log")
