@@ -307,10 +307,16 @@ def test_the_knee_of_a_latency_curve_is_before_it_climbs() -> None:
     assert at == 2
 
 
+def test_a_curve_that_rises_and_falls_back_has_its_knee_at_the_peak() -> None:
+    at, distance = knee_index([0.5, 1.25, 2.0], [780.0, 4000.0, 860.0])
+    assert at == 1 and distance is not None and 0.9 < distance <= 1.0
+
+
 def test_a_straight_line_or_too_few_points_has_no_knee() -> None:
     at, distance = knee_index([1, 2, 3, 4], [10, 20, 30, 41])
     assert at is None and distance is not None and distance < 0.1
     assert knee_index([1, 2], [5, 10]) == (None, None)
+    assert knee_index([1, 2, 3], [5, 5, 5]) == (None, 0.0)
 
 
 def row(

@@ -6,9 +6,10 @@ set, whose mean p99 is within it), the one with the highest mean ``metric`` (low
 ``goal = "min"``); a tie goes to the earlier combination in sweep order, the smaller setup.
 
 The knee (the Kneedle rule): along the numeric knob ``x``, with the mean ``knee`` metric per
-value, both scaled to [0, 1] between the first and the last value, the knee is the value whose
-point lies farthest from the straight line joining the first and the last points, if that
-distance is at least ``KNEE_MIN_DISTANCE`` (else the curve is about straight and has no knee).
+value, x scaled to [0, 1] between its first and last values and the metric by its range, the
+knee is the value whose point lies farthest from the straight line joining the first and the
+last points, if that distance is at least ``KNEE_MIN_DISTANCE`` (else the curve is about
+straight and has no knee; a flat one has none either).
 It finds where a throughput curve stops rising as fast (adding more buys less) and where a
 latency curve starts climbing (past it, queues build). With other knobs swept too, each of
 their combinations is a series with its own knee. It needs three or more values of ``x``.
@@ -133,13 +134,19 @@ def knee_index(xs: Sequence[float], ys: Sequence[float]) -> tuple[int | None, fl
         raise ValueError("xs and ys must have the same length")
     if len(xs) < 3 or xs[-1] == xs[0]:
         return None, None
-    # A flat chord (same first and last y): scale by the range instead, so a bump still shows.
-    span = (ys[-1] - ys[0]) or (max(ys) - min(ys)) or 1.0
+    low, high = min(ys), max(ys)
+    if high == low:
+        return None, 0.0
+    # x scaled by its first and last values, y by its range (so a curve that rises and falls
+    # back stays within [0, 1]); the chord joins the first and last scaled points.
+    first, last = (ys[0] - low) / (high - low), (ys[-1] - low) / (high - low)
+    slope = last - first
+    norm = math.hypot(1.0, slope)
     distances = []
     for x, y in zip(xs, ys, strict=True):
         sx = (x - xs[0]) / (xs[-1] - xs[0])
-        sy = (y - ys[0]) / span
-        distances.append(abs(sy - sx) / math.sqrt(2))
+        sy = (y - low) / (high - low)
+        distances.append(abs(sy - (first + slope * sx)) / norm)
     inner = range(1, len(xs) - 1)
     at = max(inner, key=lambda i: distances[i])
     if distances[at] < KNEE_MIN_DISTANCE:
@@ -458,7 +465,7 @@ def write_report(
     lines.append(
         f"The knee of mean {spec.report.knee_metric} along {spec.report.x or '-'}: the value "
         "farthest from the straight line between the first and last points, both axes scaled "
-        f"to [0, 1], if at least {KNEE_MIN_DISTANCE} away (Kneedle)."
+        f"to [0, 1] (y by its range), if at least {KNEE_MIN_DISTANCE} away (Kneedle)."
     )
     lines.append("")
     for knee in found:
