@@ -3,6 +3,7 @@ workloads run through ``HttpTarget`` against the served gateway, and the audit a
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -26,9 +27,8 @@ pytestmark = pytest.mark.e2e
 # operation kind is drawn (``om`` never restocks or abandons a cart; ``flash`` rarely checks
 # out) and no checkout of one run reuses an idempotency key of the other. The first assertion
 # says so if the generator changes.
-MARKET = {"sellers": 3, "products": 30, "buyers": 10}
-OM = SimConfig(preset="om", rate=20, duration=4, seed=8, **MARKET)
-FLASH = SimConfig(preset="flash", rate=20, duration=4, seed=30, **MARKET)
+OM = SimConfig(preset="om", rate=20, duration=4, seed=8, sellers=3, products=30, buyers=10)
+FLASH = dataclasses.replace(OM, preset="flash", seed=30)
 
 
 def reasons(records: list[OpRecord]) -> Counter[tuple[str, str | None]]:
@@ -107,8 +107,8 @@ async def test_seeding_the_same_market_twice_reuses_it(served: dict[str, Any]) -
             stock = ok(await http.get(f"/v1/products/{product_id}/stock"))
             assert stock["available"] == spec.stock
             product = ok(await http.get(f"/v1/products/{product_id}"))
-            seller = market.sellers[spec.seller_index].email
-            assert product["seller_id"] == first.user_ids[seller]
+            owner = market.sellers[spec.seller_index].email
+            assert product["seller_id"] == first.user_ids[owner]
         for seller in market.sellers:
             listed = ok(
                 await http.get(
