@@ -77,7 +77,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sellers", type=int, default=5)
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--buyers", type=int, default=100)
-    parser.add_argument("--limit", type=int, default=256, help="httpx connection pool size")
+    parser.add_argument("--limit", type=int, default=256, help="httpx connections in all")
+    parser.add_argument("--pool-size", type=int, default=8, help="connections per httpx client")
     parser.add_argument("--replicas", type=int, default=2, help="gateway replicas")
     parser.add_argument(
         "--concurrency", type=int, default=32, help="requests in flight for the ceilings"
@@ -146,7 +147,7 @@ async def run(
         flush=True,
     )
     steps: list[Step] = []
-    async with HttpTarget(seeded, limit=args.limit) as target:
+    async with HttpTarget(seeded, limit=args.limit, pool_size=args.pool_size) as target:
         for index, rate in enumerate(rates):
             # Another workload seed per rate, over the same market: the same seed would draw
             # the same idempotency keys, and its checkouts would replay the earlier orders.
@@ -252,29 +253,38 @@ async def ceilings(
             f"{'-' if cpu is None else f'{cpu:.0%}'} of one core ({per_request})",
             flush=True,
         )
-    rps, cpu_share, p50 = await httpx_health(url, args.concurrency, args.ceiling_duration)
-    print(
-        f"  httpx (this process) health{rps:8.0f} rps  p50 {p50 * 1000:6.1f} ms  client CPU "
-        f"{cpu_share:.0%} of one core ({1000 * cpu_share / rps if rps else float('nan'):.2f} ms "
-        "CPU per request)"
-    )
+    layouts = {args.concurrency: "one httpx client", args.pool_size: "httpx as HttpTarget"}
+    for pool_size, label in layouts.items():
+        rps, cpu_share, p50 = await httpx_health(
+            url, args.concurrency, args.ceiling_duration, pool_size
+        )
+        clients = -(-args.concurrency // pool_size)
+        print(
+            f"  {label} ({clients} x {pool_size} connections, this process) health {rps:6.0f} rps"
+            f"  p50 {p50 * 1000:6.1f} ms  client CPU {cpu_share:.0%} of one core "
+            f"({1000 * cpu_share / rps if rps else float('nan'):.2f} ms CPU per request)",
+            flush=True,
+        )
     print(
         "  An operation of the simulator is one request (a refused checkout: two); its CPU per "
         "operation above includes the workload and the loop besides httpx."
     )
 
 
-async def httpx_health(url: str, concurrency: int, duration: float) -> tuple[float, float, float]:
+async def httpx_health(
+    url: str, concurrency: int, duration: float, pool_size: int
+) -> tuple[float, float, float]:
     """(requests per second, share of one core, p50 seconds) of ``concurrency`` httpx workers
-    looping on ``GET /v1/health`` for ``duration`` seconds after a one-second warm-up."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    looping on ``GET /v1/health`` for ``duration`` seconds after a one-second warm-up, spread
+    over clients of ``pool_size`` connections (as ``HttpTarget`` spreads its requests)."""
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    market = HttpMarket(base_url=url, password="")
+    async with HttpTarget(market, limit=concurrency, pool_size=pool_size) as target:
         loop = asyncio.get_running_loop()
         measure_from = loop.time() + 1.0
         end = measure_from + duration
 
-        async def worker() -> None:
+        async def worker(http: httpx.AsyncClient) -> None:
             while loop.time() < end:
                 began = loop.time()
                 reply = await http.get("/v1/health")
@@ -289,7 +299,8 @@ async def httpx_health(url: str, concurrency: int, duration: float) -> tuple[flo
             return time.process_time() - cpu_from
 
         measured = asyncio.ensure_future(window())
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        clients = target.clients
+        await asyncio.gather(*(worker(clients[n % len(clients)]) for n in range(concurrency)))
         spent = await measured
     latencies.sort()
     return len(latencies) / duration, spent / duration, percentile(latencies, 0.5)

@@ -219,9 +219,19 @@ async def test_unknown_actors_and_products_are_the_callers_mistake() -> None:
 
 async def test_open_and_close_own_the_client_only_when_they_made_it() -> None:
     market = HttpMarket(base_url="http://sim.test", password="p" * 8)
-    target = HttpTarget(market, limit=4, timeout=2)
+    target = HttpTarget(market, limit=20, pool_size=8, timeout=2)
     async with target:
-        assert target._http is not None
-    assert target._http is None
+        # 20 connections as pools of 8, 8 and 4
+        pools = [client._transport._pool._max_connections for client in target._clients]  # type: ignore[attr-defined]
+        assert pools == [8, 8, 4]
+        made = list(target._clients)
+    assert target._clients == []
+    assert all(client.is_closed for client in made)
     with pytest.raises(RuntimeError):
         await target.run(ReadDashboard(SELLER))
+
+    given = httpx.AsyncClient()
+    async with HttpTarget(market, http=given) as target:
+        assert target._clients == [given]
+    assert not given.is_closed
+    await given.aclose()
