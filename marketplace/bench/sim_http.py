@@ -20,7 +20,7 @@ falls short with this process well under a core and the machine busy, the market
 Only ratios within one run mean much: the figures move with whatever else runs on the machine.
 
 With the defaults it takes about 70 s after the marketplace is up; the start-up itself (Ray, the
-actors, Serve) took 90 to 165 s on the shared two-core machine here, 30 to 60 s on a quiet one.
+actors, Serve) took 90 to 165 s on the shared, busy two-core machine it was written on.
 """
 
 from __future__ import annotations
