@@ -47,7 +47,7 @@ from marketplace.sim.operations import (
     UpdatePrice,
     UpdateProduct,
 )
-from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome
+from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome, run_scope, scoped_key
 
 HTTP_5XX = "http_5xx"
 """The reason of an operation the gateway answered with a 5xx (it failed, not the market)."""
@@ -94,7 +94,8 @@ class HttpTarget:
     ``limit`` is the most connections (requests in flight), spread over clients of ``pool_size``
     connections each; ``timeout`` bounds each request (seconds); ``card_token`` is what
     checkouts pay with (``tok_visa`` approves). ``http`` is the one client to use instead of
-    making them; it is not closed by ``close()``.
+    making them; it is not closed by ``close()``. Checkout keys are sent prefixed with
+    ``key_scope`` (default: fresh for this target; see ``shopping.run_scope``).
     """
 
     def __init__(
@@ -107,10 +108,12 @@ class HttpTarget:
         timeout: float = DEFAULT_TIMEOUT_S,
         card_token: str = "tok_visa",
         http: httpx.AsyncClient | None = None,
+        key_scope: str | None = None,
     ) -> None:
         if limit < 1 or pool_size < 1:
             raise ValueError("limit and pool_size must be >= 1")
         self.market = market
+        self.key_scope = key_scope if key_scope is not None else run_scope()
         self.deliveries = deliveries if deliveries is not None else Deliveries()
         self.carts = Carts()
         self.limit = limit
@@ -183,9 +186,8 @@ class HttpTarget:
                     "payment": {"card_token": self.card_token},
                     "shipping_address": SHIPPING_ADDRESS,
                 }
-                reply = await self._call(
-                    customer, "POST", "/v1/orders", body=body, headers={"Idempotency-Key": key}
-                )
+                headers = {"Idempotency-Key": scoped_key(self.key_scope, key)}
+                reply = await self._call(customer, "POST", "/v1/orders", body=body, headers=headers)
                 order: dict[str, Any] = orjson.loads(reply.content)
                 if order["status"] == "confirmed":
                     self.deliveries.confirmed(order["id"])

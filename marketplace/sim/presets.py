@@ -173,9 +173,7 @@ CHECKOUT = Preset(
     carriers=0,
 )
 
-PRESETS: Mapping[str, Preset] = MappingProxyType(
-    {p.name: p for p in (OM, BROWSE, FLASH, CHECKOUT)}
-)
+PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (OM, BROWSE, FLASH, CHECKOUT)})
 
 
 def preset(name: str) -> Preset:

@@ -73,7 +73,7 @@ def target_for(server: Server, deliveries: Deliveries | None = None) -> HttpTarg
         product_ids={"prd_market": "prd_server"},
     )
     http = httpx.AsyncClient(base_url=market.base_url, transport=httpx.MockTransport(server))
-    return HttpTarget(market, deliveries, http=http)
+    return HttpTarget(market, deliveries, http=http, key_scope="run1")
 
 
 async def test_operations_use_the_actors_token_and_the_servers_product_ids() -> None:
@@ -113,7 +113,8 @@ async def test_a_confirmed_checkout_is_queued_for_the_carriers() -> None:
     target = target_for(server, deliveries)
     assert await target.run(Checkout(BUYER, "sim-key-1")) == OK
     sent = server.requests[0]
-    assert sent.headers["Idempotency-Key"] == "sim-key-1"
+    # Scoped to the target's run: the same seed's keys do not replay another run's orders.
+    assert sent.headers["Idempotency-Key"] == "run1:sim-key-1"
     body = orjson.loads(sent.content)
     assert body["payment"] == {"card_token": "tok_visa"}
     assert "items" not in body  # the cart is checked out
@@ -235,3 +236,19 @@ async def test_open_and_close_own_the_client_only_when_they_made_it() -> None:
         assert target._clients == [given]
     assert not given.is_closed
     await given.aclose()
+
+
+async def test_each_target_scopes_its_keys_apart() -> None:
+    server = Server(lambda request: order("confirmed"))
+    market = HttpMarket(
+        base_url="http://sim.test",
+        password="seeded-password",
+        tokens={BUYER: "tok-buyer"},
+        product_ids={},
+    )
+    http = httpx.AsyncClient(base_url=market.base_url, transport=httpx.MockTransport(server))
+    for _ in range(2):
+        await HttpTarget(market, http=http).run(Checkout(BUYER, "same-key"))
+    first, second = (request.headers["Idempotency-Key"] for request in server.requests)
+    assert first != second
+    assert first.endswith(":same-key") and second.endswith(":same-key")
