@@ -17,7 +17,6 @@ from marketplace.sim.experiments.points import Point, expand, format_value
 from marketplace.sim.experiments.report import best_point, knees, mean_table
 from marketplace.sim.experiments.run import (
     DEFAULT_OUT,
-    ExperimentError,
     ExperimentObserver,
     ExperimentResult,
     resolve,
@@ -110,7 +109,7 @@ def run_command(
         try:
             spec = load_spec(experiment)
             resolved = resolve(spec, quick=quick)
-        except (SpecError, ExperimentError) as exc:
+        except SpecError as exc:
             raise CliError(str(exc), code=2) from None
         target = out if out is not None else DEFAULT_OUT / resolved.name
         runs = len(expand(resolved))

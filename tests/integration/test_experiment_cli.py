@@ -75,3 +75,69 @@ def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: st
 
     assert "[1/2] actors=1" in result.stdout and "[2/2] actors=2" in result.stdout, shown
     assert str(out / "report.md") in result.stdout, shown
+
+
+HTTP_EXPERIMENT = """
+name = "tiny-http"
+description = "Two short runs through a gateway deployed for each, one and two replicas allowed."
+via = "http"
+
+[settings]
+checkout_rate_per_minute = 100000
+login_rate_per_minute = 100000
+actor_num_cpus = 0.01
+gateway_num_cpus = 0.05
+auth_num_cpus = 0.05
+
+[workload]
+preset = "om"
+rate = 15
+duration = 4
+sellers = 2
+products = 20
+buyers = 8
+
+[sweep]
+gateway_max_replicas = [1, 2]
+
+[[plot]]
+kind = "timeline"
+name = "replicas"
+y = ["replicas", "offered"]
+"""
+
+
+def test_an_http_experiment_deploys_a_gateway_per_run_and_counts_its_replicas(
+    tmp_path: Path,
+) -> None:
+    # Its own Ray (no RAY_ADDRESS): Serve is one per cluster, and the e2e suite's gateway may
+    # still be deployed on the session's.
+    from tests.integration.test_cli import cli_env
+
+    spec = tmp_path / "tiny-http.toml"
+    spec.write_text(HTTP_EXPERIMENT)
+    out = tmp_path / "out"
+    command = ["experiment", "run", str(spec), "--out", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "marketplace.cli", *command],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    shown = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    assert result.returncode == 0, shown
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["gateway_max_replicas"] for row in rows] == ["1", "2"], shown
+    for row in rows:
+        assert row["audit_ok"] == "True", row
+        assert int(row["ok"]) > 0 and "http_5xx" not in row["failures"], row
+        assert int(row["max_replicas_seen"]) >= 1, row
+    with (out / "timeline.csv").open() as handle:
+        seconds = list(csv.DictReader(handle))
+    counted = [int(row["replicas"]) for row in seconds if row["replicas"]]
+    assert counted and min(counted) >= 1, seconds
+    assert (out / "replicas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

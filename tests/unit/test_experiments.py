@@ -11,7 +11,6 @@ import pytest
 
 from marketplace.config import ACTOR_COUNTS
 from marketplace.sim.experiments import (
-    ExperimentError,
     SpecError,
     builtin_names,
     expand,
@@ -166,9 +165,8 @@ def test_the_builtins_parse_and_their_quick_runs_are_short() -> None:
     assert load_spec("scaling").sweep["actors"] == (1, 2, 4)
 
 
-def test_http_experiments_are_not_available_yet() -> None:
-    with pytest.raises(ExperimentError, match='via = "http" is not available yet'):
-        resolve("autoscaling", quick=True)
+def test_resolve_quickens_builtins_over_either_target() -> None:
+    assert resolve("autoscaling", quick=True).via == "http"
     assert resolve("scaling", quick=True).sweep["actors"] == (1, 2)
 
 
@@ -443,7 +441,7 @@ def test_write_report_writes_the_csv_the_plots_and_the_report(tmp_path: Path) ->
 # -- the command, where it needs no Ray ----------------------------------------------------------
 
 
-def test_the_command_lists_the_builtins_and_refuses_what_cannot_run(tmp_path: Path) -> None:
+def test_the_command_lists_the_builtins_and_refuses_bad_files(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from marketplace.cli import app
@@ -453,9 +451,6 @@ def test_the_command_lists_the_builtins_and_refuses_what_cannot_run(tmp_path: Pa
     assert listed.exit_code == 0, listed.output
     for name in builtin_names():
         assert name in listed.output
-    refused = runner.invoke(app, ["experiment", "run", "autoscaling", "--quick"])
-    assert refused.exit_code == 2
-    assert 'via = "http" is not available yet' in refused.output
     bad = tmp_path / "bad.toml"
     bad.write_text("[sweep]\nshards = [1]")
     refused = runner.invoke(app, ["experiment", "run", str(bad)], env={"COLUMNS": "300"})

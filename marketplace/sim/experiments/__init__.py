@@ -12,7 +12,6 @@ Importing this package does not import Ray: a run does.
 from marketplace.sim.experiments.points import Point, expand
 from marketplace.sim.experiments.report import ReportPaths, write_report
 from marketplace.sim.experiments.run import (
-    ExperimentError,
     ExperimentObserver,
     ExperimentResult,
     arun_experiment,
@@ -28,7 +27,6 @@ from marketplace.sim.experiments.spec import (
 )
 
 __all__ = [
-    "ExperimentError",
     "ExperimentObserver",
     "ExperimentResult",
     "ExperimentSpec",

@@ -3,9 +3,10 @@
 ``run_experiment(spec, quick=..., out=...)`` (or ``await arun_experiment(...)`` where an event
 loop already runs, as in a notebook) starts or joins Ray once, then for each point starts a
 ``Runtime`` on a fresh SQLite file in a unique actor namespace, seeds the point's market,
-simulates its workload through the in-process client, audits the invariants, reads the saga
-counters and stops the runtime (flush, kill the actors). Ray is shut down at the end only if
-this call connected it. The rows go to ``report.write_report``.
+simulates its workload through the in-process client (or, for ``via = "http"``, through a
+gateway deployed for the run, counting its replicas each second), audits the invariants, reads
+the saga counters and stops the runtime (flush, kill the actors). Ray is shut down at the end
+only if this call connected it. The rows go to ``report.write_report``.
 
 Ray and the actors are imported when a run starts, so reading and checking files needs neither.
 """
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,18 +27,17 @@ from marketplace.sim.experiments.metrics import metrics, row, timeline
 from marketplace.sim.experiments.points import Point, expand, point_count
 from marketplace.sim.experiments.report import ReportPaths, write_report
 from marketplace.sim.experiments.spec import ExperimentSpec, load_spec
-from marketplace.sim.loops import OpRecord
+from marketplace.sim.loops import OpRecord, RunResult
 from marketplace.sim.simulation import build_market, simulate
 
 if TYPE_CHECKING:
+    from actors.client import MarketplaceClient
     from marketplace.audit import AuditReport
+    from marketplace.config import Settings
+    from marketplace.sim.market import SyntheticMarket
 
 DEFAULT_OUT = Path("results")
 """Where results go by default: ``results/<experiment name>/``."""
-
-
-class ExperimentError(RuntimeError):
-    """An experiment that cannot run here (e.g. a target not available in this build)."""
 
 
 class ExperimentObserver:
@@ -92,14 +93,8 @@ def run_name(point: Point) -> str:
 
 
 def resolve(spec: ExperimentSpec | str | Path, *, quick: bool) -> ExperimentSpec:
-    """``spec`` itself, or the file or built-in it names, quickened under ``quick``; raises
-    ``ExperimentError`` for a spec this build cannot run."""
+    """``spec`` itself, or the file or built-in it names, quickened under ``quick``."""
     loaded = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
-    if loaded.via == "http":
-        raise ExperimentError(
-            f'{loaded.source}: via = "http" is not available yet (the HTTP target is being '
-            'written); run experiments with via = "client" for now'
-        )
     return loaded.quickened() if quick else loaded
 
 
@@ -109,39 +104,58 @@ async def run_point(
     workdir: Path,
     namespace: str,
     observer: ExperimentObserver | None = None,
+    http_port: int | None = None,
+    first: bool = True,
 ) -> PointRun:
     """Run one point on a fresh runtime (a new SQLite file under ``workdir``, actors in
-    ``namespace``) on the Ray this process is connected to, and return its row."""
+    ``namespace``) on the Ray this process is connected to, and return its row.
+
+    With ``http_port`` the point goes through HTTP: the gateway is deployed with the point's
+    settings on that port, the market is seeded and driven over HTTP, the gateway's running
+    replicas are sampled every second (the timeline's ``replicas``), and the gateway is removed
+    after the audit. ``first`` says whether Serve has yet to be started on that port.
+    """
     from actors.runtime import Runtime
-    from marketplace.sim.client_target import ClientTarget
-    from marketplace.sim.seed import seed_market
 
     watch = observer or ExperimentObserver()
     database = workdir / f"point-{point.index}-{point.repeat}.db"
-    settings = point.runtime_settings(database_url=f"sqlite:///{database}", namespace=namespace)
+    fixed: dict[str, Any] = {"database_url": f"sqlite:///{database}", "namespace": namespace}
+    if http_port is not None:
+        fixed |= {"http_host": "127.0.0.1", "http_port": http_port}
+    settings = point.runtime_settings(**fixed)
     began = time.monotonic()
     watch.point_phase(point, "starting")
     runtime = Runtime(settings)
     client = await runtime.start()
+    samples: list[tuple[float, int]] = []
     try:
-        watch.point_phase(point, "seeding")
         market = build_market(point.config)
-        manifest = await seed_market(client, market, write=False)
-        watch.point_phase(point, "running")
-        result = await simulate(
-            ClientTarget(client, manifest),
-            market,
-            point.config,
-            on_record=lambda record: watch.point_record(point, record),
-        )
+
+        def seen(record: OpRecord) -> None:
+            watch.point_record(point, record)
+
+        if http_port is None:
+            result = await _through_client(client, market, point, watch, seen)
+        else:
+            result, samples = await _through_http(
+                runtime.settings, market, point, watch, seen, first=first
+            )
         watch.point_phase(point, "auditing")
         audit = await client.audit()
         stats = await client.order_stats()
     finally:
         watch.point_phase(point, "stopping")
+        if http_port is not None:
+            from marketplace.sim.experiments import gateway
+
+            await asyncio.to_thread(gateway.remove)
         await runtime.stop()
     measured = metrics(result, point.config.duration)
     violations = sum(len(check.violations) for check in audit.checks.values())
+    extra: dict[str, Any] = {}
+    if http_port is not None:
+        counts = [count for _, count in samples]
+        extra["max_replicas_seen"] = max(counts, default=None)
     entry = row(
         point.index,
         point.repeat,
@@ -155,14 +169,69 @@ async def run_point(
         orders_cancelled=sum(v for k, v in stats.items() if k.startswith("cancelled_")),
         compensations=stats.get("compensations", 0),
         point_s=round(time.monotonic() - began, 2),
+        **extra,
     )
     # The failure reasons read best last in the CSV: they are the only free text.
     entry["failures"] = entry.pop("failures")
-    seconds = [
-        row(point.index, point.repeat, point.knobs, step)
-        for step in timeline(result.records, result.summary.elapsed)
-    ]
+    seconds = []
+    for step in timeline(result.records, result.summary.elapsed):
+        if http_port is not None:
+            from marketplace.sim.experiments.gateway import replicas_at
+
+            step["replicas"] = replicas_at(samples, step["t"])
+        seconds.append(row(point.index, point.repeat, point.knobs, step))
     return PointRun(point, entry, seconds, audit)
+
+
+async def _through_client(
+    client: MarketplaceClient,
+    market: SyntheticMarket,
+    point: Point,
+    watch: ExperimentObserver,
+    seen: Callable[[OpRecord], None],
+) -> RunResult:
+    from marketplace.sim.client_target import ClientTarget
+    from marketplace.sim.seed import seed_market
+
+    watch.point_phase(point, "seeding")
+    manifest = await seed_market(client, market, write=False)
+    watch.point_phase(point, "running")
+    return await simulate(ClientTarget(client, manifest), market, point.config, on_record=seen)
+
+
+async def _through_http(
+    settings: Settings,
+    market: SyntheticMarket,
+    point: Point,
+    watch: ExperimentObserver,
+    seen: Callable[[OpRecord], None],
+    *,
+    first: bool,
+) -> tuple[RunResult, list[tuple[float, int]]]:
+    from marketplace.sim.behaviours import carrier_ids
+    from marketplace.sim.experiments import gateway
+    from marketplace.sim.http_seed import seed_over_http
+    from marketplace.sim.http_target import HttpTarget
+
+    watch.point_phase(point, "starting the gateway")
+    url = await asyncio.to_thread(functools.partial(gateway.deploy, settings, first=first))
+    watch.point_phase(point, "seeding")
+    seeded = await seed_over_http(
+        url,
+        market,
+        carriers=carrier_ids(market, point.config.the_preset.carriers),
+        admin_email=settings.admin_email,
+        admin_password=settings.admin_password.get_secret_value(),
+    )
+    watch.point_phase(point, "running")
+    sampler = gateway.ReplicaSampler()
+    async with HttpTarget(seeded) as target:
+        sampler.start()
+        try:
+            result = await simulate(target, market, point.config, on_record=seen)
+        finally:
+            await sampler.stop()
+    return result, sampler.samples
 
 
 async def arun_experiment(
@@ -194,6 +263,12 @@ async def arun_experiment(
         shared = ", ".join(f"{k} = {v}" for k, v in resolved.settings.items())
         notes.append(f"settings for every point: {shared}")
     ray_settings = points[0].runtime_settings(namespace=f"exp-{tag}")
+    http_port = None
+    if resolved.via == "http":
+        from marketplace.sim.experiments import gateway
+
+        gateway.prepare_ingress(ray_settings)  # Serve reads it once, before Ray starts
+        http_port = gateway.free_port()
     # On the calling thread: ray.init installs signal handlers, which only the main thread may.
     started, connected = init_ray(ray_settings)
     try:
@@ -206,6 +281,8 @@ async def arun_experiment(
                         workdir=Path(workdir),
                         namespace=f"exp-{tag}-{point.index}-{point.repeat}",
                         observer=watch,
+                        http_port=http_port,
+                        first=number == 1,
                     )
                 except BaseException as exc:
                     if rows:

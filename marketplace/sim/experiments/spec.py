@@ -83,9 +83,18 @@ _QUICK_KEYS = frozenset({"repeats", "settings", "workload", "sweep"})
 _REPORT_KEYS = frozenset({"x", "metric", "goal", "knee", "slo_p99_ms"})
 _PLOT_KEYS = frozenset({"kind", "x", "y", "series", "title", "name", "logy"})
 
-TIMELINE_METRICS = ("offered", "achieved", "failed", "p50_ms", "p99_ms", "in_flight")
+TIMELINE_METRICS = (
+    "offered",
+    "achieved",
+    "failed",
+    "p50_ms",
+    "p99_ms",
+    "in_flight",
+    "replicas",
+)
 """The columns of ``timeline.csv``, per run and second: intended starts and completions per
-second, failures, p50/p99 of the operations ending in that second, mean operations in flight."""
+second, failures, p50/p99 of the operations ending in that second, mean operations in flight,
+and (``via = "http"`` only) the gateway's running replicas."""
 
 PLOT_KINDS = ("sweep", "timeline")
 """``sweep``: metrics (means over repeats) against a knob or metric. ``timeline``: per-second
