@@ -1,7 +1,7 @@
-"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load`` and ``events``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate`` and ``events``.
 
-One module per command (``up.py``, ``seed.py``, ``audit.py``, ``events.py``; ``load`` is
-``load/cli.py``); ``runtime_state.py`` is what ``up`` leaves in ``.marketplace/`` and
+One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``events.py``;
+``load`` is ``load/cli.py``); ``runtime_state.py`` is what ``up`` leaves in ``.marketplace/`` and
 ``session.py`` how ``seed`` and ``audit`` join it or start their own marketplace.
 
 ``up`` runs a marketplace in the foreground (Ray, schema, actors) and records where it is in
@@ -30,6 +30,7 @@ from marketplace.cli.audit import audit
 from marketplace.cli.events import events_app
 from marketplace.cli.output import err_console
 from marketplace.cli.seed import seed_command
+from marketplace.cli.simulate import simulate_command
 from marketplace.cli.up import up
 
 app = typer.Typer(
@@ -65,3 +66,4 @@ app.command()(up)
 app.command("seed")(seed_command)
 app.command()(audit)
 app.command("load")(load_command)
+app.command("simulate")(simulate_command)

@@ -38,7 +38,7 @@ def audit(
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
-        _print_audit(report)
+        print_audit(report)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -51,7 +51,7 @@ async def _audit(max_pending_age: float, *, quiet: bool) -> AuditReport:
         return await session.client.audit(max_pending_age_s=max_pending_age)
 
 
-def _print_audit(report: AuditReport, shown: int = 3) -> None:
+def print_audit(report: AuditReport, shown: int = 3) -> None:
     table = Table(title="Invariant audit", title_justify="left")
     table.add_column("check", style="bold")
     table.add_column("ok")

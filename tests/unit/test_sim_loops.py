@@ -20,8 +20,9 @@ from marketplace.sim.loops import (
     run_open,
 )
 from marketplace.sim.market import generate_market
-from marketplace.sim.operations import Browse, Operation
+from marketplace.sim.operations import Browse, Operation, actor_of
 from marketplace.sim.presets import preset
+from marketplace.sim.simulation import SimConfig, build_market, schedule_for, workload_for
 from marketplace.sim.workload import Workload
 
 pytestmark = pytest.mark.unit
@@ -165,3 +166,79 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile(values, 100) == 100.0
     assert percentile([], 50) is None
+
+
+class Overlaps:
+    """Records, per actor, the order operations ran in and whether two ever overlapped."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.running: set[str] = set()
+        self.order: dict[str, list[Operation]] = {}
+        self.overlapped = 0
+
+    async def run(self, op: Operation) -> Outcome:
+        actor = actor_of(op)
+        if actor in self.running:
+            self.overlapped += 1
+        self.running.add(actor)
+        self.order.setdefault(actor, []).append(op)
+        await asyncio.sleep(self.rng.uniform(0.0, 0.03))
+        self.running.discard(actor)
+        return OK
+
+
+def by_actor(ops: list[Operation]) -> dict[str, list[Operation]]:
+    grouped: dict[str, list[Operation]] = {}
+    for op in ops:
+        grouped.setdefault(actor_of(op), []).append(op)
+    return grouped
+
+
+async def test_the_open_loop_runs_each_actors_operations_in_order() -> None:
+    # Few buyers, fast arrivals and random service times: without the per-actor chain a
+    # customer's checkout would regularly overtake its own add-to-cart.
+    market = generate_market(3, sellers=2, products=30, buyers=4)
+    schedule = steady(400, 1.0)
+    ops = list(Workload(market, preset("om"), random.Random(3)).stream(schedule))
+    target = Overlaps(1)
+    result = await run_open(target, schedule, ops)
+    assert result.summary.ok == len(ops)
+    assert target.overlapped == 0
+    assert target.order == by_actor(ops)
+
+
+async def test_without_in_order_the_same_actor_overlaps() -> None:
+    # The control for the test above: the target does see overlaps when ordering is off.
+    market = generate_market(3, sellers=2, products=30, buyers=4)
+    schedule = steady(400, 1.0)
+    ops = list(Workload(market, preset("om"), random.Random(3)).stream(schedule))
+    target = Overlaps(1)
+    await run_open(target, schedule, ops, in_order=False)
+    assert target.overlapped > 0
+
+
+async def test_the_closed_loop_never_runs_one_actor_twice_at_once() -> None:
+    market = generate_market(3, sellers=2, products=30, buyers=2)
+    workload = Workload(market, preset("om"), random.Random(4))
+    drawn: list[Operation] = []
+
+    def next_op(t: float) -> Operation:
+        drawn.append(workload.next_op(t))
+        return drawn[-1]
+
+    target = Overlaps(2)
+    await run_closed(target, agents=12, think_time=0.01, duration=0.6, next_op=next_op)
+    assert target.overlapped == 0
+    assert target.order == by_actor(drawn)
+
+
+def test_the_same_config_gives_the_same_schedule_and_operations() -> None:
+    config = SimConfig(preset="flash", rate=300, duration=5, seed=11, products=60, buyers=20)
+    first, second = (
+        (schedule_for(config), list(workload_for(build_market(config), config).stream(times)))
+        for times in (schedule_for(config), schedule_for(config))
+    )
+    assert first == second
+    other = SimConfig(preset="flash", rate=300, duration=5, seed=12, products=60, buyers=20)
+    assert schedule_for(other) != first[0]
