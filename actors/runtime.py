@@ -42,7 +42,10 @@ def init_ray(settings: Settings) -> tuple[bool, bool]:
         _use_local_auth_token()
         ray.init(address=address, namespace=settings.namespace, log_to_driver=False)
         return False, True
+    # "local": a new instance even when a `ray start` cluster runs on this machine, which a bare
+    # ray.init() would join (through /tmp/ray/ray_current_cluster) and then refuse num_cpus.
     ray.init(
+        address="local",
         num_cpus=settings.ray_num_cpus or max(os.cpu_count() or 2, 2),
         namespace=settings.namespace,
         include_dashboard=False,

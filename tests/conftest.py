@@ -49,6 +49,7 @@ def ray_address() -> Any:
     import ray
 
     ray.init(
+        address="local",  # not a `ray start` cluster another test left on this machine
         num_cpus=RAY_TEST_CPUS,
         include_dashboard=False,
         log_to_driver=False,

@@ -35,22 +35,29 @@ from marketplace.sim.operations import (
     UpdatePrice,
     UpdateProduct,
 )
-from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome
+from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome, run_scope, scoped_key
 
 if TYPE_CHECKING:
     from actors.client import MarketplaceClient
 
 
 class ClientTarget:
-    """Runs operations through ``client`` for the users of ``manifest``."""
+    """Runs operations through ``client`` for the users of ``manifest``.
+
+    Checkout keys are sent prefixed with ``key_scope`` (default: fresh for this target; see
+    ``shopping.run_scope``).
+    """
 
     def __init__(
         self,
         client: MarketplaceClient,
         manifest: SeedManifest,
         deliveries: Deliveries | None = None,
+        *,
+        key_scope: str | None = None,
     ) -> None:
         self.client = client
+        self.key_scope = key_scope if key_scope is not None else run_scope()
         self.ids = {user.email: user.id for user in (*manifest.buyers, *manifest.sellers)}
         self.deliveries = deliveries if deliveries is not None else Deliveries()
         self.carts = Carts()
@@ -89,12 +96,13 @@ class ClientTarget:
                 await client.set_cart_item(self._user(customer), product_id, wanted)
             case Checkout(customer=customer, idempotency_key=key):
                 self.carts.forget(customer)
-                order = await client.place_order(self._user(customer), key)
+                buyer = self._user(customer)
+                order = await client.place_order(buyer, scoped_key(self.key_scope, key))
                 if order.status is OrderStatus.CONFIRMED:
                     self.deliveries.confirmed(order.id)
                 else:
                     # A refused checkout leaves the cart as it was; the next session starts empty.
-                    await client.clear_cart(self._user(customer))
+                    await client.clear_cart(buyer)
                 return order_outcome(order.status, order.failure_reason)
             case AbandonCart(customer=customer):
                 self.carts.forget(customer)

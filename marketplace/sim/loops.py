@@ -6,9 +6,10 @@ for the target, or timed from when it got round to sending, would hide a stall: 
 that should have started during it would be sent late and look fast (coordinated omission).
 Here they carry the wait in their latency. ``max_in_flight`` bounds the operations outstanding;
 those that would exceed it are recorded as dropped, not delayed, so the schedule stays honest.
-With ``in_order`` (the default), one actor's operations run one after another in schedule order:
-a customer's checkout waits for the add-to-cart before it, as in a browser, and the wait counts
-in its latency. Different actors' operations overlap freely.
+With ``in_order`` (the default), one customer's operations run one after another in schedule
+order: a checkout waits for the add-to-cart before it, as in a browser, and the wait counts in its
+latency. Other customers' operations, and sellers' and carriers' (which stand alone), overlap
+freely.
 
 ``run_closed`` runs agents that each do an operation, wait for it, think, and go again: the load
 follows the target's speed, so it measures what a waiting user sees, not a rate's latency.
@@ -21,6 +22,7 @@ answers at once, to measure the generator and the runner themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 from collections import defaultdict
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from marketplace.sim.operations import Operation, actor_of
+from marketplace.sim.operations import Operation, session_of
 
 DROPPED = "dropped"
 """The reason code of an operation the open loop did not start: too many were in flight."""
@@ -138,7 +140,7 @@ async def run_open(
     loop = asyncio.get_running_loop()
     records: list[OpRecord] = []
     in_flight: set[asyncio.Task[None]] = set()
-    # Each actor's latest operation: the next one of the same actor waits for it.
+    # Each customer's latest operation: the next one of the same customer waits for it.
     latest: dict[str, asyncio.Task[None]] = {}
     t0 = loop.time()
 
@@ -155,10 +157,10 @@ async def run_open(
         ended = loop.time() - t0
         record(OpRecord(op.kind, intended, started, ended, ended - intended, outcome))
 
-    def forget(actor: str, task: asyncio.Task[None]) -> None:
+    def forget(session: str | None, task: asyncio.Task[None]) -> None:
         in_flight.discard(task)
-        if latest.get(actor) is task:
-            del latest[actor]
+        if session is not None and latest.get(session) is task:
+            del latest[session]
 
     scheduled = 0
     for intended, op in zip(schedule, ops, strict=False):
@@ -170,13 +172,13 @@ async def run_open(
         if len(in_flight) >= max_in_flight:
             record(OpRecord(op.kind, intended, None, None, None, Outcome.failure(DROPPED)))
             continue
-        actor = actor_of(op) if in_order else ""
-        before = latest.get(actor) if in_order else None
+        session = session_of(op) if in_order else None
+        before = latest.get(session) if session is not None else None
         task = asyncio.create_task(one(intended, op, before))
         in_flight.add(task)
-        if in_order:
-            latest[actor] = task
-        task.add_done_callback(functools.partial(forget, actor))
+        if session is not None:
+            latest[session] = task
+        task.add_done_callback(functools.partial(forget, session))
     if in_flight:
         await asyncio.gather(*list(in_flight))
     elapsed = loop.time() - t0
@@ -209,15 +211,17 @@ async def run_closed(
     records: list[OpRecord] = []
     t0 = loop.time()
 
-    # Agents share one stream, so a customer's session can be spread over several agents: an
-    # actor's operations take its lock in the order they were drawn (asyncio locks are FIFO).
+    # Agents share one stream, so a customer's session can be spread over several agents: a
+    # customer's operations take its lock in the order they were drawn (asyncio locks are FIFO).
     locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    free = contextlib.nullcontext()
 
     async def agent(index: int) -> None:
         await asyncio.sleep(think_time * index / agents)
         while (started := loop.time() - t0) < duration:
             op = next_op(started)
-            async with locks[actor_of(op)]:
+            session = session_of(op)
+            async with free if session is None else locks[session]:
                 outcome = await _attempt(target, op)
             ended = loop.time() - t0
             entry = OpRecord(op.kind, started, started, ended, ended - started, outcome)

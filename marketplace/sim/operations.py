@@ -158,3 +158,17 @@ def actor_of(op: Operation) -> str:
             return op.seller
         case MoveShipment():
             return op.carrier
+
+
+def session_of(op: Operation) -> str | None:
+    """The customer whose session ``op`` belongs to, or None for a seller's or carrier's.
+
+    A customer's operations depend on each other (a checkout takes what the add-to-carts put in
+    the cart), so the loops run them in order. A seller's or carrier's do not (each price update
+    or shipment move stands alone; a carrier is a fleet, not one driver), so they overlap freely.
+    """
+    match op:
+        case Browse() | Search() | AddToCart() | Checkout() | AbandonCart():
+            return op.customer
+        case _:
+            return None

@@ -156,7 +156,24 @@ FLASH = Preset(
     flash=FlashWindow(start_s=10.0, end_s=40.0, rank=20, multiplier=50.0),
 )
 
-PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (OM, BROWSE, FLASH)})
+# Nothing but checkouts of 1 to 3 lines of 1 or 2 units over uniformly popular products: the
+# order mix of `python -m marketplace.bench.checkout`, through the cart, for comparing the two.
+CHECKOUT = Preset(
+    name="checkout",
+    description="checkouts only: 1 to 3 cart lines, uniform popularity (bench.checkout's mix)",
+    mix={Activity.SESSION: 1.0},
+    zipf=0.0,
+    session=SessionShape(
+        browses=(0, 0),
+        search_probability=0.0,
+        cart_lines=(1, 3),
+        max_quantity=2,
+        checkout_probability=1.0,
+    ),
+    carriers=0,
+)
+
+PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (OM, BROWSE, FLASH, CHECKOUT)})
 
 
 def preset(name: str) -> Preset:

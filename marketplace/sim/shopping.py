@@ -3,6 +3,8 @@ how a checkout's order and an idle carrier read as outcomes."""
 
 from __future__ import annotations
 
+import uuid
+
 from marketplace.domain.orders import MAX_LINE_QUANTITY, OrderStatus
 from marketplace.sim.loops import OK, Outcome
 
@@ -43,3 +45,19 @@ def order_outcome(status: OrderStatus | str, failure_reason: str | None) -> Outc
     if status == OrderStatus.PENDING:
         return Outcome.failure("pending")
     return Outcome.failure(failure_reason or str(status))
+
+
+def run_scope() -> str:
+    """A fresh prefix for one target's idempotency keys.
+
+    The same seed draws the same checkout keys, so a second run against the same marketplace
+    would replay the first run's orders instead of placing new ones. Each target prefixes its
+    keys with its own scope: the intended operations stay the seed's, and a retry within the run
+    (the same target) still reuses its key.
+    """
+    return uuid.uuid4().hex[:12]
+
+
+def scoped_key(scope: str, key: str) -> str:
+    """``key`` as sent by the target whose scope is ``scope``."""
+    return f"{scope}:{key}"
