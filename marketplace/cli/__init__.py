@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 from load.cli import load_command
 from marketplace.cli.audit import audit
 from marketplace.cli.events import events_app
+from marketplace.cli.experiment import experiment_app
 from marketplace.cli.output import err_console
 from marketplace.cli.seed import seed_command
 from marketplace.cli.simulate import simulate_command
@@ -42,6 +43,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(events_app, name="events")
+app.add_typer(experiment_app, name="experiment")
 
 
 @app.callback()

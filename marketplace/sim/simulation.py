@@ -8,6 +8,7 @@ so the same config gives the same intended operations, whatever the target does.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ class SimConfig:
     many agents thinking ``think_time`` seconds between operations. The market is generated from
     ``seed`` with ``sellers``, ``products`` and ``buyers``; its stock is drawn between
     ``stock_min`` and ``stock_max`` units per product, large by default so that a long run
-    measures the runtime rather than sold-out products.
+    measures the runtime rather than sold-out products. ``zipf``, when set, replaces the preset's
+    Zipf exponent of product popularity (a hot-product experiment sweeps it).
     """
 
     preset: str = "om"
@@ -44,6 +46,7 @@ class SimConfig:
     buyers: int = 200
     stock_min: int = 5_000
     stock_max: int = 20_000
+    zipf: float | None = None
 
     def __post_init__(self) -> None:
         preset(self.preset)  # an unknown name fails here, listing the known ones
@@ -57,11 +60,14 @@ class SimConfig:
             raise ValueError("think_time must be > 0")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        if self.zipf is not None and self.zipf < 0:
+            raise ValueError("zipf must be >= 0")
 
     @property
     def the_preset(self) -> Preset:
-        """The named preset."""
-        return preset(self.preset)
+        """The named preset, with ``zipf`` in place of its exponent when set."""
+        named = preset(self.preset)
+        return named if self.zipf is None else dataclasses.replace(named, zipf=self.zipf)
 
     @property
     def loop(self) -> str:
@@ -76,7 +82,8 @@ class SimConfig:
             load = "rate curve " + ", ".join(f"{r:g}/s@{t:g}s" for t, r in self.rate_steps)
         else:
             load = f"{self.rate:g} ops/s"
-        return f"preset {self.preset}, {load}, {self.duration:g} s, seed {self.seed}"
+        zipf = "" if self.zipf is None else f", Zipf {self.zipf:g}"
+        return f"preset {self.preset}{zipf}, {load}, {self.duration:g} s, seed {self.seed}"
 
 
 def build_market(config: SimConfig) -> SyntheticMarket:

@@ -4,7 +4,9 @@ workloads run through ``HttpTarget`` against the served gateway, and the audit a
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -124,3 +126,34 @@ async def test_seeding_the_same_market_twice_reuses_it(served: dict[str, Any]) -
 
 def _auth(seeded: HttpMarket, email: str) -> dict[str, str]:
     return bearer(seeded.tokens[email])
+
+
+def test_marketplace_simulate_over_http_writes_results_and_audits(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.integration.test_cli import marketplace, output
+
+    ran = marketplace(
+        tmp_path,
+        "simulate",
+        "--via", "http",
+        "--host", served["url"],
+        "--preset", "om",
+        "--rate", "20",
+        "--duration", "4",
+        "--seed", "41",
+        "--sellers", "3",
+        "--products", "30",
+        "--buyers", "10",
+        "--out", "res",
+        MARKETPLACE_ADMIN_EMAIL=ADMIN_EMAIL,
+        MARKETPLACE_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )  # fmt: skip
+    assert ran.returncode == 0, output(ran)
+    assert "All invariants hold." in ran.stdout, output(ran)
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    assert summary["config"]["via"] == "http"
+    assert summary["audit"]["ok"] is True
+    assert summary["kinds"]["checkout"]["ok"] > 0
+    assert not [reason for reason in summary["anomalies"] if reason.endswith(HTTP_5XX)]
+    assert (tmp_path / "res" / "throughput.png").stat().st_size > 0
