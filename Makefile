@@ -8,15 +8,21 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 # the locked .venv is already what the workers need.
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV ?= 0
 
-.PHONY: setup run test test-unit lint bench cluster-check rehearse help
+.PHONY: uv setup notebooks run test test-unit lint bench cluster-check rehearse help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup:  ## create .venv from uv.lock (with the dev tools)
+uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --break-system-packages uv
+
+setup: uv  ## create .venv from uv.lock (with the dev tools)
 	$(UV) sync --frozen --extra dev
+
+notebooks: uv  ## set up with JupyterLab too (the `notebooks` extra), then open notebooks/ in it
+	$(UV) sync --frozen --extra dev --extra notebooks
+	$(UV) run --frozen jupyter lab notebooks/
 
 run: setup  ## set up, then run the marketplace (local Ray, SQLite in .marketplace/)
 	$(UV) run --frozen marketplace up

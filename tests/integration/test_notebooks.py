@@ -2,17 +2,19 @@
 
 Each notebook runs in a fresh ipykernel on this interpreter (the project's virtualenv), in a
 temporary working directory, and joins the test session's Ray through ``RAY_ADDRESS`` instead of
-starting its own. The longer notebooks run shorter loads here than in their committed outputs
-(``QUICK``).
+starting its own. Each notebook takes its parameters from one cell tagged ``parameters``; here
+they get shorter loads (``QUICK``) than in their committed outputs.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -37,46 +39,64 @@ assert os.environ.get("RAY_ADDRESS") == {address!r}, os.environ.get("RAY_ADDRESS
 """
 
 
-# Shorter loads for the test run. Papermill would inject parameters after a tagged cell, but
-# these notebooks set theirs in the cells that use them; so each line on the left must appear
-# exactly once, as written, in its notebook's code (else the test fails, rather than quietly
-# running the full load), and the in-memory copy that runs here gets the line on the right.
-# Every cell and every assert still runs; only the durations (and, in 05, the measured
-# checkouts) shrink. The committed notebooks and their outputs keep the full runs.
-QUICK: dict[str, dict[str, str]] = {
-    # three kills, each back in about 2.5 s, still 4.5 s apart (they never overlap anyway: the
-    # schedule waits for each killed actor to answer again before the next kill)
+# Quick parameters for the test run, papermill's way: each notebook keeps every knob in one code
+# cell tagged `parameters`, and the in-memory copy that runs here gets a cell right after it that
+# assigns these values (tagged `injected-parameters`, as papermill tags its own). Each name must
+# be assigned in the parameters cell (else the test fails, rather than quietly running the full
+# load). Every cell and every assert still runs; only the loads shrink. The committed notebooks
+# and their outputs keep the full parameters.
+QUICK: dict[str, dict[str, Any]] = {
+    "01_quickstart.ipynb": {"DURATION_S": 5.0},
+    # three kills, still apart (the schedule waits for each killed actor to answer again anyway)
     "02_fault_tolerance.ipynb": {
-        "RUN_S = 30.0": "RUN_S = 16.0",
-        'KILLS = [(4.0, "inventory-0"), (13.0, "orders-0"), (22.0, "payments-0")]': (
-            'KILLS = [(3.0, "inventory-0"), (7.5, "orders-0"), (12.0, "payments-0")]'
-        ),
+        "RUN_S": 16.0,
+        "KILLS": [(3.0, "inventory-0"), (7.5, "orders-0"), (12.0, "payments-0")],
     },
-    # every level of the sweep still runs, 2 s each instead of 4
-    "03_latency_and_load.ipynb": {"SECONDS = 4.0": "SECONDS = 2.0"},
-    # the same two crashes in a shorter run; throughput still over the 4 s before the first
+    # every level of the sweep still runs, 1.5 s each instead of 3
+    "03_latency_and_load.ipynb": {"SECONDS": 1.5, "WARMUP_S": 1.0},
+    # the same two crashes in a shorter run; throughput still over the 3 s before the first
     "04_consistency_and_durability.ipynb": {
-        "RUN_S = 12.0": "RUN_S = 8.0",
-        'KILLS = [(4.0, "inventory-0"), (8.0, "orders-0")]': (
-            'KILLS = [(4.0, "inventory-0"), (6.0, "orders-0")]'
-        ),
+        "RUN_S": 6.0,
+        "KILLS": [(3.0, "inventory-0"), (4.5, "orders-0")],
+        "SETTLE_S": 2.0,
     },
-    # the four configurations, each with its warm-up, 200 measured checkouts instead of 400
-    "05_scaling.ipynb": {"ORDERS = 400": "ORDERS = 200"},
+    # one and two actors per kind (four start many processes) and the hot product, 2 s each
+    "05_scaling.ipynb": {"SECONDS": 2.0, "ACTORS": [1, 2]},
+    # a shorter surge, still long enough for Serve to ask for a second gateway replica
+    "07_autoscaling.ipynb": {
+        "RATE_STEPS": [(0.0, 5.0), (5.0, 40.0), (20.0, 5.0)],
+        "DURATION_S": 25.0,
+    },
 }
 
 
-def shorten(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> None:
-    """Replace whole lines of ``nb``'s code cells; each must occur exactly once."""
-    for old, new in replacements.items():
-        found = 0
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            lines = cell.source.split("\n")
-            found += lines.count(old)
-            cell.source = "\n".join(new if line == old else line for line in lines)
-        assert found == 1, f"{old!r} occurs {found} times in the notebook; update QUICK"
+def parameters_cell(nb: nbformat.NotebookNode) -> int:
+    """The index of the notebook's one code cell tagged ``parameters``."""
+    found = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])
+    ]
+    assert len(found) == 1, f"{len(found)} cells tagged 'parameters'; the notebook needs one"
+    return found[0]
+
+
+def inject(nb: nbformat.NotebookNode, values: dict[str, Any]) -> None:
+    """Insert a cell assigning ``values`` right after the parameters cell (as papermill does);
+    each name must be assigned in the parameters cell."""
+    index = parameters_cell(nb)
+    assigned = {
+        target.id
+        for node in ast.parse(nb.cells[index].source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    unknown = set(values) - assigned
+    assert not unknown, f"{sorted(unknown)} not set in the parameters cell; update QUICK"
+    cell = new_code_cell("\n".join(f"{name} = {value!r}" for name, value in values.items()))
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(index + 1, cell)
 
 
 def kernel_manager() -> AsyncKernelManager:
@@ -124,9 +144,24 @@ def test_notebooks_found() -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_with_parameters_and_outputs(path: Path) -> None:
+    """Each notebook has its parameters cell and is committed executed top to bottom, in order,
+    with no error: it reads on a code host before anyone runs it."""
+    nb = nbformat.read(path, as_version=4)
+    parameters_cell(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    counts = [cell.get("execution_count") for cell in code]
+    assert counts == list(range(1, len(code) + 1)), f"not executed in order: {counts}"
+    for cell in code:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", output.get("ename")
+            assert "Traceback" not in output.get("text", ""), cell.source[:80]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 async def test_notebook_runs(path: Path, ray_address: str, tmp_path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
-    shorten(nb, QUICK.get(path.name, {}))
+    inject(nb, QUICK.get(path.name, {}))
     check = CHECK_KERNEL.format(executable=sys.executable, prefix=sys.prefix, address=ray_address)
     nb.cells.insert(0, new_code_cell(check))
     client = NotebookClient(
