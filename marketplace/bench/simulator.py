@@ -14,7 +14,7 @@ other, ``bench.checkout``'s checkouts (``--orders`` at ``--concurrency``, straig
 coordinators with the items) and the simulator's ``checkout`` preset in a closed loop of
 ``--concurrency`` agents (the same order mix, through the cart, as a shop does it) for as long
 as the benchmark's round took. It prints checkouts per second of each and their ratio, per
-round and as medians; then one closed-loop ``om`` round for its mixed throughput. Ray is
+round and as medians, and exits 1 if an operation failed or the audit did. Ray is
 started here with ``--num-cpus`` (2) and shut down at the end, unless ``RAY_ADDRESS`` names a
 cluster to join.
 
@@ -38,7 +38,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from actors.client import MarketplaceClient
 from actors.runtime import Runtime, init_ray
 from marketplace.bench.checkout import BenchConfig, plan_orders, run_checkouts, seed
 from marketplace.bench.stats import rate, ratio, report_console, times
@@ -101,11 +100,8 @@ class ClientRound:
     sim_failed: int
 
 
-async def client_rounds(
-    config: BenchConfig, rounds: int, console: Console
-) -> tuple[list[ClientRound], tuple[float, float, int]]:
-    """Part 2 on one fresh marketplace; returns the rounds and (om checkouts/s, om ops/s,
-    om failures)."""
+async def client_rounds(config: BenchConfig, rounds: int, console: Console) -> list[ClientRound]:
+    """Part 2 on one fresh marketplace; returns the rounds."""
     folder = tempfile.mkdtemp(prefix="marketplace-bench-sim-")
     settings = Settings(
         database_url=f"sqlite:///{Path(folder) / 'sim.db'}",
@@ -162,35 +158,13 @@ async def client_rounds(
                 f"simulator {results[-1].sim_per_s:.0f} checkouts/s",
                 highlight=False,
             )
-        om = await om_round(client, config, console)
         report = await client.audit()
         if not report.ok:
             console.print(report.summary(), markup=False)
             raise SystemExit("the audit failed after the runs")
     finally:
         await runtime.stop()
-    return results, om
-
-
-async def om_round(
-    client: MarketplaceClient, config: BenchConfig, console: Console
-) -> tuple[float, float, int]:
-    """One closed-loop ``om`` round of ten seconds: checkouts/s, operations/s, failures."""
-    sim = SimConfig(
-        preset="om",
-        agents=config.concurrency,
-        think_time=0.0005,
-        duration=10.0,
-        seed=config.seed,
-        products=config.products * 5,
-        buyers=200,
-    )
-    market = build_market(sim)
-    target = ClientTarget(client, await seed_market(client, market, write=False))
-    run = await simulate(target, market, sim)
-    checkouts = run.summary.kinds["checkout"].ok if "checkout" in run.summary.kinds else 0
-    console.print(f"om, closed loop of {config.concurrency} agents: done", highlight=False)
-    return rate(checkouts, run.summary.elapsed), run.summary.achieved_rate, run.summary.failed
+    return results
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -242,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BenchConfig(orders=args.orders, concurrency=args.concurrency, num_cpus=args.num_cpus)
     started, connected = init_ray(Settings(namespace="bench", ray_num_cpus=config.num_cpus))
     try:
-        rounds, om = asyncio.run(client_rounds(config, args.rounds, console))
+        rounds = asyncio.run(client_rounds(config, args.rounds, console))
     finally:
         if started or connected:
             asyncio.run(Runtime(started_ray=started, connected_ray=connected).stop())
@@ -270,13 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "-" if share is None else times(share),
     )
     console.print(table)
-    om_checkouts, om_ops, om_failed = om
-    failed = sum(r.sim_failed for r in rounds) + om_failed
-    console.print(
-        f"om, closed loop of {config.concurrency} agents for 10 s: {om_ops:.0f} operations/s, "
-        f"of which {om_checkouts:.0f} checkouts/s; {failed} failed operations over part 2",
-        highlight=False,
-    )
+    failed = sum(r.sim_failed for r in rounds)
+    console.print(f"{failed} failed operations over part 2", highlight=False)
     return 1 if failed else 0
 
 
