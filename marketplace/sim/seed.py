@@ -145,20 +145,26 @@ async def _all(coroutines: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 async def _register_or_reuse(
     users: UserStore, spec: SeedUser, password: str, password_hash: str
 ) -> User:
-    try:
-        return await users.register(
-            spec.email, password, spec.name, spec.role, password_hash=password_hash
-        )
-    except Conflict:
-        existing = await users.by_email(spec.email)
-        if existing is None:
-            raise
-        if existing.role is not spec.role:
-            raise Conflict(
-                f"{spec.email} exists as a {existing.role.value}, not a {spec.role.value}",
-                field="email",
-            ) from None
-        return existing
+    # Look first: seeding again (the same seed) then reads instead of failing inserts. A run of
+    # failing inserts from many connections of one process, beside the actors' writers, has
+    # ended with one of this process's connections holding SQLite's write lock while the
+    # others timed out waiting for it ("database is locked" after 60 s); see the stop note.
+    existing = await users.by_email(spec.email)
+    if existing is None:
+        try:
+            return await users.register(
+                spec.email, password, spec.name, spec.role, password_hash=password_hash
+            )
+        except Conflict:
+            existing = await users.by_email(spec.email)
+            if existing is None:
+                raise
+    if existing.role is not spec.role:
+        raise Conflict(
+            f"{spec.email} exists as a {existing.role.value}, not a {spec.role.value}",
+            field="email",
+        ) from None
+    return existing
 
 
 def _manifest_users(users: Sequence[User]) -> list[ManifestUser]:

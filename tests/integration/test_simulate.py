@@ -102,3 +102,19 @@ def test_marketplace_simulate_refuses_bad_arguments(tmp_path: Path) -> None:
     no_host = marketplace(tmp_path, "simulate", "--via", "http")
     assert no_host.returncode == 2 and "--host" in no_host.stderr, output(no_host)
     assert not (tmp_path / "results").exists()
+
+
+async def test_seeding_a_market_twice_reuses_its_users_and_products(
+    make_marketplace: MakeMarketplace,
+) -> None:
+    # The second seeding used to fail every registration first and then, beside the actors'
+    # writers, time out on SQLite's write lock ("database is locked" after 60 s).
+    runtime = await make_marketplace()
+    client = runtime.client
+    market = build_market(SimConfig(seed=21, sellers=10, products=100, buyers=200))
+    first = await seed_market(client, market, write=False)
+    second = await seed_market(client, market, write=False)
+    assert [u.id for u in second.buyers] == [u.id for u in first.buyers]
+    assert [p.id for p in second.products] == [p.id for p in first.products]
+    stock = await client.get_stock(first.products[0].id)
+    assert stock.available == market.products[0].stock  # listed once, stocked once
