@@ -1,8 +1,10 @@
-"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate`` and ``events``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate``, ``experiment``
+and ``events``.
 
-One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``events.py``;
-``load`` is ``load/cli.py``); ``runtime_state.py`` is what ``up`` leaves in ``.marketplace/`` and
-``session.py`` how ``seed`` and ``audit`` join it or start their own marketplace.
+One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``experiment.py``,
+``events.py``; ``load`` is ``load/cli.py``); ``runtime_state.py`` is what ``up`` leaves in
+``.marketplace/`` and ``session.py`` how ``seed`` and ``audit`` join it or start their own
+marketplace.
 
 ``up`` runs a marketplace in the foreground (Ray, schema, actors) and records where it is in
 ``.marketplace/runtime.json``; ``seed`` and ``audit`` join that one when it runs, or else start
