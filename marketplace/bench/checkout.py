@@ -71,6 +71,20 @@ class BenchConfig:
     order_coordinators: int = 2
     payment_processors: int = 1
 
+    def settings(self, database: Path, *, namespace: str, durability: Durability) -> Settings:
+        """A marketplace with these actor counts on the SQLite file ``database``."""
+        return Settings(
+            database_url=f"sqlite:///{database}",
+            namespace=namespace,
+            durability=durability,
+            catalog_shards=self.catalog_shards,
+            inventory_partitions=self.inventory_partitions,
+            order_coordinators=self.order_coordinators,
+            payment_processors=self.payment_processors,
+            ray_num_cpus=self.num_cpus,
+            actor_num_cpus=0.01,
+        )
+
 
 @dataclass(frozen=True)
 class ModeResult:
@@ -184,16 +198,8 @@ async def bench_mode(
 ) -> ModeResult:
     """Start a fresh marketplace with ``durability``, measure it, audit it, stop it."""
     tag = f"{durability.value}-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        database_url=f"sqlite:///{workdir / f'bench-{durability.value}.db'}",
-        namespace=f"bench-{tag}",
-        durability=durability,
-        catalog_shards=config.catalog_shards,
-        inventory_partitions=config.inventory_partitions,
-        order_coordinators=config.order_coordinators,
-        payment_processors=config.payment_processors,
-        ray_num_cpus=config.num_cpus,
-        actor_num_cpus=0.01,
+    settings = config.settings(
+        workdir / f"bench-{durability.value}.db", namespace=f"bench-{tag}", durability=durability
     )
     runtime = Runtime(settings)
     console.print(f"[bold]{durability.value}[/]: starting a marketplace ({settings.namespace})")

@@ -102,18 +102,18 @@ class ClientRound:
 
 async def client_rounds(config: BenchConfig, rounds: int, console: Console) -> list[ClientRound]:
     """Part 2 on one fresh marketplace; returns the rounds."""
-    folder = tempfile.mkdtemp(prefix="marketplace-bench-sim-")
-    settings = Settings(
-        database_url=f"sqlite:///{Path(folder) / 'sim.db'}",
-        namespace=f"bench-sim-{uuid.uuid4().hex[:8]}",
-        durability=Durability.SYNC,
-        catalog_shards=config.catalog_shards,
-        inventory_partitions=config.inventory_partitions,
-        order_coordinators=config.order_coordinators,
-        payment_processors=config.payment_processors,
-        ray_num_cpus=config.num_cpus,
-        actor_num_cpus=0.01,
-    )
+    with tempfile.TemporaryDirectory(prefix="marketplace-bench-sim-") as folder:
+        settings = config.settings(
+            Path(folder) / "sim.db",
+            namespace=f"bench-sim-{uuid.uuid4().hex[:8]}",
+            durability=Durability.SYNC,
+        )
+        return await _client_rounds(config, settings, rounds, console)
+
+
+async def _client_rounds(
+    config: BenchConfig, settings: Settings, rounds: int, console: Console
+) -> list[ClientRound]:
     runtime = Runtime(settings)
     client = await runtime.start()
     try:

@@ -4,7 +4,6 @@ it writes results.csv (one row per run), the PNGs and report.md, and exits 0."""
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from marketplace.sim.experiments.spec import METRICS
+from tests.integration.test_cli import cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -19,17 +19,10 @@ COMMAND_TIMEOUT_S = 600  # two fresh runtimes on a loaded two-CPU machine
 
 
 def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: str) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MARKETPLACE_", "RAY_SERVE_")) and key != "RAY_ADDRESS"
-    }
+    env = cli_env()
     env.update(
         MARKETPLACE_RAY_ADDRESS=ray_address,  # join the session's Ray: no second Ray start
         MARKETPLACE_ACTOR_NUM_CPUS="0.01",
-        RAY_USAGE_STATS_ENABLED="0",
-        COLUMNS="200",
-        PYTHONUNBUFFERED="1",
     )
     out = tmp_path / "tmp"
     command = ["experiment", "run", "scaling", "--quick", "--out", str(out)]
@@ -112,8 +105,6 @@ def test_an_http_experiment_deploys_a_gateway_per_run_and_counts_its_replicas(
 ) -> None:
     # Its own Ray (no RAY_ADDRESS): Serve is one per cluster, and the e2e suite's gateway may
     # still be deployed on the session's.
-    from tests.integration.test_cli import cli_env
-
     spec = tmp_path / "tiny-http.toml"
     spec.write_text(HTTP_EXPERIMENT)
     out = tmp_path / "out"

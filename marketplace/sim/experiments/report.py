@@ -217,11 +217,6 @@ def plot(
     """One PNG: each ``y`` (mean over repeats, with each repeat as a faint dot) against ``x``,
     per ``series`` value. Milliseconds go on the left axis and other units on a right one when
     both are plotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only, also in notebooks' worker processes
-    import matplotlib.pyplot as plt
-
     numeric = all(_number(r.get(spec.x)) is not None for r in table)
     categories: list[str] = []
     if not numeric:
@@ -238,7 +233,7 @@ def plot(
 
     left_cols = [y for y in spec.y if _is_ms(y) == _is_ms(spec.y[0])]
     right_cols = [y for y in spec.y if y not in left_cols]
-    figure, left = plt.subplots(figsize=(7, 4.2), dpi=110)
+    figure, left = _figure()
     right = left.twinx() if right_cols else None
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in table:
@@ -294,20 +289,8 @@ def plot(
         ticks = sorted({position(r.get(spec.x)) for r in table})
         if len(ticks) <= 12:
             left.set_xticks(ticks, [format_value(t if t % 1 else int(t)) for t in ticks])
-    if spec.logy:
-        left.set_yscale("log")
-    handles, labels = left.get_legend_handles_labels()
-    if right is not None:
-        more_handles, more_labels = right.get_legend_handles_labels()
-        handles, labels = handles + more_handles, labels + more_labels
-    if handles:
-        left.legend(handles, labels, fontsize="small", loc="best")
-    left.grid(True, alpha=0.3)
-    left.set_title(spec.title or f"{', '.join(spec.y)} against {spec.x}")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    title = spec.title or f"{', '.join(spec.y)} against {spec.x}"
+    return _finish(figure, left, right, spec.logy, title, path)
 
 
 def timeline_plot(
@@ -319,11 +302,6 @@ def timeline_plot(
     """One PNG of per-second metrics against time into the run: one line per ``y`` and knob
     combination (mean over its repeats), milliseconds on the left axis and rates on a right
     one when both are drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     # (point, t) -> the repeats' values, per column
     by_point: dict[Any, dict[float, list[Mapping[str, Any]]]] = {}
     labels: dict[Any, str] = {}
@@ -333,7 +311,7 @@ def timeline_plot(
         labels[point] = " ".join(f"{k}={format_value(entry.get(k))}" for k in knobs)
     left_cols = [y for y in spec.y if _is_ms(y) == _is_ms(spec.y[0])]
     right_cols = [y for y in spec.y if y not in left_cols]
-    figure, left = plt.subplots(figsize=(7, 4.2), dpi=110)
+    figure, left = _figure()
     right = left.twinx() if right_cols else None
     colour = 0
     for point, steps in by_point.items():
@@ -359,19 +337,33 @@ def timeline_plot(
     left.set_ylabel(", ".join(left_cols))
     if right is not None:
         right.set_ylabel(", ".join(right_cols))
-    if spec.logy:
+    title = spec.title or f"{', '.join(spec.y)} over time"
+    return _finish(figure, left, right, spec.logy, title, path)
+
+
+def _figure() -> tuple[Any, Any]:
+    # A Figure, not pyplot: matplotlib.use("Agg") here would switch a notebook's kernel away
+    # from inline plots for every cell after an experiment run.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.2), dpi=110)
+    return figure, figure.subplots()
+
+
+def _finish(figure: Any, left: Any, right: Any, logy: bool, title: str, path: Path) -> Path:
+    """Log scale if asked, one legend over both axes, grid, title; save to ``path``."""
+    if logy:
         left.set_yscale("log")
-    handles, legend = left.get_legend_handles_labels()
+    handles, labels = left.get_legend_handles_labels()
     if right is not None:
-        more_handles, more_legend = right.get_legend_handles_labels()
-        handles, legend = handles + more_handles, legend + more_legend
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
     if handles:
-        left.legend(handles, legend, fontsize="small", loc="best")
+        left.legend(handles, labels, fontsize="small", loc="best")
     left.grid(True, alpha=0.3)
-    left.set_title(spec.title or f"{', '.join(spec.y)} over time")
+    left.set_title(title)
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
     return path
 
 
