@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.batching import Call, run_calls
+from actors.faults import FAULTS, fault_from
 from marketplace.config import Durability, Settings
 from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.writer import FileLock, Writer
@@ -101,6 +102,12 @@ class ActorBase:
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
+
+    async def inject_fault(self, fault_id: str, spec: dict[str, Any] | None) -> list[str]:
+        """Start (or, with None, lift) an injected fault in this actor's process
+        (``actors.faults``); returns the ids of the faults in force."""
+        FAULTS.inject(fault_id, fault_from(spec))
+        return FAULTS.active()
 
     async def run_batch(self, calls: list[Call]) -> list[tuple[bool, Any]]:
         """Run several of this actor's public methods in one Ray call (``actors.batching``)."""

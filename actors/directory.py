@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
 import ray
 from ray.actor import ActorHandle
 
-from actors.batching import CallBatcher
+from actors.batching import Call, CallBatcher
+from actors.faults import FAULTS
 from actors.protocols import (
     ActorApi,
     CartShardApi,
@@ -165,7 +167,7 @@ class Directory:
 
     def every(self, kind: ActorKind[A]) -> list[Remote[A]]:
         """Every actor of ``kind``."""
-        return [Remote(self.get(name)) for name in self.names(kind)]
+        return [Remote(self.get(name), kind.name) for name in self.names(kind)]
 
     def all_actors(self) -> list[Remote[ActorApi]]:
         """Every actor but the bridge, in creation order, as what they all answer."""
@@ -180,18 +182,22 @@ class Directory:
 
     def at(self, kind: ActorKind[A], index: int) -> Remote[A]:
         """The actor of ``kind`` with this index."""
-        return Remote(self.get(f"{kind.name}-{index}"))
+        return Remote(self.get(f"{kind.name}-{index}"), kind.name)
 
     def batched(self, kind: ActorKind[A], index: int) -> CallBatcher[A]:
         """Calls to the actor of ``kind`` with this index, sent in batches (``actors.batching``)."""
         name = f"{kind.name}-{index}"
         batcher = self._batchers.get(name)
         if batcher is None:
-            batcher = self._batchers[name] = CallBatcher(
-                lambda calls: self.get(name).run_batch.remote(calls)
-            )
+            batcher = self._batchers[name] = CallBatcher(partial(self._send_batch, kind.name, name))
         # One batcher per actor name, and a name belongs to one kind.
         return cast("CallBatcher[A]", batcher)
+
+    async def _send_batch(self, kind: str, name: str, calls: list[Call]) -> list[tuple[bool, Any]]:
+        if FAULTS.touches(kind):  # a fault plan delays or loses this process's calls to kind
+            return await FAULTS.through(kind, lambda: self.get(name).run_batch.remote(calls))
+        result: list[tuple[bool, Any]] = await self.get(name).run_batch.remote(calls)
+        return result
 
     def batch_counts(self) -> dict[str, tuple[int, int]]:
         """Per target actor: calls made through ``batched`` so far, and the Ray calls they took."""

@@ -8,6 +8,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.faults import FAULTS
 from actors.protocols import PaymentProcessorApi
 from marketplace.domain.errors import NotFound, TransientFailure
 from marketplace.domain.ids import sibling_id
@@ -87,7 +88,7 @@ class PaymentProcessor(ActorBase):
         attempt = self.attempts.get(order_id, 0)
         self.attempts[order_id] = attempt + 1
         decision = decide_card(card_token, order_id, attempt, self.settings.payment_decline_rate)
-        if decision is CardDecision.TRANSIENT_ERROR:
+        if await FAULTS.card_network() or decision is CardDecision.TRANSIENT_ERROR:
             raise TransientFailure("card network error, try again", order_id=order_id)
         payment_id = sibling_id(order_id, "pay")
         if decision is CardDecision.DECLINE:

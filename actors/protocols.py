@@ -30,6 +30,10 @@ class ActorApi(Protocol):
         """Wait for start-up loading; who and where the actor is."""
         ...
 
+    async def inject_fault(self, fault_id: str, spec: dict[str, Any] | None) -> list[str]:
+        """Start or lift an injected fault in the actor's process (``actors.faults``)."""
+        ...
+
     async def run_batch(self, calls: list[Call]) -> list[tuple[bool, Any]]:
         """Several calls in one Ray call (``actors.batching``)."""
         ...

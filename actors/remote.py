@@ -10,11 +10,13 @@ batched kind (``actors.batching.CallBatcher``), which takes the same method refe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from ray.actor import ActorHandle
 
 from actors.calls import call
+from actors.faults import FAULTS
 
 A = TypeVar("A")
 P = ParamSpec("P")
@@ -24,8 +26,9 @@ R = TypeVar("R")
 class Remote(Generic[A]):
     """One actor, whose protocol is ``A``."""
 
-    def __init__(self, handle: ActorHandle[Any]) -> None:
+    def __init__(self, handle: ActorHandle[Any], kind: str | None = None) -> None:
         self.handle = handle
+        self.kind = kind
 
     def call(
         self,
@@ -35,6 +38,9 @@ class Remote(Generic[A]):
         **kwargs: P.kwargs,
     ) -> Awaitable[R]:
         """Call ``method`` on the actor: its result, or its domain error raised as itself."""
+        if self.kind is not None and FAULTS.touches(self.kind):
+            ref = partial(getattr(self.handle, method.__name__).remote, *args, **kwargs)
+            return FAULTS.through(self.kind, lambda: call(ref()))
         return call(getattr(self.handle, method.__name__).remote(*args, **kwargs))
 
     def __repr__(self) -> str:
