@@ -1,9 +1,9 @@
-"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate``, ``experiment``
-and ``events``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate``, ``experiment``,
+``faults`` and ``events``.
 
 One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``experiment.py``,
-``events.py``; ``load`` is ``load/cli.py``); ``runtime_state.py`` is what ``up`` leaves in
-``.marketplace/`` and ``session.py`` how ``seed`` and ``audit`` join it or start their own
+``faults.py``, ``events.py``; ``load`` is ``load/cli.py``); ``runtime_state.py`` is what ``up``
+leaves in ``.marketplace/`` and ``session.py`` how ``seed`` and ``audit`` join it or start their own
 marketplace.
 
 ``up`` runs a marketplace in the foreground (Ray, schema, actors) and records where it is in
@@ -31,6 +31,7 @@ from load.cli import load_command
 from marketplace.cli.audit import audit
 from marketplace.cli.events import events_app
 from marketplace.cli.experiment import experiment_app
+from marketplace.cli.faults import faults_app
 from marketplace.cli.output import err_console
 from marketplace.cli.seed import seed_command
 from marketplace.cli.simulate import simulate_command
@@ -46,6 +47,7 @@ app = typer.Typer(
 )
 app.add_typer(events_app, name="events")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(faults_app, name="faults")
 
 
 @app.callback()

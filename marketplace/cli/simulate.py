@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,8 +23,16 @@ from marketplace.sim.presets import PRESETS
 from marketplace.sim.simulation import SimConfig, build_market, simulate
 
 if TYPE_CHECKING:
+    from actors.client import MarketplaceClient
     from marketplace.audit import AuditReport
+    from marketplace.config import Settings
+    from marketplace.sim.faults.injectors import FaultContext
+    from marketplace.sim.faults.plan import FaultPlan, Schedule
+    from marketplace.sim.faults.recovery import Recovery
+    from marketplace.sim.faults.under_load import FaultedRun
     from marketplace.sim.market import SyntheticMarket
+
+T = TypeVar("T")
 
 
 class Via(StrEnum):
@@ -59,6 +68,13 @@ def simulate_command(
     max_in_flight: Annotated[
         int, typer.Option(min=1, help="Open loop: operations outstanding before new ones drop.")
     ] = 2_000,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="A fault plan (a TOML file, or a built-in: `marketplace faults list`) to run "
+            "beside the load, seeded by --seed."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Results folder (default results/simulate/<time>-<preset>)."),
@@ -73,7 +89,10 @@ def simulate_command(
     default) it joins the marketplace that `marketplace up` runs here, or starts one for the
     length of the command; with `--via http --host URL` it seeds and drives the gateway at URL
     (carriers are created with the MARKETPLACE_ADMIN_* account) and audits through
-    /v1/admin/audit. Exits 1 when an invariant is broken.
+    /v1/admin/audit. With `--faults PLAN` the plan's faults happen during the load (with `--via
+    http` they act on the marketplace `marketplace up` runs here); the results then hold each
+    fault's errors and time to recover, the plots mark them, and the run also waits for every
+    order to end. Exits 1 when an invariant is broken or orders are left unfinished.
     """
     with reported():
         try:
@@ -95,54 +114,182 @@ def simulate_command(
             raise CliError("--via http needs --host URL (e.g. http://127.0.0.1:8000)", code=2)
         if via is Via.CLIENT and host:
             raise CliError("--host is for --via http", code=2)
+        plan = _load_plan(faults) if faults else None
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = out if out is not None else Path("results", "simulate", f"{stamp}-{preset}")
-        outcome = asyncio.run(_run(config, via, host))
+        outcome = asyncio.run(_run(config, via, host, plan))
         body = _write(folder, config, via, outcome)
         _print_summary(outcome.result, body, folder)
+        if outcome.faults is not None:
+            _print_faults(outcome.faults)
         if outcome.audit is not None:
             from marketplace.cli.audit import print_audit
 
             print_audit(outcome.audit)
-            if not outcome.audit.ok:
-                raise typer.Exit(1)
+        unfinished = outcome.faults is not None and outcome.faults.unfinished
+        if (outcome.audit is not None and not outcome.audit.ok) or unfinished:
+            raise typer.Exit(1)
 
 
+@dataclass
+class _FaultOutcome:
+    """What the fault plan did: each fault's recovery, and how the orders ended after it."""
+
+    plan: FaultPlan
+    seed: int
+    recoveries: list[Recovery]
+    settled_after_s: float | None
+    left_pending: int
+
+    @property
+    def unfinished(self) -> bool:
+        return self.settled_after_s is None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "fault_plan": {"name": self.plan.name, "seed": self.seed},
+            "orders_terminal_after_s": self.settled_after_s,
+            "orders_left_pending": self.left_pending,
+        }
+
+
+@dataclass
 class _Outcome:
-    def __init__(
-        self,
-        result: RunResult,
-        counters: dict[str, int],
-        audit: AuditReport | None,
-    ) -> None:
-        self.result = result
-        self.counters = counters
-        self.audit = audit
+    result: RunResult
+    counters: dict[str, int]
+    audit: AuditReport | None
+    faults: _FaultOutcome | None = None
 
 
-async def _run(config: SimConfig, via: Via, host: str | None) -> _Outcome:
+def _load_plan(name_or_path: str) -> FaultPlan:
+    from marketplace.sim.faults.plan import PlanError, load_plan
+
+    try:
+        return load_plan(name_or_path)
+    except PlanError as exc:
+        raise CliError(f"fault plan refused: {exc}", code=2) from None
+
+
+async def _run(config: SimConfig, via: Via, host: str | None, plan: FaultPlan | None) -> _Outcome:
     market = build_market(config)
-    if via is Via.HTTP:
+    if via is Via.HTTP and plan is None:
         assert host is not None
         return await _run_http(config, market, host.rstrip("/"))
     from marketplace.cli.session import marketplace_session
     from marketplace.sim.client_target import ClientTarget
     from marketplace.sim.seed import seed_market
 
+    if via is Via.HTTP:
+        from marketplace.cli.runtime_state import running, settings_from
+
+        if running(settings_from().state_dir) is None:
+            raise CliError(
+                "--faults with --via http acts on the marketplace that `marketplace up` runs "
+                "here, and none is running",
+                code=2,
+            )
     async with marketplace_session() as session:
         console.print(session.description, soft_wrap=True, highlight=False)
         client = session.client
+        schedule = _schedule(plan, config, session.settings, client, via) if plan else None
+        if via is Via.HTTP:
+            assert host is not None
+            return await _run_http(config, market, host.rstrip("/"), schedule, client)
         _print_seeding(config, market, "")
         manifest = await seed_market(client, market, write=False)
         before = await client.order_stats()
-        result = await _with_progress(ClientTarget(client, manifest), market, config)
+        target = ClientTarget(client, manifest)
+        faulted = None
+        if schedule is None:
+            result = await _with_progress(target, market, config)
+        else:
+            faulted = await _with_progress_and_faults(target, market, config, schedule, client)
+            result = faulted.result
         counters = _delta(before, await client.order_stats())
+        fault_outcome = await _settle(schedule, faulted, client)
         console.print("Checking the invariants...")
         report = await client.audit()
-    return _Outcome(result, counters, report)
+    return _Outcome(result, counters, report, fault_outcome)
 
 
-async def _run_http(config: SimConfig, market: SyntheticMarket, host: str) -> _Outcome:
+def _schedule(
+    plan: FaultPlan,
+    config: SimConfig,
+    settings: Settings,
+    client: MarketplaceClient,
+    via: Via,
+) -> tuple[Schedule, FaultContext]:
+    """The plan's faults for this run, checked against what runs here (exit 2 if not)."""
+    from actors.directory import ALL_KINDS, BRIDGE_KINDS
+    from marketplace.sim.faults.injectors import FaultContext, check_targets
+    from marketplace.sim.faults.plan import PlanError, schedule
+
+    directory = client.directory
+    counts = {kind.name: directory.count(kind) for kind in (*ALL_KINDS, *BRIDGE_KINDS)}
+    context = FaultContext(settings=settings, directory=directory, via=via.value)
+    try:
+        drawn = schedule(plan, config.duration, counts, seed=config.seed)
+        check_targets(drawn, context)
+    except PlanError as exc:
+        raise CliError(f"fault plan refused: {exc}", code=2) from None
+    console.print(
+        f"Fault plan {plan.name} (seed {drawn.seed}): "
+        + "; ".join(f"{f.start:g} s {f.describe()}" for f in drawn.faults),
+        soft_wrap=True,
+        highlight=False,
+    )
+    return drawn, context
+
+
+async def _settle(
+    schedule: tuple[Schedule, FaultContext] | None,
+    faulted: FaultedRun | None,
+    client: MarketplaceClient,
+) -> _FaultOutcome | None:
+    """After a fault plan: wait for every order to end (I3), and say how long it took."""
+    if schedule is None or faulted is None:
+        return None
+    from marketplace.sim.faults.under_load import SETTLE_TIMEOUT_S, settle_orders
+
+    async def pending() -> int:
+        return (await client.order_stats()).get("status_pending", 0)
+
+    console.print("Waiting for every order to end...")
+    took, left = await settle_orders(pending)
+    if took is None:
+        console.print(
+            f"[red]{left} orders still pending {SETTLE_TIMEOUT_S:g} s after the plan ended[/red]"
+        )
+    return _FaultOutcome(schedule[0].plan, schedule[0].seed, faulted.recoveries, took, left)
+
+
+async def _with_progress_and_faults(
+    target: Target,
+    market: SyntheticMarket,
+    config: SimConfig,
+    schedule: tuple[Schedule, FaultContext],
+    client: MarketplaceClient | None,
+) -> FaultedRun:
+    from marketplace.sim.faults.under_load import simulate_under_faults
+
+    drawn, context = schedule
+    del client
+
+    async def run(on_record: Callable[[OpRecord], None], say: Callable[[str], None]) -> FaultedRun:
+        return await simulate_under_faults(
+            target, market, config, drawn, context, on_record=on_record, say=say
+        )
+
+    return await _progress(config, run)
+
+
+async def _run_http(
+    config: SimConfig,
+    market: SyntheticMarket,
+    host: str,
+    schedule: tuple[Schedule, FaultContext] | None = None,
+    client: MarketplaceClient | None = None,
+) -> _Outcome:
     import httpx
 
     from marketplace.audit import AuditReport
@@ -164,8 +311,16 @@ async def _run_http(config: SimConfig, market: SyntheticMarket, host: str) -> _O
         )
     except (SeedError, httpx.HTTPError) as exc:
         raise CliError(f"seeding over HTTP at {host} failed: {exc}") from None
+    faulted = None
     async with HttpTarget(seeded) as target:
-        result = await _with_progress(target, market, config)
+        if schedule is None:
+            result = await _with_progress(target, market, config)
+        else:
+            faulted = await _with_progress_and_faults(target, market, config, schedule, client)
+            result = faulted.result
+    fault_outcome = None
+    if client is not None:
+        fault_outcome = await _settle(schedule, faulted, client)
     console.print("Checking the invariants (GET /v1/admin/audit)...")
     try:
         async with httpx.AsyncClient(base_url=host, timeout=300) as http:
@@ -176,7 +331,7 @@ async def _run_http(config: SimConfig, market: SyntheticMarket, host: str) -> _O
     if reply.status_code != 200:
         raise CliError(f"the audit over HTTP failed: {describe(reply)}")
     # The coordinators' counters are not part of the HTTP contract; /metrics has them.
-    return _Outcome(result, {}, AuditReport.model_validate_json(reply.content))
+    return _Outcome(result, {}, AuditReport.model_validate_json(reply.content), fault_outcome)
 
 
 def _print_seeding(config: SimConfig, market: SyntheticMarket, where: str) -> None:
@@ -188,6 +343,18 @@ def _print_seeding(config: SimConfig, market: SyntheticMarket, where: str) -> No
 
 
 async def _with_progress(target: Target, market: SyntheticMarket, config: SimConfig) -> RunResult:
+    async def run(on_record: Callable[[OpRecord], None], say: Callable[[str], None]) -> RunResult:
+        del say
+        return await simulate(target, market, config, on_record=on_record)
+
+    return await _progress(config, run)
+
+
+async def _progress(
+    config: SimConfig,
+    run: Callable[[Callable[[OpRecord], None], Callable[[str], None]], Awaitable[T]],
+) -> T:
+    """Run ``run(on_record, say)`` under a live progress line; ``say`` prints above it."""
     meter = _Meter()
     with Progress(
         TextColumn("[bold]Simulating"),
@@ -208,7 +375,7 @@ async def _with_progress(target: Target, market: SyntheticMarket, config: SimCon
 
         ticker = asyncio.create_task(refresh())
         try:
-            result = await simulate(target, market, config, on_record=meter.record)
+            result = await run(meter.record, lambda line: bar.console.print(line, highlight=False))
         finally:
             ticker.cancel()
         bar.update(task, completed=config.duration, line=meter.line())
@@ -258,14 +425,42 @@ def _write(folder: Path, config: SimConfig, via: Via, outcome: _Outcome) -> dict
 
     settings = {**asdict(config), "via": via.value}
     audit = outcome.audit.model_dump(mode="json") if outcome.audit is not None else None
+    faults = outcome.faults
     return write_results(
         folder,
         outcome.result,
         config=settings,
         saga_counters=outcome.counters,
         audit=audit,
-        title=config.describe(),
+        title=config.describe() + (f", faults {faults.plan.name}" if faults else ""),
+        faults=[r.row() for r in faults.recoveries] if faults else (),
+        extra=faults.summary() if faults else None,
     )
+
+
+def _print_faults(faults: _FaultOutcome) -> None:
+    table = Table(
+        title=f"Faults (plan {faults.plan.name}, seed {faults.seed})", title_justify="left"
+    )
+    for column in ("id", "fault", "at s", "healed s", "recovered in s", "errors", "pending"):
+        table.add_column(column, justify="left" if column in ("id", "fault") else "right")
+    for recovery in faults.recoveries:
+        row = recovery.row()
+        reasons = ", ".join(f"{k} {v}" for k, v in list(recovery.errors.items())[:3])
+        table.add_row(
+            str(row["id"]),
+            str(row["fault"]),
+            f"{recovery.window.applied:.1f}",
+            "-" if recovery.window.healed is None else f"{recovery.window.healed:.1f}",
+            "-" if recovery.time_to_recover is None else f"{recovery.time_to_recover:.1f}",
+            f"{row['errors']}" + (f" ({reasons})" if reasons else ""),
+            str(row["pending"]),
+        )
+    console.print(table)
+    if faults.settled_after_s is not None:
+        console.print(
+            f"Every order ended {faults.settled_after_s:.1f} s after the plan.", highlight=False
+        )
 
 
 def _print_summary(result: RunResult, body: dict[str, Any], folder: Path) -> None:

@@ -114,16 +114,31 @@ def write_results(
     saga_counters: Mapping[str, int] | None = None,
     audit: Mapping[str, Any] | None = None,
     title: str = "simulation",
+    faults: Sequence[Mapping[str, Any]] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the results folder (created if missing) and return what ``summary.json`` holds."""
+    """Write the results folder (created if missing) and return what ``summary.json`` holds.
+
+    ``faults`` are the rows of a fault plan's recoveries (``marketplace.sim.faults.recovery``):
+    written to ``faults.csv`` and marked on the plots. ``extra`` goes into the summary as is.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     records = result.records
     _write_ops(folder / "ops.csv", records)
     _write_kinds(folder / "kinds.csv", result)
     seconds = timeline(records, result.summary.elapsed)
     _write_rows(folder / "timeline.csv", [asdict(second) for second in seconds])
-    plot_throughput(folder / "throughput.png", seconds, title)
-    plot_latency(folder / "latency.png", seconds, title)
+    spans = [
+        (f"{f['id']} {f['fault']}"[:40], float(f["applied_s"]), float(f["lifted_s"]))
+        for f in faults
+    ]
+    plot_throughput(folder / "throughput.png", seconds, title, spans)
+    plot_latency(folder / "latency.png", seconds, title, spans)
+    if faults:
+        _write_rows(
+            folder / "faults.csv",
+            [{**row, "error_reasons": json.dumps(row["error_reasons"])} for row in faults],
+        )
     summary = result.summary
     body: dict[str, Any] = {
         "config": dict(config),
@@ -139,6 +154,8 @@ def write_results(
         "notes": outcome_reasons(records),
         "saga_counters": dict(saga_counters or {}),
         "audit": dict(audit) if audit is not None else None,
+        "faults": [dict(row) for row in faults],
+        **dict(extra or {}),
     }
     (folder / "summary.json").write_text(json.dumps(body, indent=2, default=str) + "\n")
     return body
@@ -193,11 +210,40 @@ def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
 
 
-def plot_throughput(path: Path, seconds: Sequence[Second], title: str) -> None:
+Span = tuple[str, float, float]
+"""A fault marked on a plot: its label, and when it was applied and lifted (seconds)."""
+
+
+def mark_faults(ax: Any, spans: Sequence[Span]) -> None:
+    """Shade each fault's window on ``ax`` (a line for an instantaneous one, a kill) and
+    label it at the top."""
+    for label, applied, lifted in spans:
+        if lifted - applied >= 0.5:
+            ax.axvspan(applied, lifted, color="tab:red", alpha=0.12)
+        else:
+            ax.axvline(applied, color="tab:red", alpha=0.6, linestyle=":")
+        ax.annotate(
+            label,
+            xy=(applied, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
+            fontsize=7,
+            color="tab:red",
+            rotation=90,
+            va="top",
+        )
+
+
+def plot_throughput(
+    path: Path, seconds: Sequence[Second], title: str, faults: Sequence[Span] = ()
+) -> None:
     """Operations offered per second (by intended start) against those that completed ok and
-    those that failed (by end): a stall shows as completions falling behind the offer."""
+    those that failed (by end): a stall shows as completions falling behind the offer. Faults,
+    when given, are marked where they applied."""
     fig = Figure(figsize=(8, 3.5))
     ax = fig.subplots()
+    mark_faults(ax, faults)
     xs = [s.second for s in seconds]
     ax.plot(xs, [s.offered for s in seconds], label="offered", color="grey", linestyle="--")
     ax.plot(xs, [s.ok for s in seconds], label="completed ok", color="tab:blue")
@@ -213,11 +259,14 @@ def plot_throughput(path: Path, seconds: Sequence[Second], title: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-def plot_latency(path: Path, seconds: Sequence[Second], title: str) -> None:
+def plot_latency(
+    path: Path, seconds: Sequence[Second], title: str, faults: Sequence[Span] = ()
+) -> None:
     """p50 and p99 latency of the operations intended in each second, and checkouts' p99
-    (log scale): what a user arriving in that second waited."""
+    (log scale): what a user arriving in that second waited. Faults are marked as above."""
     fig = Figure(figsize=(8, 3.5))
     ax = fig.subplots()
+    mark_faults(ax, faults)
     lines = (
         ("p50_ms", "p50, all", "tab:blue", "-"),
         ("p99_ms", "p99, all", "tab:orange", "-"),

@@ -1,0 +1,321 @@
+"""Fault plans without a runtime: a bad field is refused by name, the same seed draws the same
+faults, a fault with nothing to hit here is refused before a run, the recovery arithmetic, and
+the call layer's injected delays and losses."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+import pytest
+
+from actors.directory import Directory
+from actors.faults import CallLost, LinkFault, ProcessFaults, fault_from
+from marketplace.config import Settings
+from marketplace.sim.faults.injectors import FaultContext, check_targets
+from marketplace.sim.faults.plan import (
+    PlanError,
+    builtin_plans,
+    load_plan,
+    parse_plan,
+    schedule,
+)
+from marketplace.sim.faults.recovery import FaultWindow, is_error, recoveries
+from marketplace.sim.loops import OK, OpRecord, Outcome
+
+pytestmark = pytest.mark.unit
+
+COUNTS = {"inventory": 4, "orders": 3, "payments": 2, "catalog": 2}
+
+
+def plan(*faults: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {"name": "p", **top, "fault": list(faults)}
+
+
+@pytest.mark.parametrize(
+    ("fault", "named"),
+    [
+        ({"kind": "postgres", "action": "pause", "at": 1}, "fault[0].action"),
+        ({"kind": "kill_actor", "actor": "cashier", "at": 1}, "fault[0].actor"),
+        ({"kind": "kill_actor", "actor": "orders", "at": -1}, "fault[0].at"),
+        (
+            {
+                "kind": "calls",
+                "from": "orders",
+                "to": "inventory",
+                "at": 1,
+                "duration": 2,
+                "drop_rate": 1.5,
+            },
+            "fault[0].drop_rate",
+        ),
+        (
+            {"kind": "payments", "at": 1, "duration": 2, "error_rate": 0.5, "colour": 1},
+            "fault[0].colour",
+        ),
+        ({"kind": "nap", "at": 1}, "fault[0]"),
+    ],
+)
+def test_a_bad_field_is_refused_with_its_name(fault: dict[str, Any], named: str) -> None:
+    with pytest.raises(PlanError) as refused:
+        parse_plan(plan(fault), source="plan.toml")
+    assert str(refused.value).startswith("plan.toml: ")
+    assert f"{named}:" in str(refused.value) or f"{named}." in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"kind": "kill_actor", "actor": "orders"}, "exactly one of at"),
+        ({"kind": "kill_actor", "actor": "orders", "at": 1, "every": 5}, "exactly one of at"),
+        ({"kind": "sqlite_lock", "at": 1}, "needs duration > 0"),
+        ({"kind": "payments", "at": 1, "duration": 2}, "latency_ms > 0 or error_rate > 0"),
+        (
+            {"kind": "calls", "from": "orders", "to": "carts", "at": 1, "duration": 2},
+            "delay_ms > 0 or drop_rate > 0",
+        ),
+        (
+            {"kind": "payments", "at": 1, "duration": 1, "error_rate": 1, "window": [1, 2]},
+            "window goes with every",
+        ),
+    ],
+)
+def test_an_incoherent_fault_is_refused(fault: dict[str, Any], message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        parse_plan(plan(fault))
+
+
+def test_a_plan_needs_a_fault() -> None:
+    with pytest.raises(PlanError, match="at least one"):
+        parse_plan({"name": "empty", "fault": []})
+
+
+def test_every_builtin_plan_loads_and_schedules() -> None:
+    names = builtin_plans()
+    assert {"kills", "flaky-payments", "lossy-calls", "sqlite-lock"} <= set(names)
+    for name in names:
+        drawn = schedule(load_plan(name), 30.0, COUNTS, seed=1)
+        assert drawn.faults, name
+        assert [f.start for f in drawn.faults] == sorted(f.start for f in drawn.faults)
+
+
+def test_an_unknown_plan_name_lists_the_builtins() -> None:
+    with pytest.raises(PlanError, match="kills"):
+        load_plan("no-such-plan")
+
+
+RANDOM = plan(
+    {"kind": "kill_actor", "actor": "inventory", "every": 4.0},
+    {"kind": "payments", "every": 6.0, "duration": 1.0, "error_rate": 0.3, "window": [5, 40]},
+    {"kind": "kill_actor", "actor": "orders", "at": 2.0},
+)
+
+
+def drawn_of(seed: int) -> list[tuple[float, str, int | None, float, int]]:
+    faults = schedule(parse_plan(RANDOM), 60.0, COUNTS, seed=seed).faults
+    return [(f.start, f.describe(), f.index, f.pick, f.seed) for f in faults]
+
+
+def test_the_same_seed_replays_the_same_faults_and_another_does_not() -> None:
+    assert drawn_of(3) == drawn_of(3)
+    assert drawn_of(3) != drawn_of(4)
+
+
+def test_drawn_faults_respect_their_windows_and_the_actor_counts() -> None:
+    faults = schedule(parse_plan(RANDOM), 60.0, COUNTS, seed=5).faults
+    kills = [f for f in faults if f.kind == "kill_actor" and f.start != 2.0]
+    cards = [f for f in faults if f.kind == "payments"]
+    # About 60 / 4 kills: Poisson, so only loosely.
+    assert 5 <= len(kills) <= 30
+    assert {f.index for f in kills} <= set(range(COUNTS["inventory"]))
+    assert len({f.index for f in kills}) > 1
+    assert cards and all(5 <= f.start < 40 for f in cards)
+    assert all(f.end == f.start + 1.0 for f in cards)
+
+
+def test_a_plans_own_seed_wins_over_the_runs() -> None:
+    seeded = parse_plan({**RANDOM, "seed": 11})
+    assert (
+        schedule(seeded, 60, COUNTS, seed=1).faults == schedule(seeded, 60, COUNTS, seed=2).faults
+    )
+
+
+def test_an_index_beyond_the_actor_count_is_refused() -> None:
+    bad = parse_plan(plan({"kind": "kill_actor", "actor": "payments", "index": 2, "at": 1}))
+    with pytest.raises(PlanError, match=r"fault\[0\].index: payments has 2"):
+        schedule(bad, 10, COUNTS)
+
+
+def context(**settings: Any) -> FaultContext:
+    values = Settings(**settings)
+    return FaultContext(settings=values, directory=Directory(values), via="client")
+
+
+@pytest.mark.parametrize(
+    ("fault", "settings", "message"),
+    [
+        (
+            {"kind": "postgres", "at": 1, "duration": 2},
+            {"database_url": "sqlite:///x.db"},
+            "does not run on PostgreSQL",
+        ),
+        (
+            {"kind": "postgres", "action": "restart", "at": 1},
+            {"database_url": "postgresql://db.example.com/shop"},
+            "not on this machine",
+        ),
+        (
+            {"kind": "sqlite_lock", "at": 1, "duration": 2},
+            {"database_url": "postgresql://127.0.0.1/test"},
+            "SQLite file",
+        ),
+        ({"kind": "rabbitmq", "at": 1, "duration": 2}, {}, "no broker configured"),
+        ({"kind": "kill_actor", "actor": "relay", "at": 1}, {}, "without a broker"),
+        ({"kind": "kill_replica", "at": 1}, {}, "needs --via http"),
+    ],
+)
+def test_a_fault_with_nothing_to_hit_is_refused_before_the_run(
+    fault: dict[str, Any], settings: dict[str, Any], message: str
+) -> None:
+    drawn = schedule(parse_plan(plan(fault)), 10, COUNTS)
+    with pytest.raises(PlanError, match=message):
+        check_targets(drawn, context(**settings))
+
+
+def test_faults_that_have_a_target_pass_the_check() -> None:
+    drawn = schedule(
+        parse_plan(
+            plan(
+                {"kind": "sqlite_lock", "at": 1, "duration": 2},
+                {"kind": "kill_actor", "actor": "orders", "at": 1},
+                {
+                    "kind": "calls",
+                    "from": "client",
+                    "to": "orders",
+                    "at": 1,
+                    "duration": 1,
+                    "delay_ms": 5,
+                },
+            )
+        ),
+        10,
+        COUNTS,
+    )
+    check_targets(drawn, context(database_url="sqlite:///shop.db"))
+
+
+def ok(t: float, latency: float = 0.01) -> OpRecord:
+    return OpRecord("browse", t, t, t + latency, latency, OK)
+
+
+def failed(t: float, reason: str, latency: float = 0.01) -> OpRecord:
+    return OpRecord("checkout", t, t, t + latency, latency, Outcome.failure(reason))
+
+
+def steady(start: float, stop: float, per_s: int = 10) -> list[OpRecord]:
+    n = int((stop - start) * per_s)
+    return [ok(start + i / per_s) for i in range(n)]
+
+
+def test_recovery_is_the_first_window_back_at_throughput_without_errors() -> None:
+    # 10 ok/s until 10 s; nothing completes from 10 to 14 s; errors until 15 s; then steady.
+    records = steady(0, 10) + steady(15, 30)
+    records += [failed(14.5, "transient_failure"), failed(14.9, "pending")]
+    records += [failed(12.0, "out_of_stock")]  # the market saying no is not an error
+    window = FaultWindow("f0", "kill_actor", "kill orders-0", 10.0, 10.0, 11.0)
+    (recovery,) = recoveries(records, [window], 30.0)
+    assert recovery.baseline_ok_per_s == pytest.approx(10.0)
+    assert recovery.recovered_at == 15.0
+    assert recovery.time_to_recover == 5.0
+    assert recovery.errors == {"checkout:transient_failure": 1, "checkout:pending": 1}
+    assert recovery.pending == 1
+
+
+def test_a_run_that_never_gets_back_has_no_recovery() -> None:
+    records = steady(0, 10) + steady(10, 30, per_s=5)  # half the throughput after the fault
+    window = FaultWindow("f0", "payments", "card network", 10.0, 12.0, 12.0)
+    (recovery,) = recoveries(records, [window], 30.0)
+    assert recovery.recovered_at is None
+    assert recovery.time_to_recover is None
+    assert recovery.row()["time_to_recover_s"] is None
+
+
+def test_recovery_is_searched_from_when_the_fault_was_lifted() -> None:
+    records = steady(0, 30)  # nothing visible happened
+    window = FaultWindow("f0", "sqlite_lock", "lock", 10.0, 13.0, 13.0)
+    (recovery,) = recoveries(records, [window], 30.0)
+    assert recovery.recovered_at == 13.0
+
+
+def test_errors_are_the_system_failing_not_the_market_saying_no() -> None:
+    assert is_error(failed(1, "http_5xx"))
+    assert is_error(failed(1, "exception:CallLost"))
+    assert is_error(failed(1, "inventory_unavailable"))
+    assert not is_error(failed(1, "payment_declined"))
+    assert not is_error(ok(1))
+
+
+async def test_a_link_fault_delays_and_loses_calls_to_its_target_only() -> None:
+    faults = ProcessFaults()
+    done: list[str] = []
+
+    async def work(name: str) -> str:
+        done.append(name)
+        return name
+
+    faults.inject("f0", LinkFault(target="inventory", drop_rate=0.5, seed=1))
+    outcomes: list[str | None] = []
+    for i in range(200):
+        try:
+            outcomes.append(await faults.through("inventory", partial(work, f"i{i}")))
+        except CallLost:
+            outcomes.append(None)
+    lost = outcomes.count(None)
+    assert 60 < lost < 140
+    assert len(done) == 200 - lost  # a lost request never reached the actor
+    assert faults.touches("inventory") and not faults.touches("payments")
+    faults.inject("f0", None)
+    assert not faults.touches("inventory") and faults.active() == []
+
+
+async def test_a_lost_reply_comes_after_the_work_was_done() -> None:
+    faults = ProcessFaults()
+    done: list[int] = []
+
+    async def work(i: int) -> int:
+        done.append(i)
+        return i
+
+    faults.inject(
+        "f1", fault_from({"type": "link", "target": "payments", "drop_rate": 1.0, "lose": "reply"})
+    )
+    with pytest.raises(CallLost, match="answer from payments"):
+        await faults.through("payments", lambda: work(1))
+    assert done == [1]
+
+
+async def test_the_same_fault_seed_loses_the_same_calls() -> None:
+    async def pattern(seed: int) -> list[bool]:
+        faults = ProcessFaults()
+        faults.inject("f0", LinkFault(target="orders", drop_rate=0.3, seed=seed))
+        lost = []
+        for _ in range(50):
+            try:
+                await faults.through("orders", lambda: asyncio.sleep(0))
+                lost.append(False)
+            except CallLost:
+                lost.append(True)
+        return lost
+
+    assert await pattern(1) == await pattern(1)
+    assert await pattern(1) != await pattern(2)
+
+
+async def test_a_card_fault_fails_its_share_of_calls_and_adds_latency() -> None:
+    faults = ProcessFaults()
+    faults.inject("f0", fault_from({"type": "card", "error_rate": 0.5, "latency_s": 0.001}))
+    failures = [await faults.card_network() for _ in range(200)]
+    assert 60 < sum(failures) < 140
+    faults.inject("f0", None)
+    assert not any([await faults.card_network() for _ in range(20)])
