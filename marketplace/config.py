@@ -47,6 +47,15 @@ class Settings(BaseSettings):
         max_length=200,
         description="DLX/DLQ: +.dlx/.dlq",
     )
+    event_archive: bool = Field(
+        default=True,
+        description="bind the queue <events_exchange>.archive with # so every event routes",
+    )
+    event_archive_max_length: int = Field(
+        default=100_000,
+        ge=1,
+        description="the archive keeps this many newest events (x-max-length, drop-head)",
+    )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.1, gt=0)
     relay_mark_delay_s: float = Field(
