@@ -171,7 +171,11 @@ class OrderCoordinator(ActorBase):
             if order is None:
                 raise NotFound(f"no shipment for order {order_id}")
             if order.status is not target:
-                order.transition(target, utcnow())  # raises Conflict when not allowed
+                # Orders are frozen: this checks the move on a copy (Conflict when the state
+                # machine forbids it) before the shipment moves. Memory changes only in
+                # _save, after the new status is stored, so a failed move or save leaves the
+                # order as it was and a retry goes through the same steps.
+                order.transition(target, utcnow())
             shipment = await self.peers.move_shipment(order_id, status)
             if order.status is not target:
                 await self._save(order, status=target)

@@ -48,7 +48,7 @@ def init_ray(settings: Settings) -> tuple[bool, bool]:
         address="local",
         num_cpus=settings.ray_num_cpus or max(os.cpu_count() or 2, 2),
         namespace=settings.namespace,
-        include_dashboard=False,
+        include_dashboard=settings.ray_include_dashboard,
         log_to_driver=False,
     )
     return True, True

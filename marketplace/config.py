@@ -47,6 +47,15 @@ class Settings(BaseSettings):
         max_length=200,
         description="DLX/DLQ: +.dlx/.dlq",
     )
+    event_archive: bool = Field(
+        default=True,
+        description="bind the queue <events_exchange>.archive with # so every event routes",
+    )
+    event_archive_max_length: int = Field(
+        default=100_000,
+        ge=1,
+        description="the archive keeps this many newest events (x-max-length, drop-head)",
+    )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.1, gt=0)
     relay_mark_delay_s: float = Field(
@@ -78,6 +87,9 @@ class Settings(BaseSettings):
     shipment_coordinators: int = Field(default=1, ge=1, le=256)
     actor_num_cpus: float = Field(default=0.05, ge=0)
     ray_num_cpus: int | None = Field(default=None, ge=1)
+    ray_include_dashboard: bool = Field(
+        default=False, description="start the Ray dashboard with a local Ray (costs memory, CPU)"
+    )
 
     payment_latency_ms: float = Field(default=0.0, ge=0)
     payment_decline_rate: float = Field(default=0.0, ge=0, le=1)
@@ -103,6 +115,9 @@ class Settings(BaseSettings):
     gateway_max_replicas: int = Field(default=2, ge=1)
     gateway_target_ongoing_requests: float = Field(default=32, gt=0)
     gateway_num_cpus: float = Field(default=0.1, ge=0)
+    gateway_look_back_period_s: float = Field(
+        default=30.0, gt=0, description="Serve autoscaling's window of request counts (its default)"
+    )
     auth_min_replicas: int = Field(default=1, ge=1)
     auth_max_replicas: int = Field(default=2, ge=1)
     auth_target_ongoing_requests: float = Field(default=2, gt=0)

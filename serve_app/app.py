@@ -24,13 +24,25 @@ def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:
     }
 
 
+def gateway_autoscaling_config(
+    settings: Settings, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The gateway deployment's ``autoscaling_config``: the shared options, its
+    ``look_back_period_s``, then ``overrides``."""
+    return {
+        **autoscaling(settings, "gateway"),
+        "look_back_period_s": settings.gateway_look_back_period_s,
+        **(overrides or {}),
+    }
+
+
 def build_app(
     settings: Settings, *, gateway_autoscaling: dict[str, Any] | None = None
 ) -> Application:
     """The gateway bound to an auth deployment, both autoscaled per the settings.
 
-    ``gateway_autoscaling`` adds Serve autoscaling options the settings do not carry (for
-    example ``look_back_period_s``) to the gateway's.
+    ``gateway_autoscaling`` adds Serve autoscaling options the settings do not carry to the
+    gateway's, or overrides those they do.
     """
     settings = settings.model_copy(update={"database_url": settings.resolved_database_url()})
     # On the deployments themselves: serve.start's logging_config covers only Serve's own
@@ -43,7 +55,7 @@ def build_app(
         logging_config=logging_config,
     ).bind()
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
-        autoscaling_config={**autoscaling(settings, "gateway"), **(gateway_autoscaling or {})},
+        autoscaling_config=gateway_autoscaling_config(settings, gateway_autoscaling),
         ray_actor_options={"num_cpus": settings.gateway_num_cpus},
         max_ongoing_requests=max(1, int(settings.gateway_target_ongoing_requests * 4)),
         logging_config=logging_config,

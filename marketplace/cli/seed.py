@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy.exc
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -33,7 +34,14 @@ def seed_command(
         Path | None,
         typer.Option(help="Where to write the manifest (default .marketplace/seed.json)."),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 32,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Requests in flight at once (registrations: at most one less than the"
+            " database pool holds).",
+        ),
+    ] = 32,
 ) -> None:
     """Fill the marketplace with a synthetic market (sellers, products with stock, buyers).
 
@@ -60,6 +68,14 @@ def seed_command(
             result = asyncio.run(_seed(market, path, concurrency))
         except DomainError as exc:
             raise CliError(f"seeding failed: {exc.message}") from None
+        except sqlalchemy.exc.TimeoutError:
+            # No connection came free in the pool's time: the database is too slow for now
+            # (a loaded machine, a held lock), which a traceback would only hide.
+            raise CliError(
+                "seeding failed: no database connection came free in time (the database is "
+                "busy or the machine is loaded); run it again, or with a lower --concurrency. "
+                "Seeding the same seed again is harmless."
+            ) from None
         _print_seed_summary(result, path, time.monotonic() - began)
 
 

@@ -1,5 +1,6 @@
 """Publishing envelopes to ``marketplace.events``: robust connection, publisher confirms,
-persistent messages, mandatory routing with returned messages treated as failures."""
+persistent messages, mandatory routing with returned messages treated as failures (with the
+archive queue on, every event routes to it, so only a missing topology is returned)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from marketplace.events.envelope import CONTENT_TYPE, Envelope
-from marketplace.events.topology import Topology, declare_events_exchange
+from marketplace.events.topology import Topology, declare_events_archive, declare_events_exchange
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Publisher:
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             exchange = await declare_events_exchange(channel, self.topology)
+            await declare_events_archive(connection, self.topology)
         except BaseException:
             await connection.close()
             raise

@@ -1,6 +1,11 @@
 """The RabbitMQ topology of DESIGN.md section 7, declared idempotently.
 
 ``marketplace.events`` (topic, durable): what the relay publishes, routing key = event type.
+With the archive on (the default), the queue ``marketplace.events.archive`` is bound to it with
+``#``: every event routes somewhere, so an event type nobody else binds is not returned to the
+relay's mandatory publish (which would count it as a failure and hold the relay's lag up). The
+archive is bounded (``x-max-length``, oldest dropped first). With it off, a type that no queue
+binds is returned, as it always was: the way to notice missing bindings.
 ``marketplace.inbound`` (topic, durable) -> queue ``marketplace.inbound`` (bound with ``#``; a
 quorum queue where the broker supports it) whose dead letters go to the exchange
 ``marketplace.inbound.dlx`` and on to the queue ``marketplace.inbound.dlq``.
@@ -27,6 +32,9 @@ log = logging.getLogger(__name__)
 # consumer gives up long before (``inbound_max_attempts``); this catches a message that kills
 # its consumer every time. A constant: redeclaring a queue with other arguments is refused.
 DELIVERY_LIMIT = 20
+# How many events the archive keeps by default (Settings.event_archive_max_length): the newest,
+# the broker drops the oldest beyond it. About 100 MB of envelopes at 1 KB each.
+ARCHIVE_MAX_LENGTH = 100_000
 
 
 @dataclass(frozen=True)
@@ -36,11 +44,24 @@ class Topology:
     events_exchange: str = "marketplace.events"
     inbound_exchange: str = "marketplace.inbound"
     inbound_queue: str = "marketplace.inbound"
+    archive: bool = True
+    archive_max_length: int = ARCHIVE_MAX_LENGTH
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topology:
         """The names the settings ask for."""
-        return cls(settings.events_exchange, settings.inbound_exchange, settings.inbound_queue)
+        return cls(
+            settings.events_exchange,
+            settings.inbound_exchange,
+            settings.inbound_queue,
+            archive=settings.event_archive,
+            archive_max_length=settings.event_archive_max_length,
+        )
+
+    @property
+    def archive_queue(self) -> str:
+        """The catch-all queue of every event (``marketplace.events.archive``)."""
+        return f"{self.events_exchange}.archive"
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -66,6 +87,32 @@ async def declare_events_exchange(channel: AbstractChannel, topology: Topology) 
     return await channel.declare_exchange(
         topology.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
     )
+
+
+def archive_arguments(topology: Topology) -> dict[str, Any]:
+    """The archive queue's arguments: bounded, dropping its oldest events first."""
+    return {"x-max-length": topology.archive_max_length, "x-overflow": "drop-head"}
+
+
+async def declare_events_archive(connection: AbstractConnection, topology: Topology) -> None:
+    """Declare the archive queue and bind it to the events exchange with ``#`` (nothing when
+    the archive is off). The exchange must exist already.
+
+    Runs on throw-away channels: a queue that exists with other arguments (an earlier bound)
+    refuses the declaration and closes its channel; it is then used as it is, with a warning,
+    rather than keeping the relay from publishing.
+    """
+    if not topology.archive:
+        return
+    name = topology.archive_queue
+    try:
+        async with connection.channel(publisher_confirms=False) as channel:
+            await channel.declare_queue(name, durable=True, arguments=archive_arguments(topology))
+    except (AMQPChannelError, ChannelClosed) as exc:
+        log.warning("queue %s exists with other arguments (%s); using it as it is", name, exc)
+    async with connection.channel(publisher_confirms=False) as channel:
+        queue = await channel.declare_queue(name, passive=True)
+        await queue.bind(topology.events_exchange, "#")
 
 
 async def declare_inbound(connection: AbstractConnection, topology: Topology) -> dict[str, Any]:

@@ -57,7 +57,8 @@ async def seed_market(
     database_url: str | None = None,
 ) -> SeedManifest:
     """Register ``market``'s users and list its products with their stock, ``concurrency``
-    requests at a time; write the manifest (unless ``write`` is False) and return it.
+    requests at a time (registrations no more than the user store's ``bulk_concurrency``);
+    write the manifest (unless ``write`` is False) and return it.
 
     One argon2 hash of the shared password serves every seeded user. Users that exist already
     (same email and role) are reused; a product that exists already is left as it is.
@@ -78,8 +79,13 @@ async def seed_market(
         progress("users", 0, total)
     password_hash = await asyncio.to_thread(hash_password, market.password)
 
+    # Registrations query this process's own engine (the products go through the actors):
+    # more of them at once than its pool holds would queue in the pool, and on a loaded
+    # machine time out there.
+    user_gate = asyncio.Semaphore(min(concurrency, client.users.bulk_concurrency()))
+
     async def register(spec: SeedUser) -> User:
-        async with gate:
+        async with user_gate:
             user = await _register_or_reuse(client.users, spec, market.password, password_hash)
         advance("users")
         return user

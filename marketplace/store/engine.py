@@ -8,6 +8,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from marketplace.config import to_async_url
 
@@ -71,3 +72,9 @@ def _configure_sqlite(engine: Engine) -> None:
 def is_sqlite(engine: AsyncEngine) -> bool:
     """Whether the engine talks to SQLite."""
     return engine.dialect.name == "sqlite"
+
+
+def pool_size(engine: AsyncEngine) -> int | None:
+    """How many connections the engine's pool keeps (None for a pool without a fixed size)."""
+    pool = engine.pool
+    return pool.size() if isinstance(pool, QueuePool) else None

@@ -12,8 +12,12 @@ from marketplace.domain.errors import Conflict
 from marketplace.domain.ids import new_id
 from marketplace.domain.users import Role, User, validate_registration
 from marketplace.passwords import hash_password
+from marketplace.store.engine import pool_size
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import users
+
+# A pool without a fixed size (SQLite's static pool) holds one connection that calls share.
+BULK_CONCURRENCY_WITHOUT_POOL = 4
 
 
 class UserStore:
@@ -21,6 +25,17 @@ class UserStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    def bulk_concurrency(self) -> int:
+        """How many calls a bulk job (seeding) may have in flight on this store at once.
+
+        One less than the connections the engine's pool keeps: a burst beyond the pool waits
+        in it, and on a loaded machine (SQLite's write lock held, slow commits) long enough
+        for the pool's timeout to fail the job; the one left over serves the process's other
+        queries meanwhile.
+        """
+        size = pool_size(self.engine)
+        return max(1, size - 1) if size is not None else BULK_CONCURRENCY_WITHOUT_POOL
 
     async def register(
         self, email: str, password: str, name: str, role: Role, *, password_hash: str | None = None

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from marketplace.domain.errors import InvalidInput
+from marketplace.domain.errors import InvalidInput, NotFound
 from marketplace.domain.orders import Order, parse_place_order
 from marketplace.domain.users import Role
 from serve_app import metrics
 from serve_app.deps import Caller, Client, IdempotencyKey, ThisReplica, rate_limit, require
+from serve_app.problems import ProblemError
 from serve_app.schemas import OrderCreate, OrderOut, OrderPage
 
 router = APIRouter(tags=["orders"])
@@ -30,7 +31,8 @@ async def place_order(
 ) -> OrderOut:
     """Check out the given items (or the cart). The same Idempotency-Key with the same
     body returns the same order; with another body, 422. ``pending`` means the saga
-    outlived the request; poll the order."""
+    outlived the request; poll the order. 503 with Retry-After means the order was not yet
+    recorded when the wait ended; retry with the same key."""
     require(caller, Role.BUYER)
     idempotency_key = idempotency.required()
     rate_limit(replica.checkout_limit, caller.id, "too many checkouts")
@@ -49,7 +51,18 @@ async def place_order(
     if submitted in done:
         order = submitted.result()
     else:
-        order = await client.get_order(caller, command.order_id())
+        try:
+            order = await client.get_order(caller, command.order_id())
+        except NotFound:
+            # The order id is the caller's own (derived from buyer and key), so "not found"
+            # can only mean its insert has not committed yet: the checkout is still on its
+            # way, and a retry with the same key meets it rather than making a second one.
+            raise ProblemError(
+                503,
+                "the checkout is still being recorded; retry with the same Idempotency-Key",
+                code="checkout_in_progress",
+                headers={"Retry-After": "1"},
+            ) from None
     metrics.record_checkout(order.status.value, order.failure_reason)
     return _order_out(order)
 

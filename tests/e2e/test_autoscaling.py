@@ -74,12 +74,14 @@ def scaling_app(served: dict[str, Any]) -> Iterator[str]:
             "upscale_delay_s": 1.0,
             "downscale_delay_s": 5.0,
             "checkout_rate_per_minute": 1_000_000,
+            # Serve averages ongoing requests over the last 30 s by default, so the average
+            # took most of half a minute to fall after the load stopped. A shorter window
+            # follows the load more closely; it must stay above Serve's metrics interval
+            # (10 s), or Serve warns.
+            "gateway_look_back_period_s": LOOK_BACK_S,
         }
     )
-    # Serve averages ongoing requests over the last 30 s by default, so the average took most
-    # of half a minute to fall after the load stopped. A shorter window follows the load more
-    # closely; it must stay above Serve's metrics interval (10 s), or Serve warns.
-    app = build_app(settings, gateway_autoscaling={"look_back_period_s": LOOK_BACK_S})
+    app = build_app(settings)
     serve.run(app, name=APP, route_prefix=PREFIX)
     try:
         yield served["url"] + PREFIX

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -41,7 +42,7 @@ from marketplace.events import outbox
 from marketplace.events.consumer import ATTEMPTS_HEADER, ERROR_HEADER, Consumer
 from marketplace.events.envelope import Envelope
 from marketplace.events.messages import InboundMessage
-from marketplace.events.publisher import Publisher
+from marketplace.events.publisher import Publisher, PublishFailed
 from marketplace.events.topology import Topology, declare_events_exchange
 from marketplace.store.tables import inbox, stock_movements
 from marketplace.store.tables import outbox as outbox_table
@@ -66,6 +67,7 @@ class Broker:
     channel: AbstractChannel
     topology: Topology
     queues: list[str] = field(default_factory=list)
+    exchanges: list[str] = field(default_factory=list)
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """Marketplace settings that bridge to this test's exchanges and queues."""
@@ -160,8 +162,18 @@ async def broker() -> AsyncIterator[Broker]:
 
 async def _delete_ours(connection: AbstractConnection, state: Broker) -> None:
     topology = state.topology
-    queues = [*state.queues, topology.inbound_queue, topology.dead_letter_queue]
-    exchanges = [topology.events_exchange, topology.inbound_exchange, topology.dead_letter_exchange]
+    queues = [
+        *state.queues,
+        topology.inbound_queue,
+        topology.dead_letter_queue,
+        topology.archive_queue,
+    ]
+    exchanges = [
+        *state.exchanges,
+        topology.events_exchange,
+        topology.inbound_exchange,
+        topology.dead_letter_exchange,
+    ]
     for name in queues:
         with contextlib.suppress(Exception):
             async with connection.channel() as channel:
@@ -654,6 +666,42 @@ async def test_events_tail_prints_the_chosen_types(broker: Broker) -> None:
     assert process.returncode == 0
     shown = [Envelope.from_json(line) for line in output.splitlines()]
     assert shown == sent[1:]
+
+
+# -- the archive queue -------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_an_event_nobody_binds_goes_to_the_bounded_archive(broker: Broker) -> None:
+    topology = dataclasses.replace(broker.topology, archive_max_length=2)
+    publisher = Publisher(AMQP_URL, topology)
+    await publisher.connect()
+    sent = [_envelope("nobody.binds.this", n) for n in (1, 2, 3)]
+    try:
+        for envelope in sent:
+            await publisher.publish(envelope)  # confirmed, not returned
+    finally:
+        await publisher.close()
+    archived = received_envelopes(await broker.drain(topology.archive_queue))
+    assert archived == sent[1:]  # the bound keeps the newest
+
+
+@pytest.mark.timeout(120)
+async def test_without_the_archive_an_event_nobody_binds_is_returned(broker: Broker) -> None:
+    topology = dataclasses.replace(
+        broker.topology, events_exchange=f"{broker.topology.events_exchange}.bare", archive=False
+    )
+    broker.exchanges.append(topology.events_exchange)
+    publisher = Publisher(AMQP_URL, topology)
+    await publisher.connect()
+    try:
+        with pytest.raises(PublishFailed, match="returned unroutable"):
+            await publisher.publish(_envelope("nobody.binds.this", 1))
+    finally:
+        await publisher.close()
+    async with broker.connection.channel() as channel:
+        with pytest.raises(aio_pika.exceptions.ChannelClosed):
+            await channel.declare_queue(topology.archive_queue, passive=True)
 
 
 def _envelope(event_type: str, sequence: int) -> Envelope:

@@ -11,11 +11,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from marketplace.config import Settings
 from marketplace.events import outbox
 from marketplace.events.envelope import Envelope
 from marketplace.events.publisher import PublishFailed
 from marketplace.events.relay import OutboxRelay, RoundFailed
-from marketplace.events.topology import Topology
+from marketplace.events.topology import Topology, archive_arguments
 from marketplace.store.engine import create_engine
 from marketplace.store.tables import metadata
 from marketplace.store.tables import outbox as outbox_table
@@ -195,3 +196,18 @@ async def test_the_loop_rides_out_an_absent_broker(engine: AsyncEngine) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_the_archive_is_on_by_default_bounded_and_a_setting_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("MARKETPLACE_EVENTS_EXCHANGE", "MARKETPLACE_EVENT_ARCHIVE_MAX_LENGTH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MARKETPLACE_EVENT_ARCHIVE", raising=False)
+    topology = Topology.from_settings(Settings())
+    assert topology.archive and topology.archive_queue == "marketplace.events.archive"
+    assert archive_arguments(topology) == {"x-max-length": 100_000, "x-overflow": "drop-head"}
+    monkeypatch.setenv("MARKETPLACE_EVENT_ARCHIVE", "false")
+    monkeypatch.setenv("MARKETPLACE_EVENT_ARCHIVE_MAX_LENGTH", "500")
+    topology = Topology.from_settings(Settings())
+    assert not topology.archive and topology.archive_max_length == 500

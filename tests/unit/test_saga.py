@@ -33,7 +33,9 @@ from marketplace.domain.orders import (
 )
 from marketplace.domain.payments import Payment, PaymentStatus
 from marketplace.domain.shipments import Shipment, ShipmentStatus
+from marketplace.domain.users import Principal, Role
 from marketplace.store import migrate
+from marketplace.store import orders as store
 from marketplace.store.writer import Writer
 from tests.unit.factories import BUYER, address, make_product
 
@@ -230,3 +232,75 @@ async def test_a_new_coordinator_resumes_a_saga_left_half_done(
     await second.writer.close()
     assert second.engine is not None
     await second.engine.dispose()
+
+
+CARRIER = Principal(id="carrier", role=Role.CARRIER)
+
+
+class BrokenShipments(FakePeers):
+    """Peers whose shipment coordinator refuses every move."""
+
+    async def move_shipment(self, order_id: str, status: ShipmentStatus) -> Shipment:
+        raise RuntimeError("the shipment coordinator is down")
+
+
+class RefusingWriter(Writer):
+    """A writer that refuses every write (a failure no retry waits out)."""
+
+    async def write_until_done(self, changes: Any, what: str) -> None:
+        raise RuntimeError(f"cannot write {what}")
+
+
+async def test_a_failed_shipment_move_leaves_the_order_as_it_was() -> None:
+    peers = BrokenShipments([P1])
+    await peers.resolve()
+    await peers.inventory.adjust_stock(P1.id, 5, f"seed:{P1.id}")
+    coordinator = OrderCoordinator(IN_MEMORY, peers=peers, writer=Writer(None, Durability.NONE))
+    await coordinator.ready()
+    order = await coordinator.place_order(checkout("k6", [(P1, 1)]))
+    assert order.status is OrderStatus.CONFIRMED
+    with pytest.raises(RuntimeError):
+        await coordinator.move_shipment(CARRIER, order.id, ShipmentStatus.SHIPPED)
+    assert coordinator.orders[order.id] == order
+    told = [o.status for o in peers.told_sellers]
+    assert told == [OrderStatus.CONFIRMED]
+
+
+async def test_a_failed_save_of_a_shipment_move_leaves_the_order_as_it_was(
+    coordinator: OrderCoordinator, peers: FakePeers
+) -> None:
+    order = await coordinator.place_order(checkout("k7", [(P1, 1)]))
+    coordinator.writer = RefusingWriter(None, Durability.NONE)
+    with pytest.raises(RuntimeError):
+        await coordinator.move_shipment(CARRIER, order.id, ShipmentStatus.SHIPPED)
+    assert coordinator.orders[order.id] == order
+    assert [o.status for o in peers.told_sellers] == [OrderStatus.CONFIRMED]
+
+
+async def test_a_shipment_move_is_stored_then_remembered(peers: FakePeers, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    await migrate.upgrade_async(url)
+    on_disk: dict[str, Any] = {**IN_MEMORY, "durability": "sync", "database_url": url}
+    coordinator = OrderCoordinator(on_disk, peers=peers)
+    await coordinator.ready()
+    try:
+        order = await coordinator.place_order(checkout("k8", [(P1, 1)]))
+        for step, status in (
+            (ShipmentStatus.SHIPPED, OrderStatus.SHIPPED),
+            (ShipmentStatus.DELIVERED, OrderStatus.DELIVERED),
+        ):
+            shipment = await coordinator.move_shipment(CARRIER, order.id, step)
+            assert shipment.status is step
+            stored, _ = await store.load_stored(coordinator.database, order.id)
+            assert stored is not None and stored.status is status
+            assert coordinator.orders[order.id] == stored
+        # repeating the last move changes nothing and is not refused
+        again = await coordinator.move_shipment(CARRIER, order.id, ShipmentStatus.DELIVERED)
+        assert again.status is ShipmentStatus.DELIVERED
+        assert [o.status for o in peers.told_sellers][-2:] == [
+            OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED,
+        ]
+    finally:
+        await coordinator.writer.close()
+        await coordinator.database.dispose()

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
+from sqlalchemy.pool import QueuePool
+from typer.testing import CliRunner
 
+from marketplace.cli import app
+from marketplace.cli import seed as seed_cli
 from marketplace.config import mask_url
 from marketplace.domain.catalog import Product, ProductDraft, tokenize
 from marketplace.domain.errors import Conflict
@@ -19,6 +27,8 @@ from marketplace.passwords import verify_password
 from marketplace.sim.manifest import SeedManifest, load_manifest
 from marketplace.sim.market import CATEGORIES, generate_market, zipf_weights
 from marketplace.sim.seed import seed_market
+from marketplace.store.engine import create_engine
+from marketplace.store.users import UserStore
 
 pytestmark = pytest.mark.unit
 
@@ -138,15 +148,36 @@ def test_mask_url_hides_the_password() -> None:
 
 
 class FakeUsers:
-    """Enough of UserStore for seeding: register with a given hash, look up by email."""
+    """Enough of UserStore for seeding: register with a given hash, look up by email; counts
+    the calls in flight, as connections taken from a pool of ``pool`` would be."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: int = 16) -> None:
         self.by_mail: dict[str, User] = {}
         self.hashes: set[str] = set()
+        self.pool = pool
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def bulk_concurrency(self) -> int:
+        return self.pool - 1
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[None]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # let the other registrations run meanwhile
+            yield
+        finally:
+            self.in_flight -= 1
 
     async def register(
         self, email: str, password: str, name: str, role: Role, *, password_hash: str | None = None
     ) -> User:
+        async with self._connection():
+            return self._register(email, name, role, password_hash)
+
+    def _register(self, email: str, name: str, role: Role, password_hash: str | None) -> User:
         assert password_hash is not None, "seeding must not hash per user"
         self.hashes.add(password_hash)
         if email in self.by_mail:
@@ -158,7 +189,8 @@ class FakeUsers:
         return user
 
     async def by_email(self, email: str) -> User | None:
-        return self.by_mail.get(email)
+        async with self._connection():
+            return self.by_mail.get(email)
 
 
 class FakeClient:
@@ -249,3 +281,39 @@ async def test_seeding_refuses_an_email_taken_with_another_role(tmp_path: Path) 
     with pytest.raises(Conflict, match="exists as a buyer"):
         await seed_market(client, market, manifest_path=tmp_path / "seed.json")  # type: ignore[arg-type]
     assert not (tmp_path / "seed.json").exists()
+
+
+async def test_registrations_in_flight_stay_below_the_user_stores_pool(tmp_path: Path) -> None:
+    market = generate_market(5, sellers=4, products=4, buyers=40)
+    client = FakeClient()
+    client.users = FakeUsers(pool=4)
+    await seed_market(client, market, concurrency=32, manifest_path=tmp_path / "seed.json")  # type: ignore[arg-type]
+    assert len(client.users.by_mail) == 44
+    assert client.users.most_in_flight == 3
+
+
+def test_a_pool_timeout_is_a_clear_cli_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def times_out(*_: Any) -> SeedManifest:
+        raise sqlalchemy.exc.TimeoutError(
+            "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 120.00"
+        )
+
+    monkeypatch.setattr(seed_cli, "_seed", times_out)
+    result = CliRunner().invoke(app, ["seed", "--manifest", str(tmp_path / "seed.json")])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    assert "no database connection came free in time" in result.output
+    assert "--concurrency" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("url", ["sqlite:///seed.db", "postgresql://app@db/mkt"])
+async def test_bulk_concurrency_is_below_the_engines_pool(url: str) -> None:
+    engine = create_engine(url)  # connects to nothing until used, and is not used here
+    try:
+        assert isinstance(engine.pool, QueuePool)
+        assert 1 <= UserStore(engine).bulk_concurrency() < engine.pool.size()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,105 @@
+"""A checkout that outlasts ``checkout_wait_s`` (serve_app/routes/orders.py), on an app built
+around a fake client. No Ray: the client's coordinator is a pair of fake calls.
+
+Once the wait is over the route asks for the order. A saga that is stored but still running
+answers 201 ``pending``; an order whose insert has not committed yet is unknown to its
+coordinator, and that must read as "retry", not as 404 (the retry with the same key meets the
+order once it is stored)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import pytest
+from fastapi.testclient import TestClient
+
+from actors.client import MarketplaceClient
+from marketplace.config import Settings
+from marketplace.domain.errors import NotFound
+from marketplace.domain.orders import Order, OrderStatus, PlaceOrder
+from marketplace.domain.users import Principal, Role, User
+from serve_app.gateway import build_api
+from serve_app.rate_limits import RateLimiter
+from serve_app.replica import Replica
+from serve_app.tokens import TokenService
+from tests.unit.factories import BUYER, address, make_order
+
+pytestmark = pytest.mark.unit
+
+BUYER_USER = User(id=BUYER, email="b@example.com", name="B", role=Role.BUYER, password_hash="x")
+TOKENS = TokenService("s" * 40, ttl_s=900)
+ORDER = {"payment": {"card_token": "tok_visa"}, "shipping_address": address()}
+KEY = "checkout-1"
+
+
+class SlowCheckouts:
+    """A client whose checkouts answer only once the route has looked the order up.
+
+    ``stored`` says whether the coordinator holds the order by then (its insert committed,
+    the saga still running) or not (the insert outlasted the wait)."""
+
+    def __init__(self, *, stored: bool) -> None:
+        self.stored = stored
+        self.looked_up: list[str] = []
+        self._answer: asyncio.Event | None = None
+
+    def held_product(self, product_id: str) -> None:
+        return None
+
+    async def submit(self, command: PlaceOrder) -> Order:
+        self._answer = asyncio.Event()
+        await self._answer.wait()
+        return make_order(id=command.order_id(), status=OrderStatus.CONFIRMED)
+
+    async def get_order(self, principal: Principal, order_id: str) -> Order:
+        self.looked_up.append(order_id)
+        assert self._answer is not None
+        self._answer.set()  # the checkout goes on after the answer, as a saga would
+        if not self.stored:
+            raise NotFound(f"order {order_id} not found", order_id=order_id)
+        return make_order(id=order_id, status=OrderStatus.PENDING)
+
+
+@contextmanager
+def gateway(fake: SlowCheckouts) -> Iterator[TestClient]:
+    settings = Settings(checkout_wait_s=0.05)
+    replica = Replica(
+        settings=settings,
+        client=cast(MarketplaceClient, fake),
+        auth=cast(Any, None),  # no route here hashes or checks a password
+        tokens=TOKENS,
+        login_limit=RateLimiter(settings.login_rate_per_minute),
+        checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+    )
+    with TestClient(build_api(replica)) as client:
+        yield client
+
+
+def checkout(http: TestClient) -> Any:
+    headers = {"Authorization": f"Bearer {TOKENS.issue(BUYER_USER)}", "Idempotency-Key": KEY}
+    return http.post("/v1/orders", json=ORDER, headers=headers)
+
+
+def test_an_insert_that_outlasts_the_wait_is_503_with_retry_after() -> None:
+    fake = SlowCheckouts(stored=False)
+    with gateway(fake) as http:
+        reply = checkout(http)
+    assert fake.looked_up, "the route never looked the order up"
+    assert reply.status_code == 503, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert int(reply.headers["Retry-After"]) >= 1
+    body = reply.json()
+    assert body["status"] == 503
+    assert "retry with the same Idempotency-Key" in body["detail"]
+
+
+def test_a_stored_saga_that_outlasts_the_wait_is_201_pending() -> None:
+    fake = SlowCheckouts(stored=True)
+    with gateway(fake) as http:
+        reply = checkout(http)
+    assert fake.looked_up, "the route never looked the order up"
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["status"] == "pending"
