@@ -1,10 +1,10 @@
-"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate``, ``experiment``,
-``faults`` and ``events``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate``, ``chaos``,
+``experiment``, ``faults`` and ``events``.
 
-One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``experiment.py``,
-``faults.py``, ``events.py``; ``load`` is ``load/cli.py``); ``runtime_state.py`` is what ``up``
-leaves in ``.marketplace/`` and ``session.py`` how ``seed`` and ``audit`` join it or start their own
-marketplace.
+One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``chaos.py``,
+``experiment.py``, ``faults.py``, ``events.py``; ``load`` is ``load/cli.py``);
+``runtime_state.py`` is what ``up`` leaves in ``.marketplace/`` and ``session.py`` how ``seed``
+and ``audit`` join it or start their own marketplace.
 
 ``up`` runs a marketplace in the foreground (Ray, schema, actors) and records where it is in
 ``.marketplace/runtime.json``; ``seed`` and ``audit`` join that one when it runs, or else start
@@ -29,6 +29,7 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 from load.cli import load_command
 from marketplace.cli.audit import audit
+from marketplace.cli.chaos import chaos_command
 from marketplace.cli.events import events_app
 from marketplace.cli.experiment import experiment_app
 from marketplace.cli.faults import faults_app
@@ -73,3 +74,4 @@ app.command("seed")(seed_command)
 app.command()(audit)
 app.command("load")(load_command)
 app.command("simulate")(simulate_command)
+app.command("chaos")(chaos_command)

@@ -37,7 +37,7 @@ def _ms(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1f} ms"
 
 
-class _ProgressLines(ExperimentObserver):
+class ProgressLines(ExperimentObserver):
     """A live line for the run under way (its phase, operations done, elapsed) and a printed
     line for each run that ends."""
 
@@ -127,9 +127,7 @@ def run_command(
             console=console,
             transient=True,
         ) as progress:
-            result = run_experiment(
-                spec, quick=quick, out=target, observer=_ProgressLines(progress)
-            )
+            result = run_experiment(spec, quick=quick, out=target, observer=ProgressLines(progress))
         _print_result(result, time.monotonic() - began)
     if not result.ok:
         for run, violations in result.audit_failures.items():
