@@ -4,6 +4,7 @@ what happened (CSV, plots, anomalies, the audit) to a results folder."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -115,6 +116,7 @@ def simulate_command(
         if via is Via.CLIENT and host:
             raise CliError("--host is for --via http", code=2)
         plan = _load_plan(faults) if faults else None
+        config = dataclasses.replace(config, faults=faults)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = out if out is not None else Path("results", "simulate", f"{stamp}-{preset}")
         outcome = asyncio.run(_run(config, via, host, plan))
@@ -220,16 +222,11 @@ def _schedule(
     via: Via,
 ) -> tuple[Schedule, FaultContext]:
     """The plan's faults for this run, checked against what runs here (exit 2 if not)."""
-    from actors.directory import ALL_KINDS, BRIDGE_KINDS
-    from marketplace.sim.faults.injectors import FaultContext, check_targets
-    from marketplace.sim.faults.plan import PlanError, schedule
+    from marketplace.sim.faults.plan import PlanError
+    from marketplace.sim.faults.under_load import plan_for_run
 
-    directory = client.directory
-    counts = {kind.name: directory.count(kind) for kind in (*ALL_KINDS, *BRIDGE_KINDS)}
-    context = FaultContext(settings=settings, directory=directory, via=via.value)
     try:
-        drawn = schedule(plan, config.duration, counts, seed=config.seed)
-        check_targets(drawn, context)
+        drawn, context = plan_for_run(plan, config, settings, client.directory, via.value)
     except PlanError as exc:
         raise CliError(f"fault plan refused: {exc}", code=2) from None
     console.print(
@@ -432,7 +429,7 @@ def _write(folder: Path, config: SimConfig, via: Via, outcome: _Outcome) -> dict
         config=settings,
         saga_counters=outcome.counters,
         audit=audit,
-        title=config.describe() + (f", faults {faults.plan.name}" if faults else ""),
+        title=config.describe(),
         faults=[r.row() for r in faults.recoveries] if faults else (),
         extra=faults.summary() if faults else None,
     )

@@ -12,12 +12,19 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from marketplace.sim.arrivals import poisson, rate_curve
 from marketplace.sim.loops import OpRecord, RunResult, Target, run_closed, run_open
 from marketplace.sim.market import DEFAULT_ZIPF, SyntheticMarket, generate_market
 from marketplace.sim.presets import Preset, preset
 from marketplace.sim.workload import Workload
+
+if TYPE_CHECKING:
+    from marketplace.sim.faults.plan import FaultPlan
+
+NO_FAULTS = "none"
+"""The ``faults`` value that means no fault plan (a sweep's baseline)."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,8 @@ class SimConfig:
     ``seed`` with ``sellers``, ``products`` and ``buyers``; its stock is drawn between
     ``stock_min`` and ``stock_max`` units per product, large by default so that a long run
     measures the runtime rather than sold-out products. ``zipf``, when set, replaces the preset's
-    Zipf exponent of product popularity (a hot-product experiment sweeps it).
+    Zipf exponent of product popularity (a hot-product experiment sweeps it). ``faults`` names a
+    fault plan to run beside the load (``marketplace.sim.faults``; ``none`` for none).
     """
 
     preset: str = "om"
@@ -47,9 +55,14 @@ class SimConfig:
     stock_min: int = 5_000
     stock_max: int = 20_000
     zipf: float | None = None
+    faults: str | None = None
 
     def __post_init__(self) -> None:
         preset(self.preset)  # an unknown name fails here, listing the known ones
+        if self.faults not in (None, NO_FAULTS):
+            from marketplace.sim.faults.plan import load_plan
+
+            load_plan(self.faults)  # a bad plan fails here (a PlanError is a ValueError)
         if self.rate < 0:
             raise ValueError("rate must be >= 0")
         if self.duration <= 0:
@@ -70,6 +83,16 @@ class SimConfig:
         return named if self.zipf is None else dataclasses.replace(named, zipf=self.zipf)
 
     @property
+    def fault_plan(self) -> FaultPlan | None:
+        """The fault plan ``faults`` names (a file or a built-in), or None (also for ``none``,
+        so that a sweep can compare a plan against no faults)."""
+        if self.faults in (None, NO_FAULTS):
+            return None
+        from marketplace.sim.faults.plan import load_plan
+
+        return load_plan(self.faults)
+
+    @property
     def loop(self) -> str:
         """``open`` or ``closed``."""
         return "open" if self.agents is None else "closed"
@@ -83,7 +106,8 @@ class SimConfig:
         else:
             load = f"{self.rate:g} ops/s"
         zipf = "" if self.zipf is None else f", Zipf {self.zipf:g}"
-        return f"preset {self.preset}{zipf}, {load}, {self.duration:g} s, seed {self.seed}"
+        faults = "" if self.faults in (None, NO_FAULTS) else f", faults {self.faults}"
+        return f"preset {self.preset}{zipf}, {load}, {self.duration:g} s, seed {self.seed}{faults}"
 
 
 def build_market(config: SimConfig) -> SyntheticMarket:

@@ -18,14 +18,16 @@ pytestmark = pytest.mark.integration
 COMMAND_TIMEOUT_S = 600  # two fresh runtimes on a loaded two-CPU machine
 
 
-def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: str) -> None:
+def test_quick_resilience_writes_csv_png_and_report(tmp_path: Path, ray_address: str) -> None:
+    # The built-in that sweeps fault plans: no faults, then actor kills (notebook 05 sweeps
+    # actor counts through the same API).
     env = cli_env()
     env.update(
         MARKETPLACE_RAY_ADDRESS=ray_address,  # join the session's Ray: no second Ray start
         MARKETPLACE_ACTOR_NUM_CPUS="0.01",
     )
     out = tmp_path / "tmp"
-    command = ["experiment", "run", "scaling", "--quick", "--out", str(out)]
+    command = ["experiment", "run", "resilience", "--quick", "--out", str(out)]
     result = subprocess.run(
         [sys.executable, "-m", "marketplace.cli", *command],
         cwd=tmp_path,
@@ -40,9 +42,9 @@ def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: st
 
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [(row["point"], row["repeat"], row["actors"]) for row in rows] == [
-        ("1", "1", "1"),
-        ("2", "1", "2"),
+    assert [(row["point"], row["repeat"], row["faults"]) for row in rows] == [
+        ("1", "1", "none"),
+        ("2", "1", "kills"),
     ], shown
     assert set(METRICS) <= set(rows[0]), set(METRICS) - set(rows[0])
     for row in rows:
@@ -51,22 +53,26 @@ def test_quick_scaling_writes_csv_png_and_report(tmp_path: Path, ray_address: st
         assert float(row["achieved_rate"]) > 0, row
         assert float(row["offered_rate"]) > 0, row
         assert row["p99_ms"] != "", row
+    # The quick run's 8 s take the plan's first kill (at 5 s); the run without faults has none.
+    assert rows[0]["faults_applied"] == "" and rows[0]["max_recovery_s"] == "", rows[0]
+    assert rows[1]["faults_applied"] == "1" and rows[1]["faults_unhealed"] == "0", rows[1]
+    assert rows[1]["orders_settled_s"] != "", rows[1]
 
     with (out / "timeline.csv").open() as handle:
         seconds = list(csv.DictReader(handle))
     assert {row["point"] for row in seconds} == {"1", "2"}
     assert sum(float(row["achieved"]) for row in seconds) > 0
 
-    for name in ("throughput.png", "checkout.png"):
+    for name in ("recovery.png", "latency.png", "throughput-over-time.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (out / "report.md").read_text()
-    assert report.startswith("# Experiment `scaling` (quick)"), report
-    assert "| point | actors | runs |" in report
+    assert report.startswith("# Experiment `resilience` (quick)"), report
+    assert "| point | faults | runs |" in report
     assert "## Best point" in report and "## Knee" in report
     assert "Every run's invariant audit passed." in report
-    assert "![" in report and "(throughput.png)" in report
+    assert "![" in report and "(recovery.png)" in report
 
-    assert "[1/2] actors=1" in result.stdout and "[2/2] actors=2" in result.stdout, shown
+    assert "[1/2] faults=none" in result.stdout and "[2/2] faults=kills" in result.stdout, shown
     assert str(out / "report.md") in result.stdout, shown
 
 

@@ -1,7 +1,8 @@
 """Fault plans against the real runtime: each kind of fault while the simulator's load runs
-(SQLite, PostgreSQL, RabbitMQ), then every order ends within 30 s, the audit is clean and no
-event is lost; the injected call and card faults do what they say on a single checkout; and
-``marketplace simulate --faults`` as a user runs it.
+(SQLite; PostgreSQL with RabbitMQ), then every order ends within 30 s, the audit is clean and no
+event is lost; the injected call and card faults do what they say on a single checkout; a bad
+plan is refused before anything starts. (``marketplace simulate --faults`` as a user runs it is
+in test_simulate.py.)
 
 PostgreSQL and RabbitMQ run on this machine (as in CI); these tests stop and start them, and
 the fault runner starts them again whatever happens.
@@ -10,7 +11,7 @@ the fault runner starts them again whatever happens.
 from __future__ import annotations
 
 import asyncio
-import json
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -69,75 +70,11 @@ async def run_plan(runtime: Runtime, faults: list[dict[str, Any]], seconds: floa
     return run
 
 
-async def test_actor_kills_card_and_call_faults_and_the_sqlite_lock_keep_the_invariants(
-    make_marketplace: MakeMarketplace,
-) -> None:
-    runtime = await make_marketplace()
-    run = await run_plan(
-        runtime,
-        [
-            {"kind": "calls", "from": "client", "to": "carts", "at": 0.5, "duration": 2,
-             "delay_ms": 30},
-            {"kind": "kill_actor", "actor": "inventory", "at": 1.0},
-            {"kind": "payments", "at": 1.5, "duration": 2, "error_rate": 0.5, "latency_ms": 20},
-            {"kind": "kill_actor", "actor": "orders", "at": 3.0},
-            {"kind": "calls", "from": "orders", "to": "inventory", "at": 4.0, "duration": 2,
-             "drop_rate": 0.3},
-            {"kind": "calls", "from": "orders", "to": "payments", "at": 5.0, "duration": 2,
-             "drop_rate": 0.3, "lose": "reply"},
-            {"kind": "sqlite_lock", "at": 6.5, "duration": 1.5},
-        ],
-        seconds=9,
-    )  # fmt: skip
-    kills = [w for w in run.windows if w.kind == "kill_actor"]
-    # A killed actor heals only once a new process answers (not the dying one).
-    assert all(w.healed is not None and w.healed > w.applied for w in kills)
-    lock = next(w for w in run.windows if w.kind == "sqlite_lock")
-    assert lock.lifted - lock.applied >= 1.4
-    # A baseline needs 2 s of load before the fault.
-    rows = [r.row() for r in run.recoveries]
-    assert all((row["baseline_ok_per_s"] is not None) == (row["applied_s"] >= 2) for row in rows)
-
-
-@pytest.mark.postgres
-async def test_postgres_restarted_and_stopped_under_load_keeps_the_invariants(
-    make_marketplace: MakeMarketplace,
-) -> None:
-    runtime = await make_marketplace("postgres")
-    run = await run_plan(
-        runtime,
-        [
-            {"kind": "postgres", "action": "restart", "at": 1.0},
-            {"kind": "postgres", "action": "stop", "at": 4.0, "duration": 2.0},
-        ],
-        seconds=8,
-    )
-    stop = run.windows[1]
-    assert stop.lifted - stop.applied >= 2.0
-
-
-async def test_a_broker_outage_and_a_relay_kill_lose_no_event(
-    broker: Broker, make_marketplace: MakeMarketplace
-) -> None:
-    tap = await broker.tap()
-    runtime = await make_marketplace(**broker.settings())
-    await run_plan(
-        runtime,
-        [
-            {"kind": "rabbitmq", "at": 1.0, "duration": 3.0},
-            {"kind": "kill_actor", "actor": "relay", "at": 5.0},
-        ],
-        seconds=7,
-    )
-    await wait_published(runtime, within_s=120)
-    assert_delivery(received_envelopes(await broker.drain(tap)), await outbox_ids(runtime))
-
-
-async def test_injected_faults_do_what_they_say_to_one_checkout(
-    make_marketplace: MakeMarketplace,
-) -> None:
-    runtime = await make_marketplace()
+async def check_injected_faults(runtime: Runtime) -> None:
+    """Each injected call and card fault, alone, on one checkout: the saga gives up the way the
+    fault says, undoes what it did, and the next checkout goes through."""
     client = runtime.client
+    assert client is not None
     market = await build_small_market(client, stock=[100, 100], buyers=2)
     buyer = market.buyers[0].id
     items = [{"product_id": market.products[0].id, "quantity": 1}]
@@ -191,32 +128,59 @@ async def test_injected_faults_do_what_they_say_to_one_checkout(
     assert (await client.order_stats())["confirmed"] == 1
 
 
-def test_marketplace_simulate_with_a_fault_plan(tmp_path: Path, ray_address: str) -> None:
-    (tmp_path / "plan.toml").write_text(
-        'name = "two"\n'
-        '[[fault]]\nkind = "kill_actor"\nactor = "inventory"\nat = 1.5\n'
-        '[[fault]]\nkind = "payments"\nat = 3.0\nduration = 1.5\nlatency_ms = 50\n'
-    )
-    ran = marketplace(
-        tmp_path,
-        "simulate",
-        "--duration", "6",
-        "--rate", "30",
-        "--products", "40",
-        "--buyers", "20",
-        "--faults", "plan.toml",
-        "--out", "res",
-        MARKETPLACE_RAY_ADDRESS=ray_address,
+async def test_actor_kills_card_and_call_faults_and_the_sqlite_lock_keep_the_invariants(
+    make_marketplace: MakeMarketplace,
+) -> None:
+    runtime = await make_marketplace()
+    await check_injected_faults(runtime)
+    run = await run_plan(
+        runtime,
+        [
+            {"kind": "calls", "from": "client", "to": "carts", "at": 0.5, "duration": 2,
+             "delay_ms": 30},
+            {"kind": "kill_actor", "actor": "inventory", "at": 1.0},
+            {"kind": "payments", "at": 1.5, "duration": 2, "error_rate": 0.5, "latency_ms": 20},
+            {"kind": "kill_actor", "actor": "orders", "at": 3.0},
+            {"kind": "calls", "from": "orders", "to": "inventory", "at": 4.0, "duration": 2,
+             "drop_rate": 0.3},
+            {"kind": "calls", "from": "orders", "to": "payments", "at": 5.0, "duration": 2,
+             "drop_rate": 0.3, "lose": "reply"},
+            {"kind": "sqlite_lock", "at": 6.5, "duration": 1.5},
+        ],
+        seconds=9,
     )  # fmt: skip
-    assert ran.returncode == 0, output(ran)
-    assert "Faults (plan two, seed 7)" in ran.stdout, output(ran)
-    assert "Every order ended" in ran.stdout, output(ran)
-    assert "All invariants hold." in ran.stdout, output(ran)
-    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
-    assert [f["kind"] for f in summary["faults"]] == ["kill_actor", "payments"]
-    assert summary["fault_plan"] == {"name": "two", "seed": 7}
-    assert summary["orders_terminal_after_s"] is not None
-    assert (tmp_path / "res" / "faults.csv").read_text().startswith("id,kind,fault,")
+    kills = [w for w in run.windows if w.kind == "kill_actor"]
+    # A killed actor heals only once a new process answers (not the dying one).
+    assert all(w.healed is not None and w.healed > w.applied for w in kills)
+    lock = next(w for w in run.windows if w.kind == "sqlite_lock")
+    assert lock.lifted - lock.applied >= 1.4
+    # A baseline needs 2 s of load before the fault.
+    assert all((r.baseline_ok_per_s is not None) == (r.window.applied >= 2) for r in run.recoveries)
+
+
+@pytest.mark.postgres
+async def test_postgres_and_broker_outages_keep_the_invariants_and_lose_no_event(
+    broker: Broker, make_marketplace: MakeMarketplace
+) -> None:
+    tap = await broker.tap()
+    runtime = await make_marketplace("postgres", **broker.settings())
+    run = await run_plan(
+        runtime,
+        [
+            {"kind": "postgres", "action": "restart", "at": 1.0},
+            {"kind": "rabbitmq", "at": 3.0, "duration": 3.0},
+            {"kind": "postgres", "action": "stop", "at": 7.0, "duration": 2.0},
+            {"kind": "kill_actor", "actor": "relay", "at": 8.5},
+        ],
+        seconds=10,
+    )
+    stopped = [w for w in run.windows if w.description.startswith(("stop", "restart"))]
+    # Lifted no sooner than its duration after it was applied (the commands take time too).
+    assert [w.lifted - w.applied >= d for w, d in zip(stopped, [0, 3, 2], strict=True)] == [
+        True
+    ] * 3, stopped
+    await wait_published(runtime, within_s=120)
+    assert_delivery(received_envelopes(await broker.drain(tap)), await outbox_ids(runtime))
 
 
 def test_a_plan_with_a_bad_field_is_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -227,3 +191,31 @@ def test_a_plan_with_a_bad_field_is_refused_before_anything_starts(tmp_path: Pat
     assert ran.returncode == 2, output(ran)
     assert "fault[0].action" in output(ran)
     assert not (tmp_path / ".marketplace").exists()
+
+
+def test_a_small_chaos_campaign_runs_each_plan_on_a_fresh_marketplace(
+    tmp_path: Path, ray_address: str
+) -> None:
+    ran = marketplace(
+        tmp_path,
+        "chaos",
+        "--plans", "2",
+        "--seed", "5",
+        "--duration", "6",
+        "--rate", "20",
+        "--products", "30",
+        "--buyers", "12",
+        "--out", "res",
+        MARKETPLACE_RAY_ADDRESS=ray_address,
+        MARKETPLACE_ACTOR_NUM_CPUS="0.01",
+    )  # fmt: skip
+    assert ran.returncode == 0, output(ran)
+    assert "Chaos campaign" in ran.stdout and "BROKEN" not in ran.stdout, output(ran)
+    plans = sorted(p.name for p in (tmp_path / "res" / "plans").iterdir())
+    assert plans == ["chaos-5.toml", "chaos-6.toml"]
+    with (tmp_path / "res" / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [Path(row["faults"]).name for row in rows] == plans
+    for row in rows:
+        assert row["audit_ok"] == "True" and row["faults_unhealed"] == "0", row
+        assert int(row["faults_applied"]) >= 1 and row["orders_settled_s"] != "", row

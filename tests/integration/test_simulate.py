@@ -68,9 +68,16 @@ async def test_carriers_ship_and_deliver_what_checkouts_confirmed(
     assert (await client.audit()).ok
 
 
-def test_marketplace_simulate_writes_its_results_and_an_ok_audit(
+def test_marketplace_simulate_under_a_fault_plan_writes_its_results_and_an_ok_audit(
     tmp_path: Path, ray_address: str
 ) -> None:
+    # A fault plan that costs time, not operations: a killed actor's calls wait for its
+    # restart, a slow card network only slows checkouts.
+    (tmp_path / "plan.toml").write_text(
+        'name = "two"\n'
+        '[[fault]]\nkind = "kill_actor"\nactor = "inventory"\nat = 1.5\n'
+        '[[fault]]\nkind = "payments"\nat = 3.0\nduration = 1.5\nlatency_ms = 50\n'
+    )
     ran = marketplace(
         tmp_path,
         "simulate",
@@ -79,13 +86,18 @@ def test_marketplace_simulate_writes_its_results_and_an_ok_audit(
         "--rate", "40",
         "--products", "60",
         "--buyers", "30",
+        "--faults", "plan.toml",
         "--out", "res",
         MARKETPLACE_RAY_ADDRESS=ray_address,
     )  # fmt: skip
     assert ran.returncode == 0, output(ran)
     assert "All invariants hold." in ran.stdout, output(ran)
+    assert "Faults (plan two, seed 7)" in ran.stdout, output(ran)
+    assert "Every order ended" in ran.stdout, output(ran)
     folder = tmp_path / "res"
-    for name in ("ops.csv", "kinds.csv", "timeline.csv", "throughput.png", "latency.png"):
+    for name in (
+        "ops.csv", "kinds.csv", "timeline.csv", "faults.csv", "throughput.png", "latency.png"
+    ):  # fmt: skip
         assert (folder / name).stat().st_size > 0, name
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["audit"]["ok"] is True
@@ -93,6 +105,10 @@ def test_marketplace_simulate_writes_its_results_and_an_ok_audit(
     assert summary["total"] == summary["ok"] + summary["failed"] + summary["dropped"] > 100
     assert summary["kinds"]["checkout"]["ok"] > 0
     assert summary["saga_counters"]["confirmed"] == summary["kinds"]["checkout"]["ok"]
+    assert [f["kind"] for f in summary["faults"]] == ["kill_actor", "payments"]
+    assert all(f["healed_s"] is not None for f in summary["faults"]), summary["faults"]
+    assert summary["fault_plan"] == {"name": "two", "seed": 7}
+    assert summary["orders_terminal_after_s"] is not None
 
 
 def test_marketplace_simulate_refuses_bad_arguments(tmp_path: Path) -> None:

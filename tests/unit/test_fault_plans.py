@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from actors.directory import Directory
 from actors.faults import CallLost, LinkFault, ProcessFaults, fault_from
 from marketplace.config import Settings
+from marketplace.sim.experiments.points import expand
+from marketplace.sim.experiments.spec import METRICS, SpecError, spec_from_mapping
 from marketplace.sim.faults.injectors import FaultContext, check_targets
 from marketplace.sim.faults.plan import (
     PlanError,
@@ -21,8 +24,11 @@ from marketplace.sim.faults.plan import (
     parse_plan,
     schedule,
 )
+from marketplace.sim.faults.random_plans import plan_toml, random_plan
 from marketplace.sim.faults.recovery import FaultWindow, is_error, recoveries
-from marketplace.sim.loops import OK, OpRecord, Outcome
+from marketplace.sim.faults.under_load import NO_FAULT_METRICS, FaultedRun, fault_metrics
+from marketplace.sim.loops import OK, OpRecord, Outcome, RunResult, summarize
+from marketplace.sim.simulation import SimConfig
 
 pytestmark = pytest.mark.unit
 
@@ -319,3 +325,61 @@ async def test_a_card_fault_fails_its_share_of_calls_and_adds_latency() -> None:
     assert 60 < sum(failures) < 140
     faults.inject("f0", None)
     assert not any([await faults.card_network() for _ in range(20)])
+
+
+def test_a_short_run_keeps_only_the_faults_that_start_within_it() -> None:
+    kills = load_plan("kills")  # at 5, 12 and 19 s
+    assert [f.start for f in schedule(kills, 30.0, COUNTS).faults] == [5.0, 12.0, 19.0]
+    assert [f.start for f in schedule(kills, 8.0, COUNTS).faults] == [5.0]
+
+
+def test_faults_is_a_workload_knob_that_names_a_plan() -> None:
+    assert SimConfig(faults="kills").fault_plan is not None
+    assert SimConfig(faults="none").fault_plan is None
+    assert SimConfig().fault_plan is None
+    assert "faults kills" in SimConfig(faults="kills").describe()
+    with pytest.raises(PlanError, match="no-such-plan"):
+        SimConfig(faults="no-such-plan")
+    spec = spec_from_mapping({"name": "x", "sweep": {"faults": ["none", "kills"]}})
+    assert [p.config.faults for p in expand(spec)] == ["none", "kills"]
+    with pytest.raises(SpecError, match=r"sweep.faults\[1\]: nope"):
+        spec_from_mapping({"name": "x", "sweep": {"faults": ["none", "nope"]}})
+
+
+def test_fault_metrics_sum_up_a_run() -> None:
+    records = steady(0, 10) + steady(15, 30)
+    windows = [
+        FaultWindow("f0", "kill_actor", "kill orders-0", 10.0, 10.0, 11.0),
+        FaultWindow("f1", "payments", "cards", 20.0, 22.0, None),
+    ]
+    found = recoveries(records, windows, 30.0)
+    run = FaultedRun(RunResult(records, summarize(records, 30.0, 10.0)), windows, found)
+    columns = fault_metrics(run, 1.5)
+    assert columns == {
+        "faults_applied": 2,
+        "faults_unhealed": 1,
+        "max_recovery_s": 5.0,
+        "mean_recovery_s": 3.5,  # 5 s for the kill, 2 s (from its lift at 22 s) for the cards
+        "unrecovered_faults": 0,
+        "fault_errors": 0,
+        "orders_settled_s": 1.5,
+    }
+    assert set(columns) == set(NO_FAULT_METRICS) <= set(METRICS)
+
+
+def test_random_plans_are_drawn_from_their_seed_and_read_back_from_their_toml(
+    tmp_path: Path,
+) -> None:
+    kinds = ["kill_actor", "payments", "calls", "sqlite_lock"]
+    plans = [random_plan(seed, 20.0, kinds) for seed in range(30)]
+    assert plans[3] == random_plan(3, 20.0, kinds)
+    assert len({plan_toml(p) for p in plans}) == 30
+    drawn = [fault for plan in plans for fault in plan.faults]
+    assert {f.describe_kind() for f in drawn} == set(kinds)
+    # Faults start in the first three quarters of the run, so that recovery can show.
+    assert all(f.at is not None and 0 < f.at <= 15.0 for f in drawn)
+    for plan in plans:
+        path = tmp_path / f"{plan.name}.toml"
+        path.write_text(plan_toml(plan))
+        assert load_plan(path) == plan
+    assert {f.describe_kind() for f in random_plan(1, 20.0, ["payments"]).faults} == {"payments"}

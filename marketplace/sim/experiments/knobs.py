@@ -24,7 +24,12 @@ WORKLOAD_KNOBS = frozenset(field.name for field in dataclasses.fields(SimConfig)
 """Workload knobs: every ``SimConfig`` field."""
 
 # The expected Python types of workload values whose default (None) does not say.
-_WORKLOAD_TYPES: dict[str, type] = {"agents": int, "rate_steps": list, "zipf": float}
+_WORKLOAD_TYPES: dict[str, type] = {
+    "agents": int,
+    "rate_steps": list,
+    "zipf": float,
+    "faults": str,
+}
 
 KnobKind = Literal["settings", "workload", "actors"]
 

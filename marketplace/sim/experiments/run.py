@@ -27,7 +27,7 @@ from marketplace.sim.experiments.metrics import metrics, row, timeline
 from marketplace.sim.experiments.points import Point, expand, point_count
 from marketplace.sim.experiments.report import ReportPaths, write_report
 from marketplace.sim.experiments.spec import ExperimentSpec, load_spec
-from marketplace.sim.loops import OpRecord, RunResult
+from marketplace.sim.loops import OpRecord, RunResult, Target
 from marketplace.sim.simulation import build_market, simulate
 
 if TYPE_CHECKING:
@@ -134,11 +134,12 @@ async def run_point(
         def seen(record: OpRecord) -> None:
             watch.point_record(point, record)
 
+        drive = _Drive(client, runtime.settings, point, "client" if http_port is None else "http")
         if http_port is None:
-            result = await _through_client(client, market, point, watch, seen)
+            result = await _through_client(client, market, point, watch, seen, drive)
         else:
             result, samples = await _through_http(
-                runtime.settings, market, point, watch, seen, first=first
+                runtime.settings, market, point, watch, seen, drive, first=first
             )
         watch.point_phase(point, "auditing")
         audit = await client.audit()
@@ -169,6 +170,7 @@ async def run_point(
         orders_cancelled=sum(v for k, v in stats.items() if k.startswith("cancelled_")),
         compensations=stats.get("compensations", 0),
         point_s=round(time.monotonic() - began, 2),
+        **drive.fault_columns,
         **extra,
     )
     # The failure reasons read best last in the CSV: they are the only free text.
@@ -183,12 +185,53 @@ async def run_point(
     return PointRun(point, entry, seconds, audit)
 
 
+class _Drive:
+    """Runs a point's workload against a target, under the point's fault plan when it names
+    one (then waits for its orders to end), and keeps the fault columns of its row."""
+
+    def __init__(
+        self, client: MarketplaceClient, settings: Settings, point: Point, via: str
+    ) -> None:
+        from marketplace.sim.faults.under_load import NO_FAULT_METRICS
+
+        self.client = client
+        self.settings = settings
+        self.point = point
+        self.via = via
+        self.fault_columns: dict[str, Any] = dict(NO_FAULT_METRICS)
+
+    async def run(
+        self, target: Target, market: SyntheticMarket, seen: Callable[[OpRecord], None]
+    ) -> RunResult:
+        config = self.point.config
+        plan = config.fault_plan
+        if plan is None:
+            return await simulate(target, market, config, on_record=seen)
+        from marketplace.sim.faults.under_load import (
+            fault_metrics,
+            plan_for_run,
+            settle_orders,
+            simulate_under_faults,
+        )
+
+        drawn, context = plan_for_run(plan, config, self.settings, self.client.directory, self.via)
+        run = await simulate_under_faults(target, market, config, drawn, context, on_record=seen)
+
+        async def pending() -> int:
+            return (await self.client.order_stats()).get("status_pending", 0)
+
+        settled, _ = await settle_orders(pending)
+        self.fault_columns = fault_metrics(run, settled)
+        return run.result
+
+
 async def _through_client(
     client: MarketplaceClient,
     market: SyntheticMarket,
     point: Point,
     watch: ExperimentObserver,
     seen: Callable[[OpRecord], None],
+    drive: _Drive,
 ) -> RunResult:
     from marketplace.sim.client_target import ClientTarget
     from marketplace.sim.seed import seed_market
@@ -196,7 +239,7 @@ async def _through_client(
     watch.point_phase(point, "seeding")
     manifest = await seed_market(client, market, write=False)
     watch.point_phase(point, "running")
-    return await simulate(ClientTarget(client, manifest), market, point.config, on_record=seen)
+    return await drive.run(ClientTarget(client, manifest), market, seen)
 
 
 async def _through_http(
@@ -205,6 +248,7 @@ async def _through_http(
     point: Point,
     watch: ExperimentObserver,
     seen: Callable[[OpRecord], None],
+    drive: _Drive,
     *,
     first: bool,
 ) -> tuple[RunResult, list[tuple[float, int]]]:
@@ -228,7 +272,7 @@ async def _through_http(
     async with HttpTarget(seeded) as target:
         sampler.start()
         try:
-            result = await simulate(target, market, point.config, on_record=seen)
+            result = await drive.run(target, market, seen)
         finally:
             await sampler.stop()
     return result, sampler.samples

@@ -66,6 +66,13 @@ METRICS = (
     "orders_cancelled",
     "compensations",
     "point_s",
+    "faults_applied",
+    "faults_unhealed",
+    "max_recovery_s",
+    "mean_recovery_s",
+    "unrecovered_faults",
+    "fault_errors",
+    "orders_settled_s",
 )
 """The number columns every row has (``metrics.py`` measures them up to ``elapsed_s``, the
 runner adds the rest); plots and the report may name any of these or a knob."""
@@ -253,7 +260,12 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 # The expected Python types of workload values, where the default does not say (None).
-_WORKLOAD_TYPES: dict[str, type] = {"agents": int, "rate_steps": list, "zipf": float}
+_WORKLOAD_TYPES: dict[str, type] = {
+    "agents": int,
+    "rate_steps": list,
+    "zipf": float,
+    "faults": str,
+}
 
 
 class _Parser:

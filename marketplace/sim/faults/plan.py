@@ -212,8 +212,9 @@ def schedule(plan: FaultPlan, run_s: float, counts: Mapping[str, int], seed: int
     """The faults of a ``run_s``-second run, drawn from the plan's seed (or ``seed``).
 
     ``counts`` is how many actors of each kind run (a random ``kill_actor`` target is drawn
-    among them). A fault ``at`` a time past the run's end is kept (it may hit the drain);
-    ``every`` draws occurrences only inside its window, and within the run.
+    among them). Only faults that start within the run are kept (a shorter run, a quick
+    experiment, takes the plan's first faults); ``every`` draws occurrences only inside its
+    window.
     """
     used = plan.seed if plan.seed is not None else seed
     rng = random.Random(f"faults/{plan.name}/{used}")
@@ -221,7 +222,8 @@ def schedule(plan: FaultPlan, run_s: float, counts: Mapping[str, int], seed: int
     fault: FaultBase
     for position, fault in enumerate(plan.faults):
         if fault.at is not None:
-            timed.append((fault.at, position, fault))
+            if fault.at < run_s:
+                timed.append((fault.at, position, fault))
             continue
         assert fault.every is not None
         start, stop = fault.window if fault.window is not None else (0.0, run_s)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from marketplace.sim.faults.injectors import FaultContext
-from marketplace.sim.faults.plan import Schedule
+from marketplace.sim.faults.injectors import FaultContext, check_targets
+from marketplace.sim.faults.plan import FaultPlan, Schedule, schedule
 from marketplace.sim.faults.recovery import FaultWindow, Recovery, recoveries
 from marketplace.sim.faults.runner import Say, run_faults
 from marketplace.sim.loops import OpRecord, RunResult, Target
 from marketplace.sim.market import SyntheticMarket
 from marketplace.sim.simulation import SimConfig, simulate
+
+if TYPE_CHECKING:
+    from actors.directory import Directory
+    from marketplace.config import Settings
 
 SETTLE_TIMEOUT_S = 30.0
 """After the plan ends, every order must be terminal within this long (issue #21)."""
@@ -27,6 +32,51 @@ class FaultedRun:
     recoveries: list[Recovery]
 
 
+def plan_for_run(
+    plan: FaultPlan, config: SimConfig, settings: Settings, directory: Directory, via: str
+) -> tuple[Schedule, FaultContext]:
+    """``plan``'s faults for a run of ``config`` (its duration and seed) against the runtime
+    that ``settings`` and ``directory`` describe; raises ``PlanError`` when a fault has nothing
+    to act on there."""
+    from actors.directory import ALL_KINDS, BRIDGE_KINDS
+
+    counts = {kind.name: directory.count(kind) for kind in (*ALL_KINDS, *BRIDGE_KINDS)}
+    context = FaultContext(settings=settings, directory=directory, via=via)
+    drawn = schedule(plan, config.duration, counts, seed=config.seed)
+    check_targets(drawn, context)
+    return drawn, context
+
+
+def fault_metrics(run: FaultedRun, settled_after_s: float | None) -> dict[str, Any]:
+    """An experiment row's fault columns: faults applied and not healed, the longest and mean
+    time to recover (over those that recovered), faults the run never recovered from, errors
+    while they lasted, and how long the orders took to end after the plan."""
+    times = [r.time_to_recover for r in run.recoveries if r.time_to_recover is not None]
+    return {
+        "faults_applied": len(run.windows),
+        "faults_unhealed": sum(1 for w in run.windows if w.healed is None),
+        "max_recovery_s": max(times, default=None),
+        "mean_recovery_s": round(sum(times) / len(times), 3) if times else None,
+        "unrecovered_faults": sum(1 for r in run.recoveries if r.time_to_recover is None),
+        "fault_errors": sum(sum(r.errors.values()) for r in run.recoveries),
+        "orders_settled_s": settled_after_s,
+    }
+
+
+NO_FAULT_METRICS: dict[str, Any] = dict.fromkeys(
+    (
+        "faults_applied",
+        "faults_unhealed",
+        "max_recovery_s",
+        "mean_recovery_s",
+        "unrecovered_faults",
+        "fault_errors",
+        "orders_settled_s",
+    )
+)
+"""The fault columns of a row that ran no plan."""
+
+
 async def simulate_under_faults(
     target: Target,
     market: SyntheticMarket,
@@ -38,8 +88,8 @@ async def simulate_under_faults(
     say: Say | None = None,
 ) -> FaultedRun:
     """Run ``config``'s workload against ``target`` while ``schedule``'s faults happen, timed
-    from the load's start. Faults scheduled past the load's end still happen, and the run
-    returns once every fault is lifted and its target answers (or its heal timeout passed)."""
+    from the load's start; return once the load has ended and every fault is lifted and its
+    target answers (or its heal timeout passed)."""
     started = asyncio.get_running_loop().time()
     faults = asyncio.create_task(run_faults(schedule, context, started=started, say=say))
     try:
