@@ -201,7 +201,7 @@ def test_a_small_chaos_campaign_runs_each_plan_on_a_fresh_marketplace(
         "chaos",
         "--plans", "2",
         "--seed", "5",
-        "--duration", "6",
+        "--duration", "5",
         "--rate", "20",
         "--products", "30",
         "--buyers", "12",

@@ -60,8 +60,8 @@ QUICK: dict[str, dict[str, Any]] = {
         "KILLS": [(3.0, "inventory-0"), (4.5, "orders-0")],
         "SETTLE_S": 2.0,
     },
-    # one and two actors per kind (four start many processes) and the hot product, 2 s each
-    "05_scaling.ipynb": {"SECONDS": 2.0, "ACTORS": [1, 2]},
+    # one and two actors per kind (four start many processes), the hot product on one, 2 s each
+    "05_scaling.ipynb": {"SECONDS": 2.0, "ACTORS": [1, 2], "HOT_ACTORS": 1},
     # a shorter surge, still long enough for Serve to ask for a second gateway replica
     "07_autoscaling.ipynb": {
         "RATE_STEPS": [(0.0, 5.0), (5.0, 40.0), (20.0, 5.0)],
