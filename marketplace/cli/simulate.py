@@ -205,7 +205,7 @@ async def _run(config: SimConfig, via: Via, host: str | None, plan: FaultPlan | 
         if schedule is None:
             result = await _with_progress(target, market, config)
         else:
-            faulted = await _with_progress_and_faults(target, market, config, schedule, client)
+            faulted = await _with_progress_and_faults(target, market, config, schedule)
             result = faulted.result
         counters = _delta(before, await client.order_stats())
         fault_outcome = await _settle(schedule, faulted, client)
@@ -265,12 +265,10 @@ async def _with_progress_and_faults(
     market: SyntheticMarket,
     config: SimConfig,
     schedule: tuple[Schedule, FaultContext],
-    client: MarketplaceClient | None,
 ) -> FaultedRun:
     from marketplace.sim.faults.under_load import simulate_under_faults
 
     drawn, context = schedule
-    del client
 
     async def run(on_record: Callable[[OpRecord], None], say: Callable[[str], None]) -> FaultedRun:
         return await simulate_under_faults(
@@ -313,7 +311,7 @@ async def _run_http(
         if schedule is None:
             result = await _with_progress(target, market, config)
         else:
-            faulted = await _with_progress_and_faults(target, market, config, schedule, client)
+            faulted = await _with_progress_and_faults(target, market, config, schedule)
             result = faulted.result
     fault_outcome = None
     if client is not None:
@@ -436,24 +434,32 @@ def _write(folder: Path, config: SimConfig, via: Via, outcome: _Outcome) -> dict
 
 
 def _print_faults(faults: _FaultOutcome) -> None:
+    title = f"Faults (plan {faults.plan.name}, seed {faults.seed})"
     table = Table(
-        title=f"Faults (plan {faults.plan.name}, seed {faults.seed})", title_justify="left"
+        title=title,
+        title_justify="left",
+        caption="recovered in: from the fault's start until 3 s at 90% of the throughput "
+        "before it with no errors (-: not within the run); healed: its target answered again",
+        caption_justify="left",
     )
     for column in ("id", "fault", "at s", "healed s", "recovered in s", "errors", "pending"):
         table.add_column(column, justify="left" if column in ("id", "fault") else "right")
     for recovery in faults.recoveries:
-        row = recovery.row()
-        reasons = ", ".join(f"{k} {v}" for k, v in list(recovery.errors.items())[:3])
+        window = recovery.window
         table.add_row(
-            str(row["id"]),
-            str(row["fault"]),
-            f"{recovery.window.applied:.1f}",
-            "-" if recovery.window.healed is None else f"{recovery.window.healed:.1f}",
+            window.id,
+            window.description,
+            f"{window.applied:.1f}",
+            "-" if window.healed is None else f"{window.healed:.1f}",
             "-" if recovery.time_to_recover is None else f"{recovery.time_to_recover:.1f}",
-            f"{row['errors']}" + (f" ({reasons})" if reasons else ""),
-            str(row["pending"]),
+            str(sum(recovery.errors.values())),
+            str(recovery.pending),
         )
     console.print(table)
+    for recovery in faults.recoveries:
+        if recovery.errors:
+            reasons = ", ".join(f"{k} {v}" for k, v in recovery.errors.items())
+            console.print(f"  {recovery.window.id} errors: {reasons}", highlight=False)
     if faults.settled_after_s is not None:
         console.print(
             f"Every order ended {faults.settled_after_s:.1f} s after the plan.", highlight=False

@@ -70,7 +70,7 @@ def check_targets(schedule: Schedule, context: FaultContext) -> None:
     """Raise ``PlanError`` naming the first fault with nothing to act on here."""
     settings = context.settings
     url = make_url(settings.resolved_database_url())
-    for position, scheduled in enumerate(_distinct(schedule.faults)):
+    for scheduled in _distinct(schedule.faults):
         fault = scheduled.fault
         where = f"fault {scheduled.id} ({scheduled.kind})"
         match fault:
@@ -102,7 +102,6 @@ def check_targets(schedule: Schedule, context: FaultContext) -> None:
                     raise PlanError(f"{where}: RabbitMQ at {host} is not on this machine")
                 if not shutil.which("rabbitmqctl"):
                     raise PlanError(f"{where}: rabbitmqctl is not installed here")
-        del position
 
 
 def _distinct(faults: Sequence[ScheduledFault]) -> list[ScheduledFault]:
