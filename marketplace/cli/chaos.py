@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from marketplace.cli.experiment import ProgressLines
+from marketplace.cli.experiment import run_with_progress
 from marketplace.cli.output import CliError, console, reported
 from marketplace.sim.presets import PRESETS
 
@@ -43,11 +42,11 @@ def chaos_command(
     MARKETPLACE_AMQP_URL names a local broker). Each plan is written as TOML under
     `<out>/plans/`, so `marketplace simulate --faults FILE` replays it. The table gives each
     plan's faults, its slowest recovery, the errors while faults lasted, the orders' settling
-    time and the audit; a plan that broke something prints how to reproduce it. Exits 1 if any
-    did.
+    time and the audit; a plan that broke something (the audit, orders still pending 30 s
+    after it, an order acknowledged as confirmed missing from the store, a target that never
+    answered again) prints how to reproduce it. Exits 1 if any did.
     """
     with reported():
-        from marketplace.sim.experiments.run import run_experiment
         from marketplace.sim.experiments.spec import SpecError, spec_from_mapping
         from marketplace.sim.faults.plan import PlanError
         from marketplace.sim.faults.random_plans import plan_toml, random_plan
@@ -96,14 +95,7 @@ def chaos_command(
             soft_wrap=True,
         )
         began = time.monotonic()
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            result = run_experiment(spec, out=folder, observer=ProgressLines(progress))
+        result = run_with_progress(spec, out=folder)
         failed = _print_campaign(result.rows, drawn, workload)
         console.print(f"Took {time.monotonic() - began:.1f} s; report: {result.paths.report}")
     if failed:
@@ -158,7 +150,8 @@ def _print_campaign(
         unrecovered = row.get("unrecovered_faults") or 0
         settled = row.get("orders_settled_s")
         unhealed = row.get("faults_unhealed") or 0
-        ok = bool(row.get("audit_ok")) and settled is not None and not unhealed
+        lost = row.get("orders_lost") or 0
+        ok = bool(row.get("audit_ok")) and settled is not None and not unhealed and not lost
         if not ok:
             broken.append(plan)
         table.add_row(
@@ -168,7 +161,11 @@ def _print_campaign(
             + (f" ({unrecovered} never)" if unrecovered else ""),
             str(row.get("fault_errors", 0)),
             "[red]not within 30 s[/]" if settled is None else f"after {settled:.1f} s",
-            "[green]ok[/]" if ok else "[bold red]BROKEN[/]" + (" (unhealed)" if unhealed else ""),
+            "[green]ok[/]"
+            if ok
+            else "[bold red]BROKEN[/]"
+            + (" (unhealed)" if unhealed else "")
+            + (f" ({lost} acknowledged orders lost)" if lost else ""),
         )
     console.print(table)
     for plan in broken:

@@ -22,7 +22,7 @@ from marketplace.sim.experiments.run import (
     resolve,
     run_experiment,
 )
-from marketplace.sim.experiments.spec import SpecError, builtin_names, load_spec
+from marketplace.sim.experiments.spec import ExperimentSpec, SpecError, builtin_names, load_spec
 
 if TYPE_CHECKING:
     from marketplace.sim.loops import OpRecord
@@ -86,6 +86,18 @@ class ProgressLines(ExperimentObserver):
         )
 
 
+def run_with_progress(spec: ExperimentSpec, *, out: Path, quick: bool = False) -> ExperimentResult:
+    """``run_experiment`` under a live line for the run under way and a line per finished run."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        return run_experiment(spec, quick=quick, out=out, observer=ProgressLines(progress))
+
+
 @experiment_app.command("run")
 def run_command(
     experiment: Annotated[
@@ -120,14 +132,7 @@ def run_command(
             soft_wrap=True,
         )
         began = time.monotonic()
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            result = run_experiment(spec, quick=quick, out=target, observer=ProgressLines(progress))
+        result = run_with_progress(spec, quick=quick, out=target)
         _print_result(result, time.monotonic() - began)
     if not result.ok:
         for run, violations in result.audit_failures.items():

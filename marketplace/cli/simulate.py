@@ -142,16 +142,21 @@ class _FaultOutcome:
     recoveries: list[Recovery]
     settled_after_s: float | None
     left_pending: int
+    acknowledged: int
+    lost: list[str]
 
     @property
     def unfinished(self) -> bool:
-        return self.settled_after_s is None
+        """Orders left pending 30 s after the plan, or acknowledged orders the store lost."""
+        return self.settled_after_s is None or bool(self.lost)
 
     def summary(self) -> dict[str, Any]:
         return {
             "fault_plan": {"name": self.plan.name, "seed": self.seed},
             "orders_terminal_after_s": self.settled_after_s,
             "orders_left_pending": self.left_pending,
+            "orders_acknowledged_confirmed": self.acknowledged,
+            "orders_acknowledged_lost": self.lost,
         }
 
 
@@ -208,7 +213,7 @@ async def _run(config: SimConfig, via: Via, host: str | None, plan: FaultPlan | 
             faulted = await _with_progress_and_faults(target, market, config, schedule)
             result = faulted.result
         counters = _delta(before, await client.order_stats())
-        fault_outcome = await _settle(schedule, faulted, client)
+        fault_outcome = await _settle(schedule, faulted, client, target.deliveries.acknowledged)
         console.print("Checking the invariants...")
         report = await client.audit()
     return _Outcome(result, counters, report, fault_outcome)
@@ -242,11 +247,14 @@ async def _settle(
     schedule: tuple[Schedule, FaultContext] | None,
     faulted: FaultedRun | None,
     client: MarketplaceClient,
+    acknowledged: list[str],
 ) -> _FaultOutcome | None:
-    """After a fault plan: wait for every order to end (I3), and say how long it took."""
+    """After a fault plan: wait for every order to end (I3) and say how long it took, then
+    look every order a checkout was told is confirmed up in the store (none may be lost)."""
     if schedule is None or faulted is None:
         return None
-    from marketplace.sim.faults.under_load import SETTLE_TIMEOUT_S, settle_orders
+    from marketplace.config import Durability
+    from marketplace.sim.faults.under_load import SETTLE_TIMEOUT_S, lost_orders, settle_orders
 
     async def pending() -> int:
         return (await client.order_stats()).get("status_pending", 0)
@@ -257,7 +265,16 @@ async def _settle(
         console.print(
             f"[red]{left} orders still pending {SETTLE_TIMEOUT_S:g} s after the plan ended[/red]"
         )
-    return _FaultOutcome(schedule[0].plan, schedule[0].seed, faulted.recoveries, took, left)
+    lost: list[str] = []
+    if client.directory.settings.durability is Durability.SYNC:
+        lost = await lost_orders(client.engine, acknowledged)
+        if lost:
+            console.print(
+                f"[red]{len(lost)} of {len(acknowledged)} orders acknowledged as confirmed are "
+                f"not in the store: {', '.join(lost[:5])}[/red]"
+            )
+    plan, seed = schedule[0].plan, schedule[0].seed
+    return _FaultOutcome(plan, seed, faulted.recoveries, took, left, len(acknowledged), lost)
 
 
 async def _with_progress_and_faults(
@@ -315,7 +332,7 @@ async def _run_http(
             result = faulted.result
     fault_outcome = None
     if client is not None:
-        fault_outcome = await _settle(schedule, faulted, client)
+        fault_outcome = await _settle(schedule, faulted, client, target.deliveries.acknowledged)
     console.print("Checking the invariants (GET /v1/admin/audit)...")
     try:
         async with httpx.AsyncClient(base_url=host, timeout=300) as http:
@@ -463,6 +480,11 @@ def _print_faults(faults: _FaultOutcome) -> None:
     if faults.settled_after_s is not None:
         console.print(
             f"Every order ended {faults.settled_after_s:.1f} s after the plan.", highlight=False
+        )
+    if faults.acknowledged and not faults.lost:
+        console.print(
+            f"All {faults.acknowledged} orders acknowledged as confirmed are in the store.",
+            highlight=False,
         )
 
 

@@ -30,12 +30,14 @@ class Deliveries:
     def __init__(self) -> None:
         self._due: deque[Move] = deque()
         self.delivered = 0
+        self.acknowledged: list[str] = []  # every order a checkout was told is confirmed
 
     def __len__(self) -> int:
         return len(self._due)
 
     def confirmed(self, order_id: str) -> None:
         """``order_id`` was confirmed: its shipment can ship."""
+        self.acknowledged.append(order_id)
         self._due.append(Move(order_id, ShipmentStatus.SHIPPED))
 
     def take(self) -> Move | None:

@@ -101,6 +101,21 @@ async def load_stored(engine: AsyncEngine, order_id: str) -> tuple[Order | None,
     return (None if row is None else order_from_row(row)), fingerprint
 
 
+async def stored_statuses(engine: AsyncEngine, order_ids: Iterable[str]) -> dict[str, str]:
+    """The stored status of each of ``order_ids`` that the store holds (the others are absent:
+    a fault plan's check that no order acknowledged as confirmed was lost)."""
+    wanted = sorted(set(order_ids))
+    found: dict[str, str] = {}
+    async with engine.connect() as conn:
+        for start in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            rows = await conn.execute(
+                select(orders.c.id, orders.c.status).where(orders.c.id.in_(chunk))
+            )
+            found.update({row.id: row.status for row in rows})
+    return found
+
+
 async def load_all(conn: AsyncConnection) -> list[Order]:
     """Every order in the store (the audit)."""
     return [order_from_row(row) for row in (await conn.execute(select(orders))).mappings()]

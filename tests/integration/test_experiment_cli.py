@@ -56,7 +56,7 @@ def test_quick_resilience_writes_csv_png_and_report(tmp_path: Path, ray_address:
     # The quick run's 8 s take the plan's first kill (at 5 s); the run without faults has none.
     assert rows[0]["faults_applied"] == "" and rows[0]["max_recovery_s"] == "", rows[0]
     assert rows[1]["faults_applied"] == "1" and rows[1]["faults_unhealed"] == "0", rows[1]
-    assert rows[1]["orders_settled_s"] != "", rows[1]
+    assert rows[1]["orders_settled_s"] != "" and rows[1]["orders_lost"] == "0", rows[1]
 
     with (out / "timeline.csv").open() as handle:
         seconds = list(csv.DictReader(handle))

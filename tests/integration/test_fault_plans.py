@@ -24,7 +24,12 @@ from marketplace.domain.orders import OrderStatus
 from marketplace.sim.client_target import ClientTarget
 from marketplace.sim.faults.injectors import FaultContext, check_targets
 from marketplace.sim.faults.plan import parse_plan, schedule
-from marketplace.sim.faults.under_load import FaultedRun, settle_orders, simulate_under_faults
+from marketplace.sim.faults.under_load import (
+    FaultedRun,
+    lost_orders,
+    settle_orders,
+    simulate_under_faults,
+)
 from marketplace.sim.seed import seed_market
 from marketplace.sim.simulation import SimConfig, build_market
 from tests.conftest import MakeMarketplace
@@ -65,6 +70,9 @@ async def run_plan(runtime: Runtime, faults: list[dict[str, Any]], seconds: floa
 
     took, left = await settle_orders(pending, timeout_s=30)
     assert took is not None, f"{left} orders still pending 30 s after the plan"
+    # Every order a checkout was told is confirmed is in the store (durability sync).
+    acknowledged = target.deliveries.acknowledged
+    assert acknowledged and not await lost_orders(client.engine, acknowledged)
     report = await client.audit()
     assert report.ok, report.summary()
     return run
@@ -219,3 +227,4 @@ def test_a_small_chaos_campaign_runs_each_plan_on_a_fresh_marketplace(
     for row in rows:
         assert row["audit_ok"] == "True" and row["faults_unhealed"] == "0", row
         assert int(row["faults_applied"]) >= 1 and row["orders_settled_s"] != "", row
+        assert row["orders_lost"] == "0", row

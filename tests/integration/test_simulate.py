@@ -109,6 +109,8 @@ def test_marketplace_simulate_under_a_fault_plan_writes_its_results_and_an_ok_au
     assert all(f["healed_s"] is not None for f in summary["faults"]), summary["faults"]
     assert summary["fault_plan"] == {"name": "two", "seed": 7}
     assert summary["orders_terminal_after_s"] is not None
+    assert summary["orders_acknowledged_confirmed"] > 0
+    assert summary["orders_acknowledged_lost"] == []
 
 
 def test_marketplace_simulate_refuses_bad_arguments(tmp_path: Path) -> None:

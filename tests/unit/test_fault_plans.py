@@ -363,6 +363,7 @@ def test_fault_metrics_sum_up_a_run() -> None:
         "unrecovered_faults": 0,
         "fault_errors": 0,
         "orders_settled_s": 1.5,
+        "orders_lost": None,
     }
     assert set(columns) == set(NO_FAULT_METRICS) <= set(METRICS)
 

@@ -207,8 +207,10 @@ class _Drive:
         plan = config.fault_plan
         if plan is None:
             return await simulate(target, market, config, on_record=seen)
+        from marketplace.config import Durability
         from marketplace.sim.faults.under_load import (
             fault_metrics,
+            lost_orders,
             plan_for_run,
             settle_orders,
             simulate_under_faults,
@@ -222,6 +224,10 @@ class _Drive:
 
         settled, _ = await settle_orders(pending)
         self.fault_columns = fault_metrics(run, settled)
+        acknowledged = getattr(getattr(target, "deliveries", None), "acknowledged", [])
+        if self.settings.durability is Durability.SYNC:
+            lost = await lost_orders(self.client.engine, acknowledged)
+            self.fault_columns["orders_lost"] = len(lost)
         return run.result
 
 

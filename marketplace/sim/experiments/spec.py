@@ -36,6 +36,7 @@ from marketplace.sim.experiments.knobs import (
     workload_type,
 )
 from marketplace.sim.experiments.points import expand
+from marketplace.sim.faults.recovery import FAULT_COLUMNS
 from marketplace.sim.simulation import SimConfig
 
 VIA = ("client", "http")
@@ -66,13 +67,7 @@ METRICS = (
     "orders_cancelled",
     "compensations",
     "point_s",
-    "faults_applied",
-    "faults_unhealed",
-    "max_recovery_s",
-    "mean_recovery_s",
-    "unrecovered_faults",
-    "fault_errors",
-    "orders_settled_s",
+    *FAULT_COLUMNS,
 )
 """The number columns every row has (``metrics.py`` measures them up to ``elapsed_s``, the
 runner adds the rest); plots and the report may name any of these or a knob."""

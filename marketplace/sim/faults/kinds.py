@@ -27,19 +27,7 @@ ActorKind = Literal[
 ]
 """Actors a fault may kill or cut off (``relay`` and ``inbound`` exist with a broker only)."""
 
-Caller = Literal[
-    "client",
-    "gateway",
-    "catalog",
-    "inventory",
-    "carts",
-    "payments",
-    "shipments",
-    "sellers",
-    "orders",
-    "relay",
-    "inbound",
-]
+Caller = Literal["client", "gateway", ActorKind]
 """Who makes the calls a ``calls`` fault delays or loses: the driver's client (the simulator
 in process), the gateway's replicas, or the actors of one kind."""
 

@@ -45,6 +45,19 @@ MARKET_SAYS_NO = frozenset(
 """Failure reasons that are the market refusing, not the system failing."""
 
 
+FAULT_COLUMNS = (
+    "faults_applied",
+    "faults_unhealed",
+    "max_recovery_s",
+    "mean_recovery_s",
+    "unrecovered_faults",
+    "fault_errors",
+    "orders_settled_s",
+    "orders_lost",
+)
+"""The columns a run under a fault plan adds to an experiment's rows (``fault_metrics``)."""
+
+
 def is_error(record: OpRecord) -> bool:
     """Whether ``record`` failed because the system did (not because the market said no)."""
     reason = record.outcome.reason

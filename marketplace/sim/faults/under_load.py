@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from marketplace.sim.faults.injectors import FaultContext, check_targets
 from marketplace.sim.faults.plan import FaultPlan, Schedule, schedule
-from marketplace.sim.faults.recovery import FaultWindow, Recovery, recoveries
+from marketplace.sim.faults.recovery import FAULT_COLUMNS, FaultWindow, Recovery, recoveries
 from marketplace.sim.faults.runner import Say, run_faults
 from marketplace.sim.loops import OpRecord, RunResult, Target
 from marketplace.sim.market import SyntheticMarket
 from marketplace.sim.simulation import SimConfig, simulate
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from actors.directory import Directory
     from marketplace.config import Settings
 
@@ -60,20 +62,11 @@ def fault_metrics(run: FaultedRun, settled_after_s: float | None) -> dict[str, A
         "unrecovered_faults": sum(1 for r in run.recoveries if r.time_to_recover is None),
         "fault_errors": sum(sum(r.errors.values()) for r in run.recoveries),
         "orders_settled_s": settled_after_s,
+        "orders_lost": None,  # set where durability is sync (the runner looks them up)
     }
 
 
-NO_FAULT_METRICS: dict[str, Any] = dict.fromkeys(
-    (
-        "faults_applied",
-        "faults_unhealed",
-        "max_recovery_s",
-        "mean_recovery_s",
-        "unrecovered_faults",
-        "fault_errors",
-        "orders_settled_s",
-    )
-)
+NO_FAULT_METRICS: dict[str, Any] = dict.fromkeys(FAULT_COLUMNS)
 """The fault columns of a row that ran no plan."""
 
 
@@ -104,6 +97,15 @@ async def simulate_under_faults(
         windows=windows,
         recoveries=recoveries(result.records, windows, result.summary.elapsed),
     )
+
+
+async def lost_orders(engine: AsyncEngine, acknowledged: list[str]) -> list[str]:
+    """The orders among ``acknowledged`` (answered as confirmed) that the store does not hold:
+    with ``sync`` durability there must be none, whatever the faults did."""
+    from marketplace.store.orders import stored_statuses
+
+    stored = await stored_statuses(engine, acknowledged)
+    return sorted(set(acknowledged) - set(stored))
 
 
 async def settle_orders(
