@@ -147,8 +147,10 @@ class _FaultOutcome:
 
     @property
     def unfinished(self) -> bool:
-        """Orders left pending 30 s after the plan, or acknowledged orders the store lost."""
-        return self.settled_after_s is None or bool(self.lost)
+        """Orders left pending 30 s after the plan, acknowledged orders the store lost, or a
+        fault that could not be applied (the run is not what the plan says)."""
+        not_applied = any(r.window.error for r in self.recoveries)
+        return self.settled_after_s is None or bool(self.lost) or not_applied
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -474,6 +476,11 @@ def _print_faults(faults: _FaultOutcome) -> None:
         )
     console.print(table)
     for recovery in faults.recoveries:
+        if recovery.window.error:
+            console.print(
+                f"  [red]{recovery.window.id} could not be applied: {recovery.window.error}[/red]",
+                highlight=False,
+            )
         if recovery.errors:
             reasons = ", ".join(f"{k} {v}" for k, v in recovery.errors.items())
             console.print(f"  {recovery.window.id} errors: {reasons}", highlight=False)

@@ -16,6 +16,7 @@ from actors.faults import CallLost, LinkFault, ProcessFaults, fault_from
 from marketplace.config import Settings
 from marketplace.sim.experiments.points import expand
 from marketplace.sim.experiments.spec import METRICS, SpecError, spec_from_mapping
+from marketplace.sim.faults import runner
 from marketplace.sim.faults.injectors import FaultContext, check_targets
 from marketplace.sim.faults.plan import (
     PlanError,
@@ -384,3 +385,56 @@ def test_random_plans_are_drawn_from_their_seed_and_read_back_from_their_toml(
         path.write_text(plan_toml(plan))
         assert load_plan(path) == plan
     assert {f.describe_kind() for f in random_plan(1, 20.0, ["payments"]).faults} == {"payments"}
+
+
+class FakeInjector:
+    """Records what the runner does with it; ``fail`` makes ``apply`` raise."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls: list[str] = []
+
+    async def apply(self) -> None:
+        self.calls.append("apply")
+        if self.fail:
+            raise RuntimeError("no such replica")
+
+    async def lift(self) -> None:
+        await asyncio.sleep(0.05)  # a lift that takes a while (starting a database)
+        self.calls.append("lift")
+
+    async def healthy(self) -> bool:
+        return True
+
+
+def fake_schedule(*faults: dict[str, Any]) -> Any:
+    return schedule(parse_plan(plan(*faults)), 10, COUNTS)
+
+
+async def test_a_fault_that_cannot_be_applied_is_recorded_and_the_others_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = {"f0": FakeInjector(fail=True), "f1": FakeInjector()}
+    monkeypatch.setattr(runner, "injector_for", lambda scheduled, _: made[scheduled.id])
+    drawn = fake_schedule(
+        {"kind": "kill_actor", "actor": "orders", "at": 0.0},
+        {"kind": "sqlite_lock", "at": 0.01, "duration": 0.05},
+    )
+    loop = asyncio.get_running_loop()
+    windows = await runner.run_faults(drawn, context(), started=loop.time())
+    assert [w.error for w in windows] == ["RuntimeError: no such replica", None]
+    assert made["f0"].calls == ["apply", "lift"] and made["f1"].calls == ["apply", "lift"]
+    assert windows[1].lifted - windows[1].applied >= 0.05
+
+
+async def test_a_cancelled_run_still_lifts_what_it_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    injector = FakeInjector()
+    monkeypatch.setattr(runner, "injector_for", lambda scheduled, _: injector)
+    drawn = fake_schedule({"kind": "sqlite_lock", "at": 0.0, "duration": 30.0})
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(runner.run_faults(drawn, context(), started=loop.time()))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert injector.calls == ["apply", "lift"]  # the lift finished before the cancel went on

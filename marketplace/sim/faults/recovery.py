@@ -66,8 +66,9 @@ def is_error(record: OpRecord) -> bool:
 
 @dataclass(frozen=True)
 class FaultWindow:
-    """When one fault was applied and lifted (seconds from the run's start), and when its
-    target answered again (None: not within its heal timeout)."""
+    """When one fault was applied and lifted (seconds from the run's start), when its target
+    answered again (None: not within its heal timeout), and why it could not be applied (None:
+    it was)."""
 
     id: str
     kind: str
@@ -75,6 +76,7 @@ class FaultWindow:
     applied: float
     lifted: float
     healed: float | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Recovery:
             "errors": sum(self.errors.values()),
             "error_reasons": dict(self.errors),
             "pending": self.pending,
+            "error": w.error,
         }
 
 

@@ -68,13 +68,23 @@ async def _one(
     description = scheduled.describe()
     applied = now()
     say(f"{applied:6.1f} s  fault {scheduled.id}: {description}")
+    error: str | None = None
     try:
         await injector.apply()
         if scheduled.duration:
             await asyncio.sleep(max(0.0, scheduled.start + scheduled.duration - now()))
+    except Exception as exc:  # the fault could not be made: the run goes on, the row says why
+        error = f"{type(exc).__name__}: {exc}"
+        say(f"{now():6.1f} s  fault {scheduled.id}: could not be applied ({error})")
     finally:
-        # Shielded: a cancelled run still starts the database or broker it stopped.
-        await asyncio.shield(_lift(injector, scheduled))
+        # A cancelled run still starts the database or broker it stopped: the lift runs to
+        # its end before the cancellation goes on.
+        lift = asyncio.ensure_future(_lift(injector, scheduled))
+        try:
+            await asyncio.shield(lift)
+        except asyncio.CancelledError:
+            await lift
+            raise
     lifted = now()
     healed = await _heal(injector, scheduled.fault.heal_timeout, now)
     if healed is None:
@@ -90,6 +100,7 @@ async def _one(
             applied=round(applied, 3),
             lifted=round(lifted, 3),
             healed=None if healed is None else round(healed, 3),
+            error=error,
         )
     )
 

@@ -50,13 +50,14 @@ def plan_for_run(
 
 
 def fault_metrics(run: FaultedRun, settled_after_s: float | None) -> dict[str, Any]:
-    """An experiment row's fault columns: faults applied and not healed, the longest and mean
+    """An experiment row's fault columns: faults applied and not healed (or not applied at all:
+    the run could not do what the plan says), the longest and mean
     time to recover (over those that recovered), faults the run never recovered from, errors
     while they lasted, and how long the orders took to end after the plan."""
     times = [r.time_to_recover for r in run.recoveries if r.time_to_recover is not None]
     return {
         "faults_applied": len(run.windows),
-        "faults_unhealed": sum(1 for w in run.windows if w.healed is None),
+        "faults_unhealed": sum(1 for w in run.windows if w.healed is None or w.error),
         "max_recovery_s": max(times, default=None),
         "mean_recovery_s": round(sum(times) / len(times), 3) if times else None,
         "unrecovered_faults": sum(1 for r in run.recoveries if r.time_to_recover is None),
