@@ -47,10 +47,37 @@ assert os.environ.get("RAY_ADDRESS") == {address!r}, os.environ.get("RAY_ADDRESS
 # and their outputs keep the full parameters.
 QUICK: dict[str, dict[str, Any]] = {
     "01_quickstart.ipynb": {"DURATION_S": 5.0},
-    # three kills, still apart (the schedule waits for each killed actor to answer again anyway)
+    # the same seven faults in a shorter run, closer together (their windows may overlap)
     "02_fault_tolerance.ipynb": {
-        "RUN_S": 16.0,
-        "KILLS": [(3.0, "inventory-0"), (7.5, "orders-0"), (12.0, "payments-0")],
+        "RUN_S": 13.0,
+        "SETTLE_S": 30.0,
+        "PLAN": {
+            "name": "notebook-02-quick",
+            "fault": [
+                {"kind": "kill_actor", "actor": "inventory", "at": 2.5},
+                {"kind": "payments", "at": 3.5, "duration": 1.5, "error_rate": 0.5},
+                {"kind": "kill_actor", "actor": "orders", "at": 5.0},
+                {
+                    "kind": "calls",
+                    "from": "orders",
+                    "to": "inventory",
+                    "at": 6.5,
+                    "duration": 1.5,
+                    "drop_rate": 0.3,
+                },
+                {"kind": "kill_actor", "actor": "payments", "at": 8.0},
+                {
+                    "kind": "calls",
+                    "from": "orders",
+                    "to": "payments",
+                    "at": 9.5,
+                    "duration": 1.5,
+                    "drop_rate": 0.3,
+                    "lose": "reply",
+                },
+                {"kind": "sqlite_lock", "at": 11.0, "duration": 1.5},
+            ],
+        },
     },
     # every level of the sweep still runs, 1.5 s each instead of 3
     "03_latency_and_load.ipynb": {"SECONDS": 1.5, "WARMUP_S": 1.0},
