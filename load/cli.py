@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from load.report import (
     REPORTS_DIR,
     console,
+    history_csv,
     judge,
     plot_history,
     print_locust_failure,
@@ -38,6 +39,9 @@ from load.report import (
 )
 from load.runner import check_host, locust_environment, run_audit, run_locust
 from load.scenario import load_scenario
+
+if TYPE_CHECKING:
+    from load.faults import LoadFaults
 
 app = typer.Typer(
     name="load",
@@ -81,8 +85,23 @@ def load_command(
         typer.Option(min=1, help="Locust processes on this machine (a master and N workers)."),
     ] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="A fault plan (a TOML file or a built-in: `marketplace faults list`) to run "
+            "beside the load, on the marketplace `marketplace up` runs here."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The fault plan's seed (its own seed wins).")] = 7,
 ) -> None:
-    """Run a load scenario with Locust (headless), report it and judge its SLOs and the audit."""
+    """Run a load scenario with Locust (headless), report it and judge its SLOs and the audit.
+
+    With `--faults PLAN` the plan's faults happen during the load, on the marketplace that
+    `marketplace up` runs here (or the actors MARKETPLACE_RAY_ADDRESS and MARKETPLACE_NAMESPACE
+    name); the report then gains each fault's time to recover and errors (`faults.csv`), and
+    the run passes only if every fault was applied and healed and every order ended within
+    30 s of the plan.
+    """
     from marketplace.config import Settings
 
     plan = load_scenario(scenario)
@@ -109,7 +128,14 @@ def load_command(
         flash_product = list_flash_product(host, plan.flash_stock)
         console.print(f"flash sale: {flash_product} with {plan.flash_stock} units")
     env = locust_environment(plan, host, report, manifest, flash_product, admin)
-    code = run_locust(plan, host, report, env, quiet, processes)
+    beside = _start_faults(faults, plan.duration_s, seed) if faults else None
+    if beside is not None:
+        beside.go()
+    try:
+        code = run_locust(plan, host, report, env, quiet, processes)
+    finally:
+        if beside is not None:
+            beside.join()
     if not stats_csv(report).is_file():
         print_locust_failure(report, code)
         raise typer.Exit(2)
@@ -120,11 +146,68 @@ def load_command(
     breached = judge(plan.slos, rows)
     audit = run_audit(host, *admin)
     console.print(slo_table(plan.slos))
-    summary = write_summary(report, plan, host, code, rows, breached, audit, plots)
+    fault_outcome = _fault_outcome(beside, report) if beside is not None else None
+    summary = write_summary(report, plan, host, code, rows, breached, audit, plots, fault_outcome)
     print_verdict(report, breached, audit)
     if not summary["passed"]:
         raise typer.Exit(1)
     console.print("[green]PASS[/]")
+
+
+def _start_faults(name_or_path: str, duration_s: float, seed: int) -> LoadFaults:
+    """Load the plan, join the marketplace and draw the schedule; exit 2 when it cannot run."""
+    from load.faults import LoadFaults
+    from marketplace.sim.faults.plan import PlanError, load_plan
+
+    try:
+        beside = LoadFaults(load_plan(name_or_path), duration_s, seed, say=console.print)
+        beside.start()
+    except PlanError as exc:
+        console.print(f"[red]fault plan refused: {exc}[/red]")
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        console.print(f"[red]could not join the marketplace for the fault plan: {exc}[/red]")
+        raise typer.Exit(2) from None
+    assert beside.schedule is not None
+    console.print(
+        f"fault plan {beside.plan.name} (seed {beside.schedule.seed}): "
+        + "; ".join(f"{f.start:g} s {f.describe()}" for f in beside.schedule.faults),
+        highlight=False,
+    )
+    return beside
+
+
+def _fault_outcome(beside: LoadFaults, report: Path) -> dict[str, Any]:
+    """Each fault's recovery on Locust's history, printed and written to ``faults.csv``."""
+    import csv
+    import json
+
+    rows = [r.row() for r in beside.recoveries(history_csv(report))]
+    if rows:
+        with (report / "faults.csv").open("w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({**r, "error_reasons": json.dumps(r["error_reasons"])} for r in rows)
+    for row in rows:
+        recovered = row["time_to_recover_s"]
+        console.print(
+            f"fault {row['id']} {row['fault']}: healed at {row['healed_s']} s, "
+            f"recovered in {'-' if recovered is None else f'{recovered} s'}, "
+            f"{row['errors']} failed requests"
+            + (f", error: {row['error']}" if row["error"] else ""),
+            highlight=False,
+        )
+    settled = beside.settled_after_s
+    healed = all(row["healed_s"] is not None and not row["error"] for row in rows)
+    if settled is None:
+        console.print("[red]orders still pending 30 s after the fault plan[/red]")
+    assert beside.schedule is not None
+    return {
+        "plan": {"name": beside.plan.name, "seed": beside.schedule.seed},
+        "faults": rows,
+        "orders_terminal_after_s": settled,
+        "passed": settled is not None and healed,
+    }
 
 
 app.command("load")(load_command)

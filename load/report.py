@@ -176,8 +176,12 @@ def write_summary(
     breached: list[Slo],
     audit: dict[str, Any],
     plots: list[Path],
+    faults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``summary.json``: the run, its SLOs judged, the audit and the verdict (``passed``)."""
+    """``summary.json``: the run, its SLOs judged, the audit and the verdict (``passed``).
+
+    ``faults`` (a fault plan's outcome: ``{"plan", "faults", "orders_terminal_after_s",
+    "passed"}``) joins the summary and the verdict."""
     summary = {
         "scenario": plan.name,
         "host": host,
@@ -194,10 +198,19 @@ def write_summary(
         "breached": [s.describe() for s in breached],
         "audit": audit,
         "plots": [p.name for p in plots],
-        "passed": not breached and bool(audit.get("ok")),
+        "passed": not breached
+        and bool(audit.get("ok"))
+        and (faults is None or bool(faults.get("passed"))),
     }
+    if faults is not None:
+        summary["faults"] = faults
     (report / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def history_csv(report: Path) -> Path:
+    """Locust's per-second history of the run."""
+    return report / f"{PREFIX}_stats_history.csv"
 
 
 def plot_history(report: Path) -> list[Path]:

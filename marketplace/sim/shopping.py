@@ -44,7 +44,8 @@ def order_outcome(status: OrderStatus | str, failure_reason: str | None) -> Outc
         return OK
     if status == OrderStatus.PENDING:
         return Outcome.failure("pending")
-    return Outcome.failure(failure_reason or str(status))
+    # str(): the saga's reasons may be FailureReason members; reasons are plain strings here.
+    return Outcome.failure(str(failure_reason) if failure_reason else str(status))
 
 
 def run_scope() -> str:

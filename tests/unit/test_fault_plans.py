@@ -438,3 +438,12 @@ async def test_a_cancelled_run_still_lifts_what_it_applied(monkeypatch: pytest.M
     with pytest.raises(asyncio.CancelledError):
         await task
     assert injector.calls == ["apply", "lift"]  # the lift finished before the cancel went on
+
+
+def test_a_killed_actor_cannot_have_recovered_before_it_answers_again() -> None:
+    # A kill is lifted the moment it is applied; throughput (mostly other operations) barely
+    # dips, but the run has not recovered until the actor is back (healed at 14 s).
+    records = steady(0, 30)
+    window = FaultWindow("f0", "kill_actor", "kill inventory-0", 10.0, 10.0, 14.0)
+    (recovery,) = recoveries(records, [window], 30.0)
+    assert recovery.recovered_at == 14.0 and recovery.time_to_recover == 4.0

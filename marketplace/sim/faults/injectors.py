@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 PROBE_TIMEOUT_S = 2.0
+INJECT_TIMEOUT_S = 2.0
 SERVE_NAMESPACE = "serve"
 
 

@@ -5,12 +5,15 @@ the times a fault was applied and lifted (``FaultLog``):
 
 - **baseline**: operations completed ok per second over the 10 s before the fault (or since the
   run's start, when that is shorter than 10 s; none under 2 s);
-- **recovered at**: the first second, from when the fault was lifted, that starts a 3-second
-  window with throughput within 90% of the baseline and no errors ending in it. A 3-second
+- **recovered at**: the first second, from when the fault was lifted and its target answered
+  again (a killed actor is "lifted" the moment it is killed, but the run cannot have recovered
+  before it is back), that starts a 3-second window with throughput within 90% of the baseline
+  and no errors ending in it. A 3-second
   window rather than one second: at tens of operations per second a single second's count
   is too noisy to compare with 90%;
 - **errors**: failed operations that ended (or were dropped) between the fault's start and
-  its recovery (or the run's end), by reason. A market's "no" (out of stock, a declined card,
+  its recovery (or the run's end), by reason. Faults whose windows overlap share the errors
+  of the overlap: each counts them. A market's "no" (out of stock, a declined card,
   a conflict) is not an error; the system failing (a 5xx, a timeout, a saga cancelled because a
   peer did not answer, an order left pending, an exception, a dropped operation) is;
 - **pending**: checkouts among those errors that ended ``pending`` (the saga outlived the
@@ -150,7 +153,7 @@ def _recovery(
     error_ends = sorted(end for end, _ in errors)
     recovered: float | None = None
     if baseline is not None:
-        moment = window.lifted
+        moment = max(window.lifted, window.healed or window.lifted)
         while moment + WINDOW_S <= elapsed + 1e-9:
             ok = _count(ok_ends, moment, moment + WINDOW_S) / WINDOW_S
             if ok >= THRESHOLD * baseline and not _count(error_ends, moment, moment + WINDOW_S):
