@@ -45,13 +45,37 @@ def summary(report: Path) -> dict[str, Any]:
     return dict(json.loads((report / "summary.json").read_text()))
 
 
-async def test_smoke_scenario_passes_with_reports(served: dict[str, Any], tmp_path: Path) -> None:
+async def test_smoke_scenario_beside_a_fault_plan_passes_with_reports(
+    served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plan that slows things without failing a request (a slower card network, slower calls
+    # from the coordinators to inventory). It joins the served marketplace's actors as a
+    # `marketplace up`'s would be joined, through the settings (this process is already
+    # connected to the session's Ray).
+    settings = served["settings"]
+    for name in ("database_url", "namespace", *SPREAD_OVER_ACTORS):
+        monkeypatch.setenv(f"MARKETPLACE_{name.upper()}", str(getattr(settings, name)))
+    monkeypatch.chdir(tmp_path)  # no `up` state file here
+    (tmp_path / "plan.toml").write_text(
+        'name = "gentle"\n'
+        '[[fault]]\nkind = "payments"\nat = 3.0\nduration = 2.0\nlatency_ms = 100\n'
+        '[[fault]]\nkind = "calls"\nfrom = "orders"\nto = "inventory"\nat = 6.0\n'
+        "duration = 2.0\ndelay_ms = 20\n"
+    )
     report = tmp_path / "smoke"
-    result = await run_load(served, report, "--scenario", "smoke", "--duration", "20")
+    result = await run_load(
+        served, report, "--scenario", "smoke", "--duration", "20", "--faults", "plan.toml"
+    )
     assert result.exit_code == 0, result.output
     done = summary(report)
     assert done["passed"] and done["audit"]["ok"], done
     assert done["requests"] > 50 and done["failures"] == 0, done
+    assert "fault plan gentle (seed 7)" in result.output, result.output
+    faults = done["faults"]
+    assert faults["passed"] and faults["orders_terminal_after_s"] is not None, faults
+    assert [f["kind"] for f in faults["faults"]] == ["payments", "calls"], faults
+    assert all(f["healed_s"] is not None and f["error"] is None for f in faults["faults"])
+    assert (report / "faults.csv").read_text().startswith("id,kind,fault,")
     for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html"):
         assert (report / name).stat().st_size > 0, name
     for name in ("throughput.png", "latency.png", "endpoints.png"):
@@ -143,33 +167,3 @@ def test_no_marketplace_at_the_host_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert f"no marketplace answers at http://127.0.0.1:{port}" in result.output
     assert not (report / "locust_stats.csv").exists()
-
-
-async def test_a_fault_plan_beside_the_load_is_measured(
-    served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The plan joins the served marketplace's actors as `marketplace up`'s would be joined:
-    # through the settings (this process is already connected to the session's Ray).
-    settings = served["settings"]
-    for name in ("database_url", "namespace", *SPREAD_OVER_ACTORS):
-        monkeypatch.setenv(f"MARKETPLACE_{name.upper()}", str(getattr(settings, name)))
-    monkeypatch.chdir(tmp_path)  # no `up` state file here
-    (tmp_path / "plan.toml").write_text(
-        'name = "gentle"\n'
-        '[[fault]]\nkind = "payments"\nat = 3.0\nduration = 2.0\nlatency_ms = 100\n'
-        '[[fault]]\nkind = "calls"\nfrom = "orders"\nto = "inventory"\nat = 6.0\n'
-        "duration = 2.0\ndelay_ms = 20\n"
-    )
-    report = tmp_path / "faulted"
-    result = await run_load(
-        served, report, "--scenario", "smoke", "--duration", "12", "--faults", "plan.toml"
-    )
-    assert result.exit_code == 0, result.output
-    assert "fault plan gentle (seed 7)" in result.output, result.output
-    done = summary(report)
-    faults = done["faults"]
-    assert faults["passed"] and faults["orders_terminal_after_s"] is not None, faults
-    assert [f["kind"] for f in faults["faults"]] == ["payments", "calls"], faults
-    assert all(f["healed_s"] is not None and f["error"] is None for f in faults["faults"])
-    assert (report / "faults.csv").read_text().startswith("id,kind,fault,")
-    assert done["passed"] and done["audit"]["ok"], done
