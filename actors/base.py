@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeVar
 
+import ray
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+from tenacity.wait import wait_base
 
 from actors.batching import Call, run_calls
 from actors.faults import FAULTS, fault_from
 from marketplace.config import Durability, Settings
 from marketplace.store.engine import create_engine, sqlite_writer_engine
+from marketplace.store.failures import database_unavailable, is_transient
 from marketplace.store.writer import FileLock, Writer
 
 log = logging.getLogger(__name__)
@@ -55,10 +60,16 @@ class ActorBase:
     """Base of the marketplace actors: ``await self.ready()`` before touching state.
 
     State is loaded from the store when the actor starts (and again after every restart), so a
-    killed actor comes back with what it had committed.
+    killed actor comes back with what it had committed. A load that meets the database down
+    (``store.failures.is_transient``) is retried with backoff until it succeeds, each attempt
+    from the state the actor had before loading; meanwhile ``ready()`` answers 503
+    (``TransientFailure``). Any other load failure ends the process when it is a Ray actor, so
+    that Ray restarts it and it loads afresh.
     """
 
     SOURCE = "marketplace"
+    # Between attempts to load while the database is unavailable (a test may shorten it).
+    LOAD_RETRY_WAIT: wait_base = wait_exponential(multiplier=0.1, max=2.0)
 
     def __init__(
         self,
@@ -77,12 +88,50 @@ class ActorBase:
         self.locks = KeyedLocks()
         self.writer = writer or _writer(self.settings)
         self.engine: AsyncEngine | None = self.writer.engine
+        # The transient failure of the last attempt to load, while loading is being retried.
+        self._load_failure: BaseException | None = None
         self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
         if self.engine is not None:
-            await self.load()
+            try:
+                await self._load_until_done()
+            except Exception:
+                log.exception("%s %d could not load its state", type(self).__name__, self.index)
+                if _in_ray_actor():
+                    # Not transient, so retrying here would fail the same way; a crash (not
+                    # ``exit_actor``, which Ray does not restart) gets a fresh process that
+                    # loads again. Left alive, the actor would answer this error forever.
+                    _exit_process()
+                raise
         await self.started()
+
+    async def _load_until_done(self) -> None:
+        """``load``, retried while the database is unavailable, each attempt from the state
+        the actor had before the first: an attempt that failed half way leaves nothing."""
+        before = _containers(self)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            wait=self.LOAD_RETRY_WAIT,
+            before_sleep=lambda state: log.warning(
+                "%s %d: loading failed (the database is unavailable); retrying: %r",
+                type(self).__name__,
+                self.index,
+                state.outcome.exception() if state.outcome else None,
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    for name, value in before.items():
+                        setattr(self, name, copy.copy(value))
+                try:
+                    await self.load()
+                except Exception as exc:
+                    if is_transient(exc):
+                        self._load_failure = exc
+                    raise
+        self._load_failure = None
 
     async def load(self) -> None:
         """Rebuild in-memory state from the store (subclasses override; called only when
@@ -93,7 +142,15 @@ class ActorBase:
 
     async def ready(self) -> dict[str, Any]:
         """Wait for start-up loading; returns who and where this is (used as a health probe,
-        and by benchmarks that count CPU time per process)."""
+        and by benchmarks that count CPU time per process).
+
+        Raises ``TransientFailure`` (503) at once while loading waits for the database to come
+        back: the outage may last long, and callers that queued here would hold their Ray
+        calls and HTTP requests for all of it; a 503 is what a write meeting the same outage
+        answers, and every caller retries it with the same key.
+        """
+        if self._load_failure is not None and not self._loaded.done():
+            raise database_unavailable(self._load_failure, f"{type(self).__name__}'s store")
         await asyncio.shield(self._loaded)
         return {
             "kind": type(self).__name__,
@@ -136,6 +193,30 @@ class ActorBase:
         """The store's engine, for code that runs only when there is one (``load``)."""
         assert self.engine is not None, "no database: durability is none"
         return self.engine
+
+
+def _containers(actor: ActorBase) -> dict[str, Any]:
+    """Copies of the actor's plain containers (its dicts, lists and sets) as they are now.
+
+    Loading only fills such containers (objects it calls, a search index say, take the same
+    rows again idempotently), so putting these back undoes a half-done load.
+    """
+    return {
+        name: copy.copy(value)
+        for name, value in vars(actor).items()
+        if isinstance(value, dict | list | set)
+    }
+
+
+def _in_ray_actor() -> bool:
+    """Whether this process is a Ray actor (in-process unit tests are not)."""
+    return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+
+def _exit_process() -> None:
+    """End this process at once, as a crash, so that Ray restarts the actor."""
+    logging.shutdown()
+    os._exit(1)
 
 
 def _writer(settings: Settings) -> Writer:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import ray
 
 from actors.base import ActorBase
 from actors.protocols import InventoryPartitionApi
-from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, InvalidInput
+from marketplace.domain.errors import (
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidInput,
+    TransientFailure,
+)
 from marketplace.domain.inventory import (
     Reservation,
     ReservationState,
@@ -18,7 +24,9 @@ from marketplace.domain.inventory import (
     outcome_of,
 )
 from marketplace.store import inventory as store
+from marketplace.store.failures import database_unavailable, is_transient
 from marketplace.store.inventory import DuplicateRequest
+from marketplace.store.writer import Writer
 
 
 class InventoryPartition(ActorBase):
@@ -31,13 +39,22 @@ class InventoryPartition(ActorBase):
 
     SOURCE = "marketplace/inventory"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
         self.stock: dict[str, StockItem] = {}
         self.reservations: dict[str, dict[str, Reservation]] = {}
         # request id -> the delta it applied: a repeat answers, a repeat with another delta is
         # refused (an Idempotency-Key reused for a different change).
         self.applied_requests: dict[str, int] = {}
-        super().__init__(settings, index, count)
+        # Products whose last stock change failed without a sure answer (see adjust_stock).
+        self.unsure_stock: set[str] = set()
+        super().__init__(settings, index, count, writer=writer)
 
     async def load(self) -> None:
         stock, held = await store.load_owned(self.database, self.index, self.count)
@@ -57,6 +74,7 @@ class InventoryPartition(ActorBase):
         """
         await self.ready()
         async with self.locks.hold(product_id):
+            await self._reconcile_stock([product_id])
             item = self._item(product_id)
             if request_id in self.applied_requests:
                 return self._repeated(item, self.applied_requests[request_id], delta)
@@ -73,10 +91,19 @@ class InventoryPartition(ActorBase):
             try:
                 await self.writer.write(store.adjustment(request_id, delta, updated, self.SOURCE))
             except DuplicateRequest as duplicate:
-                # Applied before a restart; our in-memory copy came from the store, so it
-                # already includes it.
+                # Applied before: before a restart (memory, loaded since, includes it), or by
+                # an attempt whose commit went through with its answer lost (memory does not).
+                # The store's row is right either way.
                 self.applied_requests[request_id] = duplicate.delta
-                return self._repeated(item, duplicate.delta, delta)
+                self.unsure_stock.add(product_id)
+                await self._reconcile_stock([product_id])
+                return self._repeated(self._item(product_id), duplicate.delta, delta)
+            except TransientFailure:
+                # The movement and the stock row may have committed with the answer lost: the
+                # next operation on the product reads them back rather than trust memory. A
+                # retry with the same request id then meets DuplicateRequest above.
+                self.unsure_stock.add(product_id)
+                raise
             self.applied_requests[request_id] = delta
             self.stock[product_id] = updated
             return updated
@@ -108,6 +135,7 @@ class InventoryPartition(ActorBase):
             raise InvalidInput("nothing to reserve")
         product_ids = [product_id for product_id, _ in lines]
         async with self.locks.hold(order_id, *product_ids):
+            await self._reconcile_stock(product_ids)
             known = self.reservations.get(order_id)
             if known:
                 return outcome_of(known.values())
@@ -143,6 +171,7 @@ class InventoryPartition(ActorBase):
         known = dict(self.reservations.get(order_id, {}))
         async with self.locks.hold(order_id, *known, *product_ids):
             known = dict(self.reservations.get(order_id, {}))
+            await self._reconcile_stock([*known, *product_ids])
             records: dict[str, Reservation] = {}
             updated: dict[str, StockItem] = {}
             for product_id, reservation in known.items():
@@ -178,6 +207,23 @@ class InventoryPartition(ActorBase):
         }
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _reconcile_stock(self, product_ids: Iterable[str]) -> None:
+        """Take the store's stock rows for those of ``product_ids`` whose last stock change
+        had no sure answer (under the products' locks)."""
+        for product_id in [pid for pid in product_ids if pid in self.unsure_stock]:
+            if self.engine is not None:
+                try:
+                    stored = await store.load_item(self.engine, product_id)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise database_unavailable(exc, "the inventory store") from exc
+                    raise
+                if stored is None:
+                    self.stock.pop(product_id, None)
+                else:
+                    self.stock[product_id] = stored
+            self.unsure_stock.discard(product_id)
 
     def _item(self, product_id: str) -> StockItem:
         return self.stock.get(product_id) or StockItem(product_id=product_id)

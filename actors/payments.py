@@ -23,6 +23,8 @@ from marketplace.domain.payments import (
     payment_events,
 )
 from marketplace.store import payments as store
+from marketplace.store.failures import database_unavailable, is_transient
+from marketplace.store.writer import Writer
 
 
 class PaymentProcessor(ActorBase):
@@ -30,10 +32,20 @@ class PaymentProcessor(ActorBase):
 
     SOURCE = "marketplace/payments"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
         self.payments: dict[str, Payment] = {}
         self.attempts: dict[str, int] = {}
-        super().__init__(settings, index, count)
+        # Orders whose last write failed without a sure answer: it may have committed (the
+        # connection cut right after COMMIT), so memory may be behind the store until re-read.
+        self.unsure: set[str] = set()
+        super().__init__(settings, index, count, writer=writer)
 
     async def load(self) -> None:
         for payment in await store.load_owned(self.database, self.index, self.count):
@@ -46,6 +58,7 @@ class PaymentProcessor(ActorBase):
         """
         await self.ready()
         async with self.locks.hold(order_id):
+            await self._reconcile(order_id)
             existing = self.payments.get(order_id)
             if existing is not None:
                 return existing
@@ -63,6 +76,7 @@ class PaymentProcessor(ActorBase):
         """
         await self.ready()
         async with self.locks.hold(order_id):
+            await self._reconcile(order_id)
             existing = self.payments.get(order_id)
             if existing is not None:
                 if existing.status is not PaymentStatus.AUTHORIZED:
@@ -116,6 +130,7 @@ class PaymentProcessor(ActorBase):
         (a Ray retry after a restart, say) finds it and charges nothing. Idempotent."""
         await self.ready()
         async with self.locks.hold(order_id):
+            await self._reconcile(order_id)
             if order_id not in self.payments:
                 voided = Payment(
                     id=sibling_id(order_id, "pay"),
@@ -132,16 +147,23 @@ class PaymentProcessor(ActorBase):
     async def get(self, order_id: str) -> Payment | None:
         """The payment of an order, if any."""
         await self.ready()
+        if order_id in self.unsure:
+            async with self.locks.hold(order_id):
+                await self._reconcile(order_id)
         return self.payments.get(order_id)
 
     async def snapshot(self) -> list[Payment]:
         """Every payment this processor holds in memory (audit)."""
         await self.ready()
+        for order_id in list(self.unsure):
+            async with self.locks.hold(order_id):
+                await self._reconcile(order_id)
         return list(self.payments.values())
 
     async def _apply(self, order_id: str, target: PaymentStatus) -> Payment | None:
         await self.ready()
         async with self.locks.hold(order_id):
+            await self._reconcile(order_id)
             payment = self.payments.get(order_id)
             if payment is None:
                 return None
@@ -167,8 +189,34 @@ class PaymentProcessor(ActorBase):
     async def _save(self, states: list[Payment], entries: list[LedgerEntry]) -> None:
         """Record a payment's new state (the last of ``states``) with an event for each state."""
         payment = states[-1]
-        await self.writer.write(store.saved(payment, entries, self.SOURCE, payment_events(states)))
+        try:
+            await self.writer.write(
+                store.saved(payment, entries, self.SOURCE, payment_events(states))
+            )
+        except TransientFailure:
+            # The commit may have happened with its answer lost: remembering nothing would
+            # let a later cancel void over a capture the store holds, and remembering the new
+            # state would trust a write that may not be there. The store decides, next time.
+            self.unsure.add(payment.order_id)
+            raise
         self.payments[payment.order_id] = payment
+
+    async def _reconcile(self, order_id: str) -> None:
+        """Take the store's word for a payment whose last write had no sure answer (under
+        the order's lock, before anything reads or changes it)."""
+        if order_id not in self.unsure or self.engine is None:
+            return
+        try:
+            stored = await store.load_one(self.engine, order_id)
+        except Exception as exc:
+            if is_transient(exc):
+                raise database_unavailable(exc, "the payments store") from exc
+            raise
+        if stored is None:
+            self.payments.pop(order_id, None)
+        else:
+            self.payments[order_id] = stored
+        self.unsure.discard(order_id)
 
 
 _ANSWERS: type[PaymentProcessorApi] = PaymentProcessor  # mypy checks the class against its protocol

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from marketplace.cli.leftovers import point_haproxy_config, stop_leftovers
 from marketplace.cli.output import CliError, console, err_console, reported
 from marketplace.cli.runtime_state import (
     RUNTIME_FILE,
@@ -115,6 +116,15 @@ def up(
                     "Replacing a stale .marketplace/runtime.json (its process is gone).",
                     highlight=False,
                 )
+            # HAProxy processes an earlier `up` here left holding the port (its whole process
+            # group killed at once, or SIGKILL): no marketplace runs here, so they are stale.
+            left = stop_leftovers(state_dir)
+            if left:
+                console.print(
+                    f"Stopped HAProxy left behind by an earlier run here (pid "
+                    f"{', '.join(map(str, left))}).",
+                    highlight=False,
+                )
             try:
                 asyncio.run(_up(settings, state_dir, serve_http=gateway))
             except KeyboardInterrupt:
@@ -137,6 +147,8 @@ async def _up(settings: Settings, state_dir: Path, *, serve_http: bool) -> None:
     from actors.runtime import Runtime
     from serve_app.serving import choose_ingress, start_gateway, stop_gateway
 
+    if serve_http:
+        point_haproxy_config(state_dir)  # so that this run's HAProxy can be found (leftovers)
     ingress = choose_ingress(settings) if serve_http else None  # before Ray starts
 
     runtime = Runtime(settings)
@@ -175,10 +187,27 @@ async def _up(settings: Settings, state_dir: Path, *, serve_http: bool) -> None:
     finally:
         if written:
             remove_runtime_file(runtime_file)
-        if serve_http and not runtime.started_ray:
-            await asyncio.to_thread(stop_gateway)
-        await runtime.stop()
+        # Stopping Ray stops Serve's HAProxy only while its proxy actor lives to do it; a
+        # SIGTERM to the whole process group ends that actor first (HAProxy, in the actor's
+        # own process group, gets no signal), and stopping a Ray whose GCS is gone can take a
+        # minute. So this run's HAProxy is stopped first, and once more after Ray.
+        owns_haproxy = serve_http and runtime.started_ray
+        try:
+            if owns_haproxy:
+                await _stop_haproxy(state_dir)
+            if serve_http and not runtime.started_ray:
+                await asyncio.to_thread(stop_gateway)
+            await runtime.stop()
+        finally:
+            if owns_haproxy:
+                await _stop_haproxy(state_dir)
         console.print("Marketplace stopped.")
+
+
+async def _stop_haproxy(state_dir: Path) -> None:
+    left = await asyncio.to_thread(stop_leftovers, state_dir)
+    if left:
+        console.print(f"Stopped this run's HAProxy (pid {', '.join(map(str, left))}).")
 
 
 def _actor_counts(settings: Settings) -> dict[str, int]:

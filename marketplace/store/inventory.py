@@ -40,6 +40,14 @@ async def load_owned(
     return stock, held
 
 
+async def load_item(engine: AsyncEngine, product_id: str) -> StockItem | None:
+    """The stored stock of ``product_id``, if it has a row."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(stock_items).where(stock_items.c.product_id == product_id))
+        row = rows.mappings().first()
+    return None if row is None else StockItem.model_validate(dict(row))
+
+
 async def load_all(conn: AsyncConnection) -> tuple[list[StockItem], list[Reservation]]:
     """Every stock item and reservation in the store (the audit)."""
     stock = [

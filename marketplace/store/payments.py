@@ -22,6 +22,14 @@ async def load_owned(engine: AsyncEngine, index: int, count: int) -> list[Paymen
         return [Payment.model_validate(dict(row)) for row in rows.mappings()]
 
 
+async def load_one(engine: AsyncEngine, order_id: str) -> Payment | None:
+    """The stored payment of ``order_id``, if any."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(payments).where(payments.c.order_id == order_id))
+        row = rows.mappings().first()
+        return None if row is None else Payment.model_validate(dict(row))
+
+
 async def load_all(conn: AsyncConnection) -> tuple[list[Payment], list[LedgerEntry]]:
     """Every payment and ledger entry in the store (the audit)."""
     found = [

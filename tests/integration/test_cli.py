@@ -7,6 +7,7 @@ again / seed joined.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -229,3 +230,50 @@ def test_the_module_runs_as_a_command(tmp_path: Path) -> None:
     assert result.returncode == 0, output(result)
     assert "seed" in result.stdout and "audit" in result.stdout
     assert not (tmp_path / ".marketplace").exists()
+
+
+UP_ARGS = ("--catalog-shards", "1", "--port")
+
+
+def test_up_stopped_by_a_sigterm_to_its_whole_process_group_leaves_its_port_free(
+    tmp_path: Path,
+) -> None:
+    """As systemd stops a service: SIGTERM to every process of the group at once, Ray's
+    included. Serve's HAProxy, which no signal of that group reaches, must not outlive it."""
+    from marketplace.cli.leftovers import haproxy_leftovers, stop_leftovers
+    from serve_app.serving import port_free
+
+    port = _free_port()
+    state_dir = tmp_path / ".marketplace"
+    up_log = tmp_path / "up.log"
+    with up_log.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "marketplace.cli", "up", *UP_ARGS, str(port)],
+            cwd=tmp_path,
+            env={**cli_env(), "RAY_SERVE_ENABLE_HA_PROXY": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, as a service has
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (state_dir / "runtime.json").exists():
+            assert proc.poll() is None, f"up exited early:\n{up_log.read_text()}"
+            assert time.monotonic() < deadline, f"no runtime.json yet:\n{up_log.read_text()}"
+            time.sleep(0.5)
+        info = json.loads((state_dir / "runtime.json").read_text())
+        if info["gateway"]["ingress"] != "haproxy":
+            pytest.skip("HAProxy is not available here")
+        assert haproxy_leftovers(state_dir), "up's HAProxy is not recognisable by its config"
+        os.killpg(proc.pid, signal.SIGTERM)
+        # Stopping a Ray whose GCS got the same SIGTERM can take a minute or more.
+        proc.wait(START_TIMEOUT_S)
+        text = up_log.read_text()
+        assert haproxy_leftovers(state_dir) == [], text
+        assert port_free("127.0.0.1", port), f"port {port} still taken after up stopped:\n{text}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stop_leftovers(state_dir)  # whatever the outcome, leave no HAProxy behind
