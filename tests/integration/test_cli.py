@@ -263,15 +263,16 @@ def test_up_stopped_by_a_sigterm_to_its_whole_process_group_leaves_its_port_free
             assert time.monotonic() < deadline, f"no runtime.json yet:\n{up_log.read_text()}"
             time.sleep(0.5)
         info = json.loads((state_dir / "runtime.json").read_text())
-        if info["gateway"]["ingress"] != "haproxy":
-            pytest.skip("HAProxy is not available here")
+        assert info["gateway"]["ingress"] == "haproxy", info  # the project installs HAProxy
         assert haproxy_leftovers(state_dir), "up's HAProxy is not recognisable by its config"
         os.killpg(proc.pid, signal.SIGTERM)
-        # Stopping a Ray whose GCS got the same SIGTERM can take a minute or more.
-        proc.wait(START_TIMEOUT_S)
-        text = up_log.read_text()
-        assert haproxy_leftovers(state_dir) == [], text
-        assert port_free("127.0.0.1", port), f"port {port} still taken after up stopped:\n{text}"
+        # up stops its HAProxy first, then Ray, whose GCS got the same SIGTERM: that part can
+        # take a minute and is Ray's own. The port must come free without it; the finally
+        # block ends the rest.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while haproxy_leftovers(state_dir) or not port_free("127.0.0.1", port):
+            assert time.monotonic() < deadline, f"port {port} still taken:\n{up_log.read_text()}"
+            time.sleep(0.5)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
