@@ -24,7 +24,6 @@ from marketplace.domain.inventory import (
     outcome_of,
 )
 from marketplace.store import inventory as store
-from marketplace.store.failures import database_unavailable, is_transient
 from marketplace.store.inventory import DuplicateRequest
 from marketplace.store.writer import Writer
 
@@ -213,12 +212,7 @@ class InventoryPartition(ActorBase):
         had no sure answer (under the products' locks)."""
         for product_id in [pid for pid in product_ids if pid in self.unsure_stock]:
             if self.engine is not None:
-                try:
-                    stored = await store.load_item(self.engine, product_id)
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise database_unavailable(exc, "the inventory store") from exc
-                    raise
+                stored = await store.load_item(self.engine, product_id)
                 if stored is None:
                     self.stock.pop(product_id, None)
                 else:

@@ -23,7 +23,6 @@ from marketplace.domain.payments import (
     payment_events,
 )
 from marketplace.store import payments as store
-from marketplace.store.failures import database_unavailable, is_transient
 from marketplace.store.writer import Writer
 
 
@@ -206,12 +205,7 @@ class PaymentProcessor(ActorBase):
         the order's lock, before anything reads or changes it)."""
         if order_id not in self.unsure or self.engine is None:
             return
-        try:
-            stored = await store.load_one(self.engine, order_id)
-        except Exception as exc:
-            if is_transient(exc):
-                raise database_unavailable(exc, "the payments store") from exc
-            raise
+        stored = await store.load_one(self.engine, order_id)
         if stored is None:
             self.payments.pop(order_id, None)
         else:

@@ -9,8 +9,10 @@ statement) is not retried: it would fail the same way again.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
+from collections.abc import Iterator
 
 from sqlalchemy import exc as sa
 
@@ -18,6 +20,18 @@ from marketplace.domain.errors import TransientFailure
 
 # SQLite's primary result codes for a database held by another connection.
 _SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+@contextlib.contextmanager
+def unavailable_on_outage(what: str = "the database") -> Iterator[None]:
+    """Raise a transient failure met inside the block as ``TransientFailure`` (503), as the
+    writer raises it; anything else as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            raise database_unavailable(exc, what) from exc
+        raise
 
 
 def database_unavailable(cause: BaseException, what: str = "the database") -> TransientFailure:

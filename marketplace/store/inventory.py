@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.inventory import Reservation, StockItem, stock_changed
 from marketplace.store.changes import Changes
+from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.rows import insert_ignore, owned, utcnow
 from marketplace.store.tables import reservations, stock_items, stock_movements
 
@@ -41,10 +42,13 @@ async def load_owned(
 
 
 async def load_item(engine: AsyncEngine, product_id: str) -> StockItem | None:
-    """The stored stock of ``product_id``, if it has a row."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(stock_items).where(stock_items.c.product_id == product_id))
-        row = rows.mappings().first()
+    """The stored stock of ``product_id``, if it has a row; a database outage is a 503."""
+    with unavailable_on_outage("the inventory store"):
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(stock_items).where(stock_items.c.product_id == product_id)
+            )
+            row = rows.mappings().first()
     return None if row is None else StockItem.model_validate(dict(row))
 
 

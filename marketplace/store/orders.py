@@ -13,7 +13,7 @@ from marketplace.domain.events import DomainEvent
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.orders import Order, OrderItem, OrderStatus, ShippingAddress
 from marketplace.store.changes import Changes
-from marketplace.store.failures import database_unavailable, is_transient
+from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.rows import owned
 from marketplace.store.tables import idempotency_keys, orders, outbox
 from marketplace.store.writer import Writer
@@ -80,7 +80,7 @@ async def load_stored(engine: AsyncEngine, order_id: str) -> tuple[Order | None,
 
     A database outage is raised as ``TransientFailure`` (503), as the writer raises it.
     """
-    try:
+    with unavailable_on_outage():
         async with engine.connect() as conn:
             row = (
                 (await conn.execute(select(orders).where(orders.c.id == order_id)))
@@ -94,10 +94,6 @@ async def load_stored(engine: AsyncEngine, order_id: str) -> tuple[Order | None,
                     )
                 )
             ).scalar_one_or_none()
-    except Exception as exc:
-        if is_transient(exc):
-            raise database_unavailable(exc) from exc
-        raise
     return (None if row is None else order_from_row(row)), fingerprint
 
 

@@ -11,6 +11,7 @@ from marketplace.domain.events import DomainEvent
 from marketplace.domain.ids import stable_hash
 from marketplace.domain.payments import Account, LedgerEntry, Payment
 from marketplace.store.changes import Changes
+from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.rows import owned, utcnow
 from marketplace.store.tables import ledger_entries, payments
 
@@ -23,11 +24,12 @@ async def load_owned(engine: AsyncEngine, index: int, count: int) -> list[Paymen
 
 
 async def load_one(engine: AsyncEngine, order_id: str) -> Payment | None:
-    """The stored payment of ``order_id``, if any."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(payments).where(payments.c.order_id == order_id))
-        row = rows.mappings().first()
-        return None if row is None else Payment.model_validate(dict(row))
+    """The stored payment of ``order_id``, if any; a database outage is a 503."""
+    with unavailable_on_outage("the payments store"):
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(payments).where(payments.c.order_id == order_id))
+            row = rows.mappings().first()
+    return None if row is None else Payment.model_validate(dict(row))
 
 
 async def load_all(conn: AsyncConnection) -> tuple[list[Payment], list[LedgerEntry]]:

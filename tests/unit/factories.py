@@ -7,6 +7,9 @@ from typing import Any
 
 from marketplace.domain.catalog import Product
 from marketplace.domain.orders import Order, OrderItem, OrderStatus, ShippingAddress
+from marketplace.store.changes import Changes
+from marketplace.store.failures import database_unavailable
+from marketplace.store.writer import Work, Writer
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -81,3 +84,15 @@ def make_order(
     }
     fields.update(changes)
     return Order(**fields)
+
+
+class LosingWriter(Writer):
+    """Commits every write; the answer of the next ``lose`` of them is lost on the way back."""
+
+    lose: int = 0
+
+    async def write(self, work: Work | Changes) -> None:
+        await super().write(work)
+        if self.lose:
+            self.lose -= 1
+            raise database_unavailable(ConnectionResetError("connection reset after COMMIT"))

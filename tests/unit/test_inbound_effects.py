@@ -25,27 +25,13 @@ from marketplace.events.messages import InboundMessage, StockReplenished, reques
 from marketplace.events.topology import Topology
 from marketplace.store import inventory as store
 from marketplace.store import migrate
-from marketplace.store.changes import Changes
 from marketplace.store.engine import create_engine
-from marketplace.store.failures import database_unavailable
-from marketplace.store.writer import Work, Writer
+from tests.unit.factories import LosingWriter
 from tests.unit.test_events_inbound import FakeChannel, FakeExchange, FakeMessage
 
 pytestmark = pytest.mark.unit
 
 PRODUCT = "prd_" + "c" * 32
-
-
-class LosingWriter(Writer):
-    """Commits every write; the answer of the next ``lose`` of them is lost on the way back."""
-
-    lose: int = 0
-
-    async def write(self, work: Work | Changes) -> None:
-        await super().write(work)
-        if self.lose:
-            self.lose -= 1
-            raise database_unavailable(ConnectionResetError("connection reset after COMMIT"))
 
 
 async def setup(tmp_path: Path) -> tuple[AsyncEngine, LosingWriter, InventoryPartition, Consumer]:

@@ -17,27 +17,12 @@ from marketplace.domain.errors import TransientFailure
 from marketplace.domain.payments import Account, Payment, PaymentStatus
 from marketplace.store import migrate
 from marketplace.store import payments as store
-from marketplace.store.changes import Changes
 from marketplace.store.engine import create_engine
-from marketplace.store.failures import database_unavailable
-from marketplace.store.writer import Work, Writer
-from tests.unit.factories import hex_id
+from tests.unit.factories import LosingWriter, hex_id
 
 pytestmark = pytest.mark.unit
 
 ORDER = hex_id("ord", 7)
-
-
-class LosingWriter(Writer):
-    """Commits every write; the answer of the next ``lose`` of them is lost on the way back."""
-
-    lose: int = 0
-
-    async def write(self, work: Work | Changes) -> None:
-        await super().write(work)
-        if self.lose:
-            self.lose -= 1
-            raise database_unavailable(ConnectionResetError("connection reset after COMMIT"))
 
 
 async def stored(engine: AsyncEngine) -> tuple[list[Payment], int]:
