@@ -11,26 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from actors.client import MarketplaceClient
 from marketplace.config import Settings
 from marketplace.domain.errors import NotFound
 from marketplace.domain.orders import Order, OrderStatus, PlaceOrder
 from marketplace.domain.users import Principal, Role, User
-from serve_app.gateway import build_api
-from serve_app.rate_limits import RateLimiter
-from serve_app.replica import Replica
-from serve_app.tokens import TokenService
 from tests.unit.factories import BUYER, address, make_order
+from tests.unit.test_gateway_deps import TOKENS, gateway_over
 
 pytestmark = pytest.mark.unit
 
 BUYER_USER = User(id=BUYER, email="b@example.com", name="B", role=Role.BUYER, password_hash="x")
-TOKENS = TokenService("s" * 40, ttl_s=900)
 ORDER = {"payment": {"card_token": "tok_visa"}, "shipping_address": address()}
 KEY = "checkout-1"
 
@@ -65,16 +60,7 @@ class SlowCheckouts:
 
 @contextmanager
 def gateway(fake: SlowCheckouts) -> Iterator[TestClient]:
-    settings = Settings(checkout_wait_s=0.05)
-    replica = Replica(
-        settings=settings,
-        client=cast(MarketplaceClient, fake),
-        auth=cast(Any, None),  # no route here hashes or checks a password
-        tokens=TOKENS,
-        login_limit=RateLimiter(settings.login_rate_per_minute),
-        checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
-    )
-    with TestClient(build_api(replica)) as client:
+    with gateway_over(fake, Settings(checkout_wait_s=0.05)) as client:
         yield client
 
 

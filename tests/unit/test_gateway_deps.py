@@ -5,6 +5,7 @@ stock), and the body limit given by the replica's settings. No Ray: the client i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import pytest
@@ -67,18 +68,24 @@ def fake() -> FakeClient:
 TOKENS = TokenService("s" * 40, ttl_s=900)
 
 
-@pytest.fixture
-def http(fake: FakeClient) -> Iterator[TestClient]:
-    settings = Settings(max_body_bytes=2048)
+@contextmanager
+def gateway_over(client: object, settings: Settings) -> Iterator[TestClient]:
+    """The gateway's routes over ``client`` (a fake of the marketplace client), in process."""
     replica = Replica(
         settings=settings,
-        client=cast(MarketplaceClient, fake),
+        client=cast(MarketplaceClient, client),
         auth=cast(Any, None),  # no route here hashes or checks a password
         tokens=TOKENS,
         login_limit=RateLimiter(settings.login_rate_per_minute),
         checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
     )
-    with TestClient(build_api(replica)) as client:
+    with TestClient(build_api(replica)) as http:
+        yield http
+
+
+@pytest.fixture
+def http(fake: FakeClient) -> Iterator[TestClient]:
+    with gateway_over(fake, Settings(max_body_bytes=2048)) as client:
         yield client
 
 
