@@ -37,9 +37,12 @@ PG_ADMIN_URL = os.environ.get(
     "MARKETPLACE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 RAY_TEST_CPUS = 4
-# The runtime defaults to one actor of each kind (the fastest on small machines); tests spread
-# keys over two of the sharded kinds unless they ask otherwise, so routing by key, scatter-gather
-# and a kill that takes out half of a kind stay covered.
+# The runtime defaults to one actor of each kind (the fastest on small machines), and so do the
+# tests' marketplaces: every actor is a process of its own, and starting one costs about 2.5 s
+# of CPU here (most of it Ray's own import), which made up most of the suite's time. The tests
+# that cover routing by key, scatter-gather and a kill that takes out half of a kind (the served
+# e2e marketplace, the invariants under kills, the fault plans, the simulator's client target)
+# ask for two of each sharded kind with this.
 SPREAD_OVER_ACTORS = {"catalog_shards": 2, "inventory_partitions": 2, "order_coordinators": 2}
 
 
@@ -87,6 +90,38 @@ async def drop_pg_database(url: str) -> None:
 MakeMarketplace = Callable[..., Awaitable[Any]]
 
 
+async def start_marketplace(
+    folder: Path, database: str = "sqlite", **overrides: Any
+) -> tuple[Any, str | None]:
+    """A fresh marketplace (own actor namespace, own database); returns ``(runtime, pg_url)``,
+    ``pg_url`` being the PostgreSQL database to drop after it (``None`` on SQLite)."""
+    from actors.runtime import Runtime
+    from marketplace.config import Settings
+
+    pg_url = None
+    if database == "postgres":
+        pg_url = await create_pg_database()
+        url = pg_url
+    else:
+        url = f"sqlite:///{folder / ('mkt-' + uuid.uuid4().hex[:8] + '.db')}"
+    settings = Settings(
+        database_url=url,
+        namespace="t" + uuid.uuid4().hex[:10],
+        actor_num_cpus=0.01,
+        **overrides,
+    )
+    runtime = Runtime(settings)
+    await runtime.start()
+    return runtime, pg_url
+
+
+async def stop_marketplace(runtime: Any, pg_url: str | None) -> None:
+    """Stop a marketplace made by ``start_marketplace`` and drop its PostgreSQL database."""
+    await runtime.stop()
+    if pg_url:
+        await drop_pg_database(pg_url)
+
+
 @pytest_asyncio.fixture
 async def make_marketplace(ray_address: str, tmp_path: Path) -> AsyncIterator[MakeMarketplace]:
     """A factory of fresh marketplaces (own actor namespace, own database), torn down after.
@@ -94,32 +129,28 @@ async def make_marketplace(ray_address: str, tmp_path: Path) -> AsyncIterator[Ma
     ``await make_marketplace(database="sqlite" | "postgres", **settings)`` returns the runtime;
     its ``client`` drives it.
     """
-    from actors.runtime import Runtime
-    from marketplace.config import Settings
+    made: list[tuple[Any, str | None]] = []
 
-    made: list[tuple[Runtime, str | None]] = []
-
-    async def make(database: str = "sqlite", **overrides: Any) -> Runtime:
-        pg_url = None
-        if database == "postgres":
-            pg_url = await create_pg_database()
-            url = pg_url
-        else:
-            url = f"sqlite:///{tmp_path / ('mkt-' + uuid.uuid4().hex[:8] + '.db')}"
-        settings = Settings(
-            database_url=url,
-            namespace="t" + uuid.uuid4().hex[:10],
-            actor_num_cpus=0.01,
-            **{**SPREAD_OVER_ACTORS, **overrides},
-        )
-        runtime = Runtime(settings)
-        await runtime.start()
+    async def make(database: str = "sqlite", **overrides: Any) -> Any:
+        runtime, pg_url = await start_marketplace(tmp_path, database, **overrides)
         made.append((runtime, pg_url))
         return runtime
 
     yield make
     for runtime, pg_url in made:
-        await runtime.stop()
-        if pg_url:
-            await drop_pg_database(pg_url)
+        await stop_marketplace(runtime, pg_url)
     await asyncio.sleep(0)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def shared_marketplace(
+    ray_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
+    """One SQLite marketplace for every test of a module that asks for it (the runtime).
+
+    For tests that only add data of their own (their own ids, emails and orders) and neither
+    kill, restart nor reconfigure an actor: each of them would otherwise pay a runtime start.
+    """
+    runtime, pg_url = await start_marketplace(tmp_path_factory.mktemp("shared"))
+    yield runtime
+    await stop_marketplace(runtime, pg_url)

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_newest_snapshot_wins_inside_one_batch_of_the_seller_view(
-    make_marketplace: Any,
+    shared_marketplace: Any,
 ) -> None:
-    runtime = await make_marketplace()
+    runtime = shared_marketplace
     directory = runtime.client.directory
     view = directory.every(SELLERS)[0]
     item = make_item(1, seller_id=SELLER_A, quantity=2, unit_price_cents=500)
@@ -45,9 +45,9 @@ async def test_the_newest_snapshot_wins_inside_one_batch_of_the_seller_view(
 
 
 async def test_calls_of_one_turn_share_a_ray_call_and_keep_their_own_answers(
-    make_marketplace: Any,
+    shared_marketplace: Any,
 ) -> None:
-    runtime = await make_marketplace()
+    runtime = shared_marketplace
     client = runtime.client
     seller = await client.register("batch-seller@example.com", "password-1", "S", Role.SELLER)
     principal = Principal(id=seller.id, role=seller.role)

@@ -127,7 +127,9 @@ async def _assert_invariants(runtime: Runtime, market: Market, placed: list[Orde
 
 @pytest.mark.parametrize("database", DATABASES)
 async def test_concurrent_checkouts_never_oversell(make_marketplace: Any, database: str) -> None:
-    runtime = await make_marketplace(database, inventory_partitions=3, order_coordinators=2)
+    runtime = await make_marketplace(
+        database, catalog_shards=2, inventory_partitions=3, order_coordinators=2
+    )
     market = await build_market(runtime.client, stock=UNITS, buyers=20)
     placed, _ = await _race(runtime, market)
     await _assert_invariants(runtime, market, placed)
@@ -137,7 +139,9 @@ async def test_concurrent_checkouts_never_oversell(make_marketplace: Any, databa
 async def test_invariants_hold_when_actors_are_killed_midway(
     make_marketplace: Any, database: str
 ) -> None:
-    runtime = await make_marketplace(database, inventory_partitions=3, order_coordinators=2)
+    runtime = await make_marketplace(
+        database, catalog_shards=2, inventory_partitions=3, order_coordinators=2
+    )
     market = await build_market(runtime.client, stock=UNITS, buyers=20)
     placed, pids = await _race(runtime, market, kill_midway=True)
     # Both kills took: each victim now answers from a new process.

@@ -53,7 +53,7 @@ async def test_checkouts_in_every_durability_mode(make_marketplace: Any, durabil
 
 
 async def test_sync_state_survives_a_kill(make_marketplace: Any) -> None:
-    runtime = await make_marketplace(inventory_partitions=1, catalog_shards=1)
+    runtime = await make_marketplace(order_coordinators=2)
     client = runtime.client
     market = await build_market(client, stock=[10], buyers=1)
     product, seller = market.products[0], principal(market.seller)

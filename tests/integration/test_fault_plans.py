@@ -32,7 +32,7 @@ from marketplace.sim.faults.under_load import (
 )
 from marketplace.sim.seed import seed_market
 from marketplace.sim.simulation import SimConfig, build_market
-from tests.conftest import MakeMarketplace
+from tests.conftest import SPREAD_OVER_ACTORS, MakeMarketplace
 from tests.integration.market import build_market as build_small_market
 from tests.integration.test_cli import marketplace, output
 from tests.integration.test_events import (
@@ -139,7 +139,7 @@ async def check_injected_faults(runtime: Runtime) -> None:
 async def test_actor_kills_card_and_call_faults_and_the_sqlite_lock_keep_the_invariants(
     make_marketplace: MakeMarketplace,
 ) -> None:
-    runtime = await make_marketplace()
+    runtime = await make_marketplace(**SPREAD_OVER_ACTORS)  # a kill takes out half a kind
     await check_injected_faults(runtime)
     run = await run_plan(
         runtime,

@@ -42,8 +42,8 @@ async def _ledger_and_events(
     return list(ledger), [tuple(row) for row in events]
 
 
-async def test_a_charge_captures_once_and_records_both_steps(make_marketplace: Any) -> None:
-    runtime = await make_marketplace()
+async def test_a_charge_captures_once_and_records_both_steps(shared_marketplace: Any) -> None:
+    runtime = shared_marketplace
     processor = runtime.client.directory.route(PAYMENTS, ORDER)
     payment = await processor.call(PaymentProcessorApi.charge, ORDER, 1250, "tok_visa")
     assert payment.status is PaymentStatus.CAPTURED and payment.captured_cents == 1250
@@ -54,8 +54,8 @@ async def test_a_charge_captures_once_and_records_both_steps(make_marketplace: A
     assert events == [("payment.authorized", 1), ("payment.captured", 2)]
 
 
-async def test_a_declined_charge_moves_nothing(make_marketplace: Any) -> None:
-    runtime = await make_marketplace()
+async def test_a_declined_charge_moves_nothing(shared_marketplace: Any) -> None:
+    runtime = shared_marketplace
     order_id = "ord_" + "d" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
     payment = await processor.call(PaymentProcessorApi.charge, order_id, 900, "tok_declined")
@@ -64,8 +64,8 @@ async def test_a_declined_charge_moves_nothing(make_marketplace: Any) -> None:
     assert ledger == []
 
 
-async def test_a_transient_error_charges_nothing_until_a_retry(make_marketplace: Any) -> None:
-    runtime = await make_marketplace()
+async def test_a_transient_error_charges_nothing_until_a_retry(shared_marketplace: Any) -> None:
+    runtime = shared_marketplace
     order_id = "ord_" + "e" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
     with pytest.raises(TransientFailure):
@@ -75,8 +75,8 @@ async def test_a_transient_error_charges_nothing_until_a_retry(make_marketplace:
     assert payment.status is PaymentStatus.CAPTURED
 
 
-async def test_a_charge_captures_an_authorization_left_uncaptured(make_marketplace: Any) -> None:
-    runtime = await make_marketplace()
+async def test_a_charge_captures_an_authorization_left_uncaptured(shared_marketplace: Any) -> None:
+    runtime = shared_marketplace
     order_id = "ord_" + "f" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
     held = await processor.call(PaymentProcessorApi.authorize, order_id, 300, "tok_visa")
@@ -89,9 +89,9 @@ async def test_a_charge_captures_an_authorization_left_uncaptured(make_marketpla
 
 
 async def test_cancelling_a_charge_before_it_arrives_leaves_a_void_it_cannot_get_past(
-    make_marketplace: Any,
+    shared_marketplace: Any,
 ) -> None:
-    runtime = await make_marketplace()
+    runtime = shared_marketplace
     order_id = "ord_" + "9" * 32
     processor = runtime.client.directory.route(PAYMENTS, order_id)
     tombstone = await processor.call(PaymentProcessorApi.cancel_charge, order_id)

@@ -12,7 +12,7 @@ import pytest
 from marketplace.sim.client_target import ClientTarget
 from marketplace.sim.seed import seed_market
 from marketplace.sim.simulation import SimConfig, build_market, simulate
-from tests.conftest import MakeMarketplace
+from tests.conftest import SPREAD_OVER_ACTORS, MakeMarketplace
 from tests.integration.test_cli import marketplace, output
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 async def test_the_client_target_runs_every_operation_and_keeps_the_invariants(
     make_marketplace: MakeMarketplace, database: str
 ) -> None:
-    runtime = await make_marketplace(database=database)
+    runtime = await make_marketplace(database=database, **SPREAD_OVER_ACTORS)  # scatter-gather
     client = runtime.client
     # browse has every kind of operation (om has no restock); a rate the machine keeps up with.
     config = SimConfig(preset="browse", rate=60, duration=6, seed=5, products=40, buyers=12)
