@@ -10,6 +10,7 @@ the KubeRay operator takes. Only what a single machine forces differs, and is sa
     python -m cluster.local.rehearsal smoke     # the smoke load scenario (load/cli.py) against it
     python -m cluster.local.rehearsal status    # nodes and where the marketplace's actors live
     python -m cluster.local.rehearsal kill-worker 1   # the failure drill: SIGKILL one worker node
+    python -m cluster.local.rehearsal upgrade   # the upgrade drill: redeploy changed, under load
     python -m cluster.local.rehearsal down      # stop every process it started, drop its database
     python -m cluster.local.rehearsal rehearse  # up, smoke, down
 
@@ -28,8 +29,15 @@ What differs from Kubernetes, because every node shares one machine:
 
 This module is the command line; the parts live beside it: ``lifecycle`` (up and down),
 ``database``, ``environment`` (each node's), ``nodes`` (ray start, the failure drill),
-``serve_deploy``, ``smoke``, ``placement`` (status and the settle wait), ``state`` (what up
-recorded) and ``processes`` (ports, process trees, the log line).
+``serve_deploy``, ``smoke``, ``upgrade`` (the upgrade drill), ``placement`` (status and the
+settle wait), ``state`` (what up recorded) and ``processes`` (ports, process trees, the log
+line).
+
+``upgrade`` deploys the running application again with changed replica bounds (in place), then
+with a changed setting and a new release (a new code version: Serve replaces every replica),
+and waits each time until Serve reports the new config RUNNING; run a load (``smoke``, or your
+own) meanwhile: no request should fail. ``--changes bounds,setting,release`` picks the changes,
+``--replicas N``, ``--setting MARKETPLACE_X=V`` and ``--release LABEL`` their values.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from cluster.local.nodes import kill_worker
 from cluster.local.placement import placement
 from cluster.local.smoke import smoke
 from cluster.local.state import forget_pointer, load_pointer, record_pointer
+from cluster.local.upgrade import CHANGES, DEFAULT_SETTING, parse_setting, upgrade
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status")
     kill = commands.add_parser("kill-worker")
     kill.add_argument("index", type=int)
+    drill = commands.add_parser("upgrade")
+    drill.add_argument("--changes", default=",".join(CHANGES), help="of: " + ",".join(CHANGES))
+    drill.add_argument("--replicas", type=int, default=2, help="bounds: at least this many")
+    drill.add_argument("--setting", type=parse_setting, default=DEFAULT_SETTING)
+    drill.add_argument("--release", help="the release label (default: the time now)")
+    drill.add_argument("--surge", type=int, help="max_surge_percent to set first (0-100)")
+    drill.add_argument("--timeout", type=float, default=300, help="per step (s)")
     commands.add_parser("down")
     args = parser.parse_args(argv)
 
@@ -88,6 +104,22 @@ def main(argv: list[str] | None = None) -> int:
         return smoke(cluster, args.duration)
     if args.command == "status":
         print(json.dumps(placement(cluster), indent=2))
+        return 0
+    if args.command == "upgrade":
+        changes = tuple(c for c in args.changes.split(",") if c)
+        unknown = set(changes) - set(CHANGES)
+        if unknown or args.replicas < 1:
+            parser.error(f"--changes takes {','.join(CHANGES)}; --replicas at least 1")
+        results = upgrade(
+            cluster,
+            changes,
+            replicas=args.replicas,
+            setting=args.setting,
+            release=args.release,
+            surge=args.surge,
+            timeout_s=args.timeout,
+        )
+        print(f"upgraded in {sum(r.seconds for r in results):.1f} s ({len(results)} deploys)")
         return 0
     if args.command == "kill-worker":
         kill_worker(cluster, args.index)

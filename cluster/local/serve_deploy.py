@@ -28,8 +28,9 @@ def deploy_file(cluster: LocalCluster, config: dict[str, Any]) -> Path:
     return path
 
 
-def deploy(cluster: LocalCluster, config: dict[str, Any], timeout_s: float = 420) -> None:
-    """``serve deploy`` through the dashboard, then wait until ``/v1/ready`` answers 200."""
+def submit(cluster: LocalCluster, config: dict[str, Any]) -> None:
+    """``serve deploy`` through the dashboard: returns once Serve has taken the config (the
+    application then deploys, or rolls, in the background)."""
     path = deploy_file(cluster, config)
     log(f"serve deploy {path} --address {cluster.dashboard}")
     subprocess.run(
@@ -39,6 +40,11 @@ def deploy(cluster: LocalCluster, config: dict[str, Any], timeout_s: float = 420
         stdout=subprocess.DEVNULL,
         timeout=180,
     )
+
+
+def deploy(cluster: LocalCluster, config: dict[str, Any], timeout_s: float = 420) -> None:
+    """``serve deploy`` through the dashboard, then wait until ``/v1/ready`` answers 200."""
+    submit(cluster, config)
     wait_ready(cluster, timeout_s)
     log(f"ready at {cluster.url} (dashboard {cluster.dashboard})")
 

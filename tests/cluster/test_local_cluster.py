@@ -1,7 +1,8 @@
 """The local rehearsal (cluster/local/): a head and two worker Ray nodes on this
 machine, the dev overlay's serveConfigV2 deployed with ``serve deploy``, the smoke load scenario,
-then a worker node killed mid-load: its actors come back on the surviving worker, the
-marketplace keeps answering and the invariant audit stays clean."""
+then the upgrade drill mid-load (no request fails), then a worker node killed mid-load: its
+actors come back on the surviving worker, the marketplace keeps answering and the invariant
+audit stays clean. The tests run in this order, on one cluster."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from cluster.local.placement import actor_names, settled_placement
 from cluster.local.serve_deploy import wait_ready
 from cluster.local.smoke import smoke
 from cluster.local.state import LocalCluster
+from cluster.local.upgrade import replica_ids, serve_status, upgrade
 from cluster.manifests import render, serve_config_v2
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 BUYERS = 3
 PASSWORD = "password123"
+STOCK = 5000
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +156,96 @@ async def _settle(http: httpx.AsyncClient, load: Load) -> None:
         load.orders[key] = order
 
 
+async def _start_load(
+    http: httpx.AsyncClient, cluster: LocalCluster
+) -> tuple[Load, list[asyncio.Task[None]]]:
+    """A seller's product, ``BUYERS`` buyers checking it out and a reader reading it."""
+    seller = await _signup(http, "seller")
+    product = await http.post(
+        "/v1/products",
+        json={"name": "Drill", "category": "tools", "price_cents": 1500, "initial_stock": STOCK},
+        headers={"Authorization": f"Bearer {seller['token']}"},
+    )
+    assert product.status_code == 201, product.text
+    buyers = [await _signup(http, "buyer") for _ in range(BUYERS)]
+    load = Load(cluster.url, product.json()["id"], buyers)
+    tasks = [asyncio.create_task(load.buyer_loop(b)) for b in buyers]
+    tasks.append(asyncio.create_task(load.reader_loop()))
+    return load, tasks
+
+
+async def _check_books(http: httpx.AsyncClient, cluster: LocalCluster, load: Load) -> None:
+    """Every checkout ended in exactly one confirmed order (retries included), the invariant
+    audit is clean and the product's stock adds up."""
+    statuses = {order["status"] for order in load.orders.values()}
+    assert statuses == {"confirmed"}, statuses
+    assert len({order["id"] for order in load.orders.values()}) == len(load.orders)
+
+    admin = await http.post(
+        "/v1/auth/token",
+        data={"username": cluster.admin_email, "password": cluster.admin_password},
+    )
+    assert admin.status_code == 200, admin.text
+    audit = await http.get(
+        "/v1/admin/audit", headers={"Authorization": f"Bearer {admin.json()['access_token']}"}
+    )
+    assert audit.status_code == 200, audit.text
+    assert audit.json()["ok"], audit.json()
+    stock = (await http.get(f"/v1/products/{load.product_id}/stock")).json()
+    assert stock["sold"] == len(load.orders) and stock["available"] == STOCK - len(load.orders)
+
+
+async def _checkouts_since(load: Load, since: float, count: int, timeout_s: float) -> None:
+    """Keep the load on until ``count`` checkouts that began after ``since`` went through."""
+    while sum(1 for t, w, ok in load.outcomes if ok and w == "checkout" and t > since) < count:
+        assert time.monotonic() - since < timeout_s, f"no {count} checkouts since"
+        await asyncio.sleep(0.5)
+
+
+async def test_an_upgrade_under_load(local_cluster: LocalCluster) -> None:
+    """The upgrade drill mid-load: replica bounds raised in place, then a setting and a new
+    release rolled (Serve replaces every replica): no request fails, every order is confirmed,
+    the audit is clean and the new config runs. Before the worker kill, which it leaves with
+    two replicas of each deployment (the kill test holds either way)."""
+    cluster = local_cluster
+    big = {"padding": "x" * 100_000}  # over the default body limit, under the changed one
+    async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
+        assert (await http.post("/v1/users", json=big)).status_code == 413
+        load, tasks = await _start_load(http, cluster)
+        await asyncio.sleep(4)
+        assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
+        began = time.monotonic()
+        results = await asyncio.to_thread(upgrade, cluster, release="upgrade-test")
+        upgraded_at = time.monotonic()
+        await asyncio.sleep(3)
+        await _checkouts_since(load, upgraded_at, 6, timeout_s=60)
+        load.stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+        await _settle(http, load)
+
+        during = [o for o in load.outcomes if began <= o[0] <= upgraded_at]
+        print(
+            "\n"
+            + "\n".join(r.summary() for r in results)
+            + f"\n{len(load.outcomes)} requests ({len(during)} during the upgrade), "
+            f"{len(load.failures())} failed {load.errors or ''}"
+        )
+        assert [r.step.name for r in results] == ["in place", "roll"]
+        assert not load.failures(), load.errors
+
+        # The new config runs: the deployed one, two replicas each, none from before the roll.
+        roll = results[-1]
+        app = serve_status(cluster)["applications"]["marketplace"]
+        assert app["status"] == "RUNNING"
+        assert app["deployed_app_config"] == roll.step.app
+        assert replica_ids(app) == roll.after
+        for name in ("Gateway", "Auth"):
+            assert len(roll.after[name]) == 2 and not roll.after[name] & roll.before[name]
+        # The changed setting reached the new replicas: the body limit is the new one.
+        assert (await http.post("/v1/users", json=big)).status_code == 422
+        await _check_books(http, cluster, load)
+
+
 async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> None:
     cluster = local_cluster
     before = await asyncio.to_thread(settled_placement, cluster)
@@ -168,18 +261,7 @@ async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> Non
     victim_id = next(n["node_id"] for n in before["nodes"] if n["node"] == victim)
 
     async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
-        seller = await _signup(http, "seller")
-        product = await http.post(
-            "/v1/products",
-            json={"name": "Drill", "category": "tools", "price_cents": 1500, "initial_stock": 5000},
-            headers={"Authorization": f"Bearer {seller['token']}"},
-        )
-        assert product.status_code == 201, product.text
-        buyers = [await _signup(http, "buyer") for _ in range(BUYERS)]
-        load = Load(cluster.url, product.json()["id"], buyers)
-        tasks = [asyncio.create_task(load.buyer_loop(b)) for b in buyers]
-        tasks.append(asyncio.create_task(load.reader_loop()))
-
+        load, tasks = await _start_load(http, cluster)
         await asyncio.sleep(6)
         assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
         killed_at = time.monotonic()
@@ -194,11 +276,8 @@ async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> Non
         recovered_s = recovered_at - killed_at
         # Keep the load on for a while after the recovery, until checkouts that began after
         # it have gone through.
-        while time.monotonic() - recovered_at < 8 or (
-            sum(1 for t, w, ok in load.outcomes if ok and w == "checkout" and t > recovered_at) < 6
-        ):
-            assert time.monotonic() - recovered_at < 180, "no checkouts after the recovery"
-            await asyncio.sleep(0.5)
+        await _checkouts_since(load, recovered_at, 6, timeout_s=180)
+        await asyncio.sleep(max(0.0, recovered_at + 8 - time.monotonic()))
         load.stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
         await _settle(http, load)
@@ -219,23 +298,7 @@ async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> Non
         # Every failure belongs to the outage; after it, requests succeed again.
         assert all(killed_at - 1 <= t for t, _, _ in failures), failures
         assert after_recovery and sum(ok for _, _, ok in after_recovery) / len(after_recovery) > 0.9
-        # Every checkout ended in exactly one confirmed order, retries included.
-        statuses = {order["status"] for order in load.orders.values()}
-        assert statuses == {"confirmed"}, statuses
-        assert len({order["id"] for order in load.orders.values()}) == len(load.orders)
-
-        admin = await http.post(
-            "/v1/auth/token",
-            data={"username": cluster.admin_email, "password": cluster.admin_password},
-        )
-        assert admin.status_code == 200, admin.text
-        audit = await http.get(
-            "/v1/admin/audit", headers={"Authorization": f"Bearer {admin.json()['access_token']}"}
-        )
-        assert audit.status_code == 200, audit.text
-        assert audit.json()["ok"], audit.json()
-        stock = (await http.get(f"/v1/products/{load.product_id}/stock")).json()
-        assert stock["sold"] == len(load.orders) and stock["available"] == 5000 - len(load.orders)
+        await _check_books(http, cluster, load)
 
     after = await asyncio.to_thread(settled_placement, cluster, avoid=victim)
     states = {n["node_id"]: n["state"] for n in after["nodes"]}
