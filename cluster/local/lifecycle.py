@@ -1,4 +1,4 @@
-"""The whole local cluster started in order (database, nodes, serve deploy) and stopped again."""
+"""The whole local cluster started in order (database, nodes, Serve deploy) and stopped again."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 The same configuration as the cluster: an overlay is rendered with kustomize, its settings
 ConfigMap becomes the environment of every Ray node (as the pods' ``envFrom``), the database is
 prepared like the head pod's init container does (``serve_app.bootstrap``), and its
-``serveConfigV2`` is deployed with ``serve deploy`` through the dashboard's REST API, the path
-the KubeRay operator takes. Only what a single machine forces differs, and is said below.
+``serveConfigV2`` is deployed through the dashboard's REST API (the request ``serve deploy`` and
+the KubeRay operator send). Only what a single machine forces differs, and is said below.
 
     python -m cluster.local.rehearsal up        # start head + 2 workers, deploy, wait until ready
     python -m cluster.local.rehearsal smoke     # the smoke load scenario (load/cli.py) against it

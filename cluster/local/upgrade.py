@@ -73,7 +73,7 @@ class Step:
 
 @dataclass
 class StepResult:
-    """How a step went: seconds from ``serve deploy`` until the application ran its config, and
+    """How a step went: seconds from the deploy request until the application ran its config, and
     the replicas of each deployment before and after."""
 
     step: Step
