@@ -46,7 +46,7 @@ class LocalCluster:
 
     @property
     def dashboard(self) -> str:
-        """The Ray dashboard (REST API for serve deploy and the state API)."""
+        """The Ray dashboard (REST API for Serve deploys and the state API)."""
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property

@@ -50,8 +50,6 @@ DEFAULT_SETTING = ("MARKETPLACE_MAX_BODY_BYTES", "131072")
 # release of the code would have.
 RELEASE_VAR = "APP_RELEASE"
 CHANGES = ("bounds", "setting", "release")
-# The fields of an application Serve hashes into its code version (those the drill can change).
-CODE_VERSION_FIELDS = ("import_path", "runtime_env", "args")
 
 
 @dataclass(frozen=True)
@@ -93,11 +91,6 @@ class StepResult:
             f"{self.step.name} ({kind}): {'; '.join(self.step.changes)} -- RUNNING after "
             f"{self.seconds:.1f} s; {replicas}"
         )
-
-
-def code_version(app: dict[str, Any]) -> dict[str, Any]:
-    """What of an application decides its code version (see the module docstring)."""
-    return {key: app.get(key) for key in CODE_VERSION_FIELDS}
 
 
 def _deployment(app: dict[str, Any], name: str) -> dict[str, Any]:
@@ -179,10 +172,8 @@ def plan(
     if env:
         rolled, said = with_env(current, env)
         if said:
-            rolls = code_version(rolled["applications"][0]) != code_version(
-                current["applications"][0]
-            )
-            steps.append(Step("roll" if rolls else "settings", said, rolled, rolls))
+            # Anything in the runtime_env is part of the code version: always a roll.
+            steps.append(Step("roll", said, rolled, rolls=True))
     return steps
 
 

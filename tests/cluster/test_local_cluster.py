@@ -1,5 +1,5 @@
 """The local rehearsal (cluster/local/): a head and two worker Ray nodes on this
-machine, the dev overlay's serveConfigV2 deployed with ``serve deploy``, the smoke load scenario,
+machine, the dev overlay's serveConfigV2 deployed through the dashboard, the smoke load scenario,
 then the upgrade drill mid-load (no request fails), then a worker node killed mid-load: its
 actors come back on the surviving worker, the marketplace keeps answering and the invariant
 audit stays clean. The tests run in this order, on one cluster."""
