@@ -61,7 +61,7 @@ SHIPMENTS: ActorKind[ShipmentCoordinatorApi] = ActorKind(
 )
 SELLERS: ActorKind[SellerViewApi] = ActorKind("sellers")
 ORDERS: ActorKind[OrderCoordinatorApi] = ActorKind("orders", lambda s: s.order_coordinators)
-# Creation order: coordinators last, because on start they resume sagas that call the rest.
+# Submission order: coordinators last, because on start they resume sagas that call the rest.
 ALL_KINDS: tuple[ActorKind[Any], ...] = (
     CATALOG,
     INVENTORY,
@@ -71,7 +71,7 @@ ALL_KINDS: tuple[ActorKind[Any], ...] = (
     SELLERS,
     ORDERS,
 )
-# The RabbitMQ bridge: created after everything else, and only when a broker is configured.
+# The RabbitMQ bridge: submitted after everything else, and only when a broker is configured.
 RELAY: ActorKind[EventRelayApi] = ActorKind("relay")
 INBOUND: ActorKind[InboundConsumerApi] = ActorKind("inbound")
 BRIDGE_KINDS: tuple[ActorKind[Any], ...] = (RELAY, INBOUND)
@@ -105,33 +105,34 @@ class Directory:
         """Get-or-create every actor (blocking; call from a thread inside an event loop), each
         of the class ``classes`` names for its kind (``actors.classes.ACTOR_CLASSES``).
 
-        Everything but the order coordinators starts at once; the coordinators start after,
-        because on start they resume sagas that call the rest; the bridge (when a broker is
-        configured) last, because it calls them all.
+        Every actor is submitted before any is waited for, so their processes start side by
+        side (each spends seconds importing Ray): the coordinators, which resume sagas on
+        start, and the bridge, which calls them all, are submitted last, and a call to an
+        actor whose process is still starting waits in Ray's queue (named actors are
+        registered when submitted, so looking one up by name already works). No actor's load
+        calls another, so nothing here waits in a circle.
         """
         payload = self.settings.model_dump()
-        first = [kind for kind in ALL_KINDS if kind is not ORDERS]
-        for wave in (first, [ORDERS], list(self.bridge_kinds())):
-            handles = []
-            for kind in wave:
-                count = self.count(kind)
-                for index, name in enumerate(self.names(kind)):
-                    handle = (
-                        classes[kind.name]
-                        .options(
-                            name=name,
-                            namespace=self.settings.namespace,
-                            get_if_exists=True,
-                            lifetime="detached",
-                            max_restarts=-1,
-                            max_task_retries=-1,
-                            num_cpus=self.settings.actor_num_cpus,
-                        )
-                        .remote(payload, index, count)
+        handles = []
+        for kind in (*ALL_KINDS, *self.bridge_kinds()):
+            count = self.count(kind)
+            for index, name in enumerate(self.names(kind)):
+                handle = (
+                    classes[kind.name]
+                    .options(
+                        name=name,
+                        namespace=self.settings.namespace,
+                        get_if_exists=True,
+                        lifetime="detached",
+                        max_restarts=-1,
+                        max_task_retries=-1,
+                        num_cpus=self.settings.actor_num_cpus,
                     )
-                    self._handles[name] = handle
-                    handles.append(handle)
-            ray.get([handle.ready.remote() for handle in handles])
+                    .remote(payload, index, count)
+                )
+                self._handles[name] = handle
+                handles.append(handle)
+        ray.get([handle.ready.remote() for handle in handles])
 
     def kill_all(self) -> None:
         """Kill every actor for good (they are detached, so nothing else will)."""
