@@ -41,7 +41,8 @@ def list_command() -> None:
     console.print(
         "Every fault: at = seconds, or every = mean seconds (Poisson, from the seed) with "
         "window = [from, to]; duration = seconds it applies (kills are instant); "
-        "heal_timeout = seconds to wait for its target to answer again (default 30).",
+        "heal_timeout = seconds to wait for its target to answer again (default 30; "
+        "kill_node 240).",
         highlight=False,
         markup=False,
     )

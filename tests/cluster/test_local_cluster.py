@@ -1,7 +1,8 @@
 """The local rehearsal (cluster/local/): a head and two worker Ray nodes on this
 machine, the dev overlay's serveConfigV2 deployed through the dashboard, the smoke load scenario,
-then the upgrade drill mid-load (no request fails), then a worker node killed mid-load: its
-actors come back on the surviving worker, the marketplace keeps answering and the invariant
+then the upgrade drill mid-load (no request fails), then a worker node killed mid-load (by the
+fault plans' ``kill_node``, as ``marketplace simulate --faults`` would): its actors come back on
+the surviving worker, the marketplace keeps answering and the invariant
 audit stays clean. The tests run in this order, on one cluster."""
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
+from actors.directory import Directory
 from cluster.local.lifecycle import down, up
-from cluster.local.nodes import kill_worker
 from cluster.local.placement import actor_names, settled_placement
 from cluster.local.serve_deploy import wait_ready
 from cluster.local.smoke import smoke
-from cluster.local.state import LocalCluster
+from cluster.local.state import LocalCluster, record_pointer
 from cluster.local.upgrade import replica_ids, serve_status, upgrade
 from cluster.manifests import render, serve_config_v2
+from marketplace.sim.faults.injectors import FaultContext, check_targets, injector_for
+from marketplace.sim.faults.plan import parse_plan, schedule
+from serve_app.deploy_config import settings_from_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -246,7 +250,9 @@ async def test_an_upgrade_under_load(local_cluster: LocalCluster) -> None:
         await _check_books(http, cluster, load)
 
 
-async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> None:
+async def test_a_worker_node_killed_mid_load(
+    local_cluster: LocalCluster, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cluster = local_cluster
     before = await asyncio.to_thread(settled_placement, cluster)
     marketplace_actors = actor_names(cluster)
@@ -260,17 +266,36 @@ async def test_a_worker_node_killed_mid_load(local_cluster: LocalCluster) -> Non
     moved = {a["name"] for a in before["actors"] if a["node"] == victim}
     victim_id = next(n["node_id"] for n in before["nodes"] if n["node"] == victim)
 
+    # The kill is a fault plan's, found and checked as `marketplace simulate --faults` would:
+    # through this directory's record of the cluster, with the driver's settings joining it.
+    monkeypatch.chdir(tmp_path)
+    record_pointer(cluster)
+    settings = settings_from_env(cluster.env | {"MARKETPLACE_RAY_ADDRESS": cluster.gcs_address})
+    context = FaultContext(settings=settings, directory=Directory(settings), via="http")
+    plan = parse_plan(
+        {"name": "node-loss", "fault": [{"kind": "kill_node", "node": int(victim[-1]), "at": 0}]}
+    )
+    drawn = schedule(plan, 60, {})
+    check_targets(drawn, context)
+    node_loss = injector_for(drawn.faults[0], context)
+
     async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
         load, tasks = await _start_load(http, cluster)
         await asyncio.sleep(6)
         assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
         killed_at = time.monotonic()
-        killed = await asyncio.to_thread(kill_worker, cluster, int(victim[-1]))
+        await node_loss.apply()
+        killed = getattr(node_loss, "killed", 0)
         assert killed >= 5  # raylet, agents, actor and replica processes
+        # Ray takes seconds to declare the node dead: its actors still count as there.
+        assert not moved or not await node_loss.healthy()
         # Recovered: the GCS has declared the node dead, every actor is alive again elsewhere
-        # and the gateway answers /v1/ready.
-        await asyncio.to_thread(settled_placement, cluster, avoid=victim)
+        # (the fault's own end condition) and the gateway answers /v1/ready.
+        while not await node_loss.healthy():
+            assert time.monotonic() - killed_at < drawn.faults[0].fault.heal_timeout
+            await asyncio.sleep(1)
         actors_back_s = time.monotonic() - killed_at
+        await asyncio.to_thread(settled_placement, cluster, avoid=victim)
         await asyncio.to_thread(wait_ready, cluster, 240)
         recovered_at = time.monotonic()
         recovered_s = recovered_at - killed_at

@@ -5,13 +5,17 @@ again. ``check_targets`` refuses, before a run starts, a plan whose faults have 
 here (PostgreSQL stopped where the marketplace runs on SQLite, a broker not configured, a Serve
 replica with no gateway). Kills go through Ray, card and call faults through the actors'
 ``inject_fault`` (``actors.faults``), PostgreSQL through ``pg_ctlcluster`` and RabbitMQ through
-``rabbitmqctl`` on this machine: a fault plan stops services only where they run locally.
+``rabbitmqctl`` on this machine: a fault plan stops services only where they run locally. A
+node is killed only on the local rehearsal cluster (``cluster.local``), the one whose GCS the
+driver joined, found through ``.marketplace/local-cluster.json`` as its other commands find it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Sequence
@@ -26,6 +30,7 @@ from actors.faults import FAULTS, fault_from
 from marketplace.sim.faults.kinds import (
     Calls,
     KillActor,
+    KillNode,
     KillReplica,
     Payments,
     Postgres,
@@ -36,6 +41,7 @@ from marketplace.sim.faults.plan import PlanError, Schedule, ScheduledFault
 
 if TYPE_CHECKING:
     from actors.directory import Directory
+    from cluster.local.state import LocalCluster
     from marketplace.config import Settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
@@ -85,6 +91,18 @@ def check_targets(schedule: Schedule, context: FaultContext) -> None:
                 raise PlanError(f"{where}: faults on the gateway's calls are not supported yet")
             case KillReplica() if context.via != "http":
                 raise PlanError(f"{where}: killing a gateway replica needs --via http")
+            case KillNode():
+                cluster = rehearsal_cluster(settings, where)
+                alive = [node.name for node in _live_workers(cluster)]
+                if len(alive) < 2:
+                    raise PlanError(
+                        f"{where}: the local cluster has {len(alive)} live worker node(s); killing "
+                        "one needs another for its actors to move to"
+                    )
+                if fault.node is not None and f"worker{fault.node}" not in alive:
+                    raise PlanError(
+                        f"{where}: node = {fault.node}, but the live workers are {', '.join(alive)}"
+                    )
             case SqliteLock():
                 if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
                     raise PlanError(f"{where}: the marketplace does not run on a SQLite file")
@@ -105,6 +123,43 @@ def check_targets(schedule: Schedule, context: FaultContext) -> None:
                     raise PlanError(f"{where}: rabbitmqctl is not installed here")
 
 
+def rehearsal_cluster(settings: Settings, where: str = "kill_node") -> LocalCluster:
+    """The local rehearsal cluster recorded in this working directory, when ``settings`` join
+    its GCS; ``PlanError`` otherwise."""
+    from cluster.local.state import STATE_POINTER, LocalCluster
+
+    start = "python -m cluster.local.rehearsal up"
+    if not STATE_POINTER.exists():
+        raise PlanError(f"{where}: no local rehearsal cluster recorded here (start one: {start})")
+    try:
+        state = Path(json.loads(STATE_POINTER.read_text(encoding="utf-8"))["state"])
+        cluster = LocalCluster.load(state)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(f"{where}: the local cluster's state is unreadable: {exc}") from None
+    joined = (settings.ray_address or "").removeprefix("ray://")
+    if joined != cluster.gcs_address:
+        raise PlanError(
+            f"{where}: the marketplace must run on the local rehearsal cluster: set "
+            f"MARKETPLACE_RAY_ADDRESS={cluster.gcs_address} "
+            f"(it is {settings.ray_address or 'unset'})"
+        )
+    return cluster
+
+
+def _live_workers(cluster: LocalCluster) -> list[Any]:
+    return [node for node in cluster.workers() if _process_exists(node.pid)]
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _distinct(faults: Sequence[ScheduledFault]) -> list[ScheduledFault]:
     seen: set[int] = set()
     unique = []
@@ -123,6 +178,9 @@ def injector_for(scheduled: ScheduledFault, context: FaultContext) -> Injector:
             return _KillActor(context.directory, f"{fault.actor}-{scheduled.index}")
         case KillReplica():
             return _KillReplica(fault.deployment, scheduled.pick)
+        case KillNode():
+            cluster = rehearsal_cluster(context.settings)
+            return _KillNode(cluster, context.directory, fault.node, scheduled.pick)
         case SqliteLock():
             database = make_url(context.settings.resolved_database_url()).database
             assert database
@@ -237,6 +295,71 @@ class _KillReplica:
             if deployment is not None:
                 running += deployment.replica_states.get(ReplicaState.RUNNING, 0)
         return running
+
+
+@dataclass
+class _KillNode:
+    """SIGKILL every process of a worker node (as ``cluster.local.nodes.kill_worker``); healed
+    once every marketplace actor is ALIVE on another node (from the dashboard's state API)."""
+
+    cluster: LocalCluster
+    directory: Directory
+    node: int | None
+    pick: float
+    victim: str | None = None
+    killed: int = 0  # processes
+
+    async def apply(self) -> None:
+        from cluster.local.processes import kill_tree
+
+        alive = sorted(node.name for node in _live_workers(self.cluster))
+        if self.node is not None:
+            self.victim = f"worker{self.node}"
+        elif alive:
+            self.victim = alive[min(int(self.pick * len(alive)), len(alive) - 1)]
+        if self.victim is None or self.victim not in alive:
+            raise RuntimeError(f"no live worker node to kill (live: {alive})")
+        node = next(n for n in self.cluster.workers() if n.name == self.victim)
+        self.killed = await asyncio.to_thread(kill_tree, node.pid)
+
+    async def lift(self) -> None:
+        return None
+
+    async def healthy(self) -> bool:
+        from actors.directory import BRIDGE_KINDS
+
+        wanted = set(self.directory.all_names())
+        if self.directory.settings.amqp_url:
+            wanted |= {name for kind in BRIDGE_KINDS for name in self.directory.names(kind)}
+        try:
+            actors = await asyncio.to_thread(self._actors_elsewhere)
+        except Exception:  # the state API is slow or down while the cluster recovers
+            return False
+        return wanted <= actors
+
+    def _actors_elsewhere(self) -> set[str]:
+        from ray.util.state import list_actors, list_nodes
+
+        victim = next(n for n in self.cluster.workers() if n.name == self.victim)
+        victim_ids = {
+            node.node_id
+            for node in list_nodes(address=self.cluster.dashboard, timeout=15)
+            if victim.resource in (node.resources_total or {})
+        }
+        actors = list_actors(
+            address=self.cluster.dashboard,
+            filters=[("ray_namespace", "=", self.directory.settings.namespace)],
+            limit=10_000,
+            timeout=15,
+        )
+        return {
+            actor.name
+            for actor in actors
+            if actor.name
+            and actor.state == "ALIVE"
+            and actor.node_id
+            and actor.node_id not in victim_ids
+        }
 
 
 @dataclass

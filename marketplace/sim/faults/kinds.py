@@ -98,6 +98,26 @@ class KillReplica(FaultBase):
         return False
 
 
+class KillNode(FaultBase):
+    """Kill a worker node of the local rehearsal cluster (``python -m cluster.local.rehearsal
+    up``): every process of it, as a lost machine. Ray restarts its actors on the nodes left;
+    the fault has healed when every marketplace actor runs again elsewhere."""
+
+    kind: Literal["kill_node"]
+    node: int | None = Field(
+        default=None, ge=1, description="the worker's number (worker1, ...); default a random one"
+    )
+    # Ray declares a node dead only after its health checks fail (about 6 s in the rehearsal),
+    # and a whole node's actors then restart side by side on a small machine.
+    heal_timeout: float = Field(
+        default=240.0, gt=0, description="seconds to wait, once lifted, for the target to answer"
+    )
+
+    @property
+    def windowed(self) -> bool:
+        return False
+
+
 class SqliteLock(FaultBase):
     """Hold SQLite's write lock (another process in a long transaction): writers wait."""
 
@@ -157,13 +177,14 @@ class Calls(FaultBase):
 
 
 Fault = Annotated[
-    KillActor | KillReplica | SqliteLock | Postgres | RabbitMQ | Payments | Calls,
+    KillActor | KillReplica | KillNode | SqliteLock | Postgres | RabbitMQ | Payments | Calls,
     Field(discriminator="kind"),
 ]
 
 KINDS: dict[str, type[FaultBase]] = {
     "kill_actor": KillActor,
     "kill_replica": KillReplica,
+    "kill_node": KillNode,
     "sqlite_lock": SqliteLock,
     "postgres": Postgres,
     "rabbitmq": RabbitMQ,

@@ -41,6 +41,7 @@ from marketplace.sim.faults.kinds import (
     Fault,
     FaultBase,
     KillActor,
+    KillNode,
     KillReplica,
     Payments,
     Postgres,
@@ -123,6 +124,7 @@ def _problem(error: Any) -> str:
 _TAGS = {
     "kill_actor",
     "kill_replica",
+    "kill_node",
     "sqlite_lock",
     "postgres",
     "rabbitmq",
@@ -170,6 +172,10 @@ class ScheduledFault:
                 return f"kill {fault.actor}-{self.index}"
             case KillReplica():
                 return f"kill a {fault.deployment} replica"
+            case KillNode(node=None):
+                return "kill a worker node"
+            case KillNode():
+                return f"kill worker{fault.node}"
             case SqliteLock():
                 return f"hold SQLite's write lock for {fault.duration:g} s"
             case RabbitMQ():
