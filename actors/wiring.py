@@ -10,24 +10,22 @@ from actors.classes import ACTOR_CLASSES
 from actors.client import MarketplaceClient
 from actors.directory import Directory
 from marketplace.config import Settings
-from marketplace.domain.users import Role
 from marketplace.store import migrate
 from marketplace.store.engine import create_engine
 from marketplace.store.users import UserStore
 
 
 async def prepare_store(settings: Settings) -> None:
-    """Apply every pending migration and ensure the admin account (both idempotent)."""
+    """Apply every pending migration and ensure the admin account (both idempotent): created
+    with the configured password, or given it when it changed; none without a password."""
     url = settings.resolved_database_url()
     await migrate.upgrade_async(url)
+    credentials = settings.admin_credentials()
+    if credentials is None:
+        return
     engine = create_engine(url)
     try:
-        await UserStore(engine).ensure(
-            settings.admin_email,
-            settings.admin_password.get_secret_value(),
-            "Admin",
-            Role.ADMIN,
-        )
+        await UserStore(engine).ensure_admin(*credentials)
     finally:
         await engine.dispose()
 

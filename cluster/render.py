@@ -26,7 +26,7 @@ HEADER = (
 )
 # Not a secret and never written anywhere: the settings refuse the placeholder outside
 # development, and a real secret has no say in the serve config.
-RENDER_ONLY_JWT_SECRET = "render-only-stand-in"
+RENDER_ONLY_JWT_SECRET = "render-only-stand-in-never-signs-a-token"
 
 
 class _Literal(str):

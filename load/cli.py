@@ -103,17 +103,23 @@ def load_command(
     30 s of the plan.
     """
     from marketplace.config import Settings
+    from marketplace.local_secrets import with_local_secrets
 
     plan = load_scenario(scenario)
     if users is not None:
         plan.shape_params["users"] = users
     if duration is not None:
         plan.shape_params["duration_s"] = duration
-    settings = Settings()
-    admin = (
-        admin_email or settings.admin_email,
-        admin_password or settings.admin_password.get_secret_value(),
-    )
+    settings, _ = with_local_secrets(Settings(), create=False)
+    configured = settings.admin_credentials()
+    admin_password = admin_password or (configured[1] if configured else None)
+    if admin_password is None:
+        raise typer.BadParameter(
+            "no admin password: pass --admin-password, set MARKETPLACE_ADMIN_PASSWORD, or run "
+            "from the directory where `marketplace up` keeps .marketplace/secrets.json",
+            param_hint="--admin-password",
+        )
+    admin = (admin_email or settings.admin_email, admin_password)
     host = host.rstrip("/")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = report_dir or REPORTS_DIR / f"{plan.name}-{stamp}"

@@ -51,8 +51,13 @@ def order_log_path() -> str | None:
 
 
 def admin_credentials() -> tuple[str, str]:
-    """The admin's email and password, as ``marketplace.config.Settings`` reads them."""
+    """The admin's email and password: ``MARKETPLACE_ADMIN_EMAIL`` and
+    ``MARKETPLACE_ADMIN_PASSWORD``, else the password ``marketplace up`` generated here
+    (``.marketplace/secrets.json``); an empty password when there is neither, which the
+    gateway refuses like any wrong one."""
     from marketplace.config import Settings
+    from marketplace.local_secrets import with_local_secrets
 
-    settings = Settings()
-    return settings.admin_email, settings.admin_password.get_secret_value()
+    settings, _ = with_local_secrets(Settings(), create=False)
+    credentials = settings.admin_credentials()
+    return credentials if credentials is not None else (settings.admin_email, "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 from enum import StrEnum
 from pathlib import Path
 
@@ -10,6 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 PLACEHOLDER_SECRET = "change-me"
+# Values shipped in examples and earlier defaults: refused wherever the gateway can be reached
+# from elsewhere or the environment is not development.
+PLACEHOLDERS = frozenset({PLACEHOLDER_SECRET, "change-me-admin-password", "admin-password"})
+MIN_SECRET_BYTES = 32
+
+
+class MissingSecret(ValueError):
+    """A secret the settings do not hold (neither configured nor generated for this run)."""
 
 
 # The settings that say how many actors of a kind there are (one of each other kind).
@@ -95,10 +105,18 @@ class Settings(BaseSettings):
     payment_decline_rate: float = Field(default=0.0, ge=0, le=1)
     saga_step_timeout_s: float = Field(default=30.0, gt=0)
 
-    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing key, 32 bytes or more; unset, `marketplace up` generates "
+        "one into .marketplace/secrets.json (development only)",
+    )
     jwt_ttl_s: int = Field(default=900, ge=1)
     admin_email: str = "admin@marketplace.local"
-    admin_password: SecretStr = SecretStr("admin-password")
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="unset: `marketplace up` generates one into .marketplace/secrets.json; "
+        "with neither, no admin account is created",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
@@ -126,12 +144,67 @@ class Settings(BaseSettings):
     downscale_delay_s: float = Field(default=15.0, ge=0)
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secret(self) -> Settings:
-        if self.environment != "development" and (
-            self.jwt_secret.get_secret_value() == PLACEHOLDER_SECRET
+    def _refuse_weak_secrets(self) -> Settings:
+        if not self.exposed:
+            return self
+        where = (
+            f"the environment is {self.environment!r}"
+            if self.environment != "development"
+            else f"the gateway binds {self.http_host}, not loopback"
+        )
+        if self.jwt_secret is None:
+            if self.environment != "development":
+                raise ValueError(
+                    f"MARKETPLACE_JWT_SECRET must be set ({MIN_SECRET_BYTES} bytes or more) when "
+                    f"{where}: every replica has to sign with the same key"
+                )
+        else:
+            value = self.jwt_secret.get_secret_value()
+            if value in PLACEHOLDERS or len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"MARKETPLACE_JWT_SECRET is a placeholder or shorter than {MIN_SECRET_BYTES} "
+                    f"bytes, which is refused when {where}; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+        if self.admin_password is not None and (
+            self.admin_password.get_secret_value() in PLACEHOLDERS
         ):
-            raise ValueError("MARKETPLACE_JWT_SECRET must be set outside development")
+            raise ValueError(
+                f"MARKETPLACE_ADMIN_PASSWORD is a published placeholder, refused when {where}"
+            )
         return self
+
+    @property
+    def exposed(self) -> bool:
+        """Whether weak secrets are refused: outside development, or where the gateway binds
+        an address other machines may reach."""
+        return self.environment != "development" or not _loopback(self.http_host)
+
+    def signing_secret(self) -> str:
+        """The JWT signing key; ``MissingSecret`` when none is configured or generated."""
+        if self.jwt_secret is None:
+            raise MissingSecret(
+                "no JWT signing key: set MARKETPLACE_JWT_SECRET, or start the marketplace with "
+                "`marketplace up`, which generates one into .marketplace/secrets.json"
+            )
+        return self.jwt_secret.get_secret_value()
+
+    def admin_credentials(self) -> tuple[str, str] | None:
+        """The admin's email and password, or None when no password is configured."""
+        if self.admin_password is None:
+            return None
+        return self.admin_email, self.admin_password.get_secret_value()
+
+    def with_generated_secrets(self) -> Settings:
+        """These settings with a random signing key and admin password where none is set:
+        for a run that starts its own gateway and logs in itself (an experiment, a
+        benchmark), so nothing needs to be kept."""
+        update: dict[str, SecretStr] = {}
+        if self.jwt_secret is None:
+            update["jwt_secret"] = SecretStr(secrets.token_urlsafe(48))
+        if self.admin_password is None:
+            update["admin_password"] = SecretStr(secrets.token_urlsafe(18))
+        return self.model_copy(update=update) if update else self
 
     @property
     def state_dir(self) -> Path:
@@ -149,6 +222,15 @@ class Settings(BaseSettings):
             return to_async_url(self.database_url)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{self.state_dir / 'marketplace.db'}"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def to_async_url(url: str) -> str:

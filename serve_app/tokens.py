@@ -39,7 +39,7 @@ class TokenService:
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenService:
         """The service for these settings."""
-        return cls(settings.jwt_secret.get_secret_value(), settings.jwt_ttl_s)
+        return cls(settings.signing_secret(), settings.jwt_ttl_s)
 
     def issue(self, user: User, now: float | None = None) -> str:
         """A signed token for ``user``."""

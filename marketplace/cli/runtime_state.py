@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from marketplace.cli.output import CliError, err_console
 from marketplace.config import ACTOR_COUNTS, Durability, Settings, mask_url, to_async_url
+from marketplace.local_secrets import with_local_secrets
 
 RAY_AUTH_MODE = "RAY_AUTH_MODE"
 RUNTIME_FILE = "runtime.json"
@@ -27,12 +28,24 @@ LOCK_FILE = "up.lock"
 
 
 def settings_from(**overrides: Any) -> Settings:
-    """Settings from the environment, with the options that were given on top."""
+    """Settings from the environment, with the options that were given on top, and the
+    secrets the environment does not set from ``.marketplace/secrets.json``
+    (``marketplace.local_secrets``)."""
+    return settings_and_new_secrets(**overrides)[0]
+
+
+def settings_and_new_secrets(**overrides: Any) -> tuple[Settings, list[str]]:
+    """``settings_from``, and the names of the secrets generated just now (``up`` prints
+    them once)."""
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         raise CliError(f"invalid settings: {exc}", code=2) from None
+    try:
+        return with_local_secrets(settings, create=True)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot keep the generated secrets: {exc}", code=2) from None
 
 
 def _pid_alive(pid: int) -> bool:

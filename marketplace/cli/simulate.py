@@ -313,7 +313,13 @@ async def _run_http(
     from marketplace.sim.http_target import HttpTarget
 
     settings = settings_from()
-    admin = (settings.admin_email, settings.admin_password.get_secret_value())
+    admin = settings.admin_credentials()
+    if admin is None:
+        raise CliError(
+            "seeding over HTTP logs in as the admin, and no admin password is known: set "
+            "MARKETPLACE_ADMIN_PASSWORD to the one the marketplace at this URL uses",
+            code=2,
+        )
     _print_seeding(config, market, f" over HTTP at {host}")
     try:
         seeded = await seed_over_http(

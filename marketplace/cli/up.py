@@ -27,11 +27,12 @@ from marketplace.cli.runtime_state import (
     remove_runtime_file,
     running,
     runtime_info,
-    settings_from,
+    settings_and_new_secrets,
     up_lock,
     write_json,
 )
 from marketplace.config import Durability, Settings, mask_url
+from marketplace.local_secrets import SECRETS_FILE
 
 
 def _gateway_line(gateway: dict[str, Any] | None) -> str:
@@ -91,7 +92,7 @@ def up(
     MARKETPLACE_* environment.
     """
     with reported():
-        settings = settings_from(
+        settings, generated = settings_and_new_secrets(
             catalog_shards=catalog_shards,
             inventory_partitions=inventory_partitions,
             cart_shards=cart_shards,
@@ -126,7 +127,7 @@ def up(
                     highlight=False,
                 )
             try:
-                asyncio.run(_up(settings, state_dir, serve_http=gateway))
+                asyncio.run(_up(settings, state_dir, serve_http=gateway, generated=generated))
             except KeyboardInterrupt:
                 err_console.print("interrupted while starting; stopped.")
                 raise typer.Exit(130) from None
@@ -143,7 +144,9 @@ def _refuse_if_running(state_dir: Path) -> None:
         )
 
 
-async def _up(settings: Settings, state_dir: Path, *, serve_http: bool) -> None:
+async def _up(
+    settings: Settings, state_dir: Path, *, serve_http: bool, generated: list[str]
+) -> None:
     from actors.runtime import Runtime
     from serve_app.serving import choose_ingress, start_gateway, stop_gateway
 
@@ -182,7 +185,8 @@ async def _up(settings: Settings, state_dir: Path, *, serve_http: bool) -> None:
         info = runtime_info(runtime.settings, runtime.started_ray, gateway_info)
         write_json(runtime_file, info)
         written = True
-        console.print(_up_panel(runtime.settings, info, runtime_file, time.monotonic() - began))
+        took = time.monotonic() - began
+        console.print(_up_panel(runtime.settings, info, runtime_file, took, generated))
         await stop.wait()
     finally:
         if written:
@@ -217,7 +221,22 @@ def _actor_counts(settings: Settings) -> dict[str, int]:
     return {kind.name: directory.count(kind) for kind in ALL_KINDS}
 
 
-def _up_panel(settings: Settings, info: dict[str, Any], runtime_file: Path, took: float) -> Panel:
+def _admin_line(settings: Settings, generated: list[str]) -> Text:
+    """Who the admin is and where the password is: shown in full only when generated now."""
+    credentials = settings.admin_credentials()
+    if credentials is None:
+        return Text("none (no MARKETPLACE_ADMIN_PASSWORD)")
+    email, password = credentials
+    if "admin_password" in generated:
+        return Text(f"{email} / {password}  (generated; shown once, kept in {SECRETS_FILE})")
+    if os.environ.get("MARKETPLACE_ADMIN_PASSWORD"):
+        return Text(f"{email} (password from MARKETPLACE_ADMIN_PASSWORD)")
+    return Text(f"{email} (password in .marketplace/{SECRETS_FILE})")
+
+
+def _up_panel(
+    settings: Settings, info: dict[str, Any], runtime_file: Path, took: float, generated: list[str]
+) -> Panel:
     counts = _actor_counts(settings)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
@@ -233,6 +252,7 @@ def _up_panel(settings: Settings, info: dict[str, Any], runtime_file: Path, took
         " · ".join(f"{name} {count}" for name, count in counts.items())
         + f"  ({sum(counts.values())} in all)",
     )
+    grid.add_row("Admin", _admin_line(settings, generated))
     grid.add_row("State file", Text(str(runtime_file)))
     body = Group(
         grid,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from marketplace.domain.errors import Conflict
 from marketplace.domain.ids import new_id
 from marketplace.domain.users import Role, User, validate_registration
-from marketplace.passwords import hash_password
+from marketplace.passwords import hash_password, verify_password
 from marketplace.store.engine import pool_size
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import users
@@ -71,6 +71,25 @@ class UserStore:
                 (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
             )
         return None if row is None else User.model_validate(dict(row))
+
+    async def ensure_admin(self, email: str, password: str) -> User:
+        """The admin account with this email and password: created if missing, its password
+        (and role) set when the configured ones changed, so rotating
+        ``MARKETPLACE_ADMIN_PASSWORD`` takes effect at the next start."""
+        user = await self.ensure(email, password, "Admin", Role.ADMIN)
+        if user.role is Role.ADMIN and await asyncio.to_thread(
+            verify_password, user.password_hash, password
+        ):
+            return user
+        validate_registration(email, password, user.name)
+        hashed = await asyncio.to_thread(hash_password, password)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                users.update()
+                .where(users.c.id == user.id)
+                .values(password_hash=hashed, role=Role.ADMIN.value)
+            )
+        return user.model_copy(update={"password_hash": hashed, "role": Role.ADMIN})
 
     async def ensure(self, email: str, password: str, name: str, role: Role) -> User:
         """The user with this email, created if missing (the admin account at start-up)."""

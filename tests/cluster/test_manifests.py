@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from cluster import render as render_module
 from cluster.manifests import (
@@ -35,6 +36,7 @@ LAYERS = (BASE, *OVERLAYS)
 ROOT = CLUSTER_DIR.parent
 # Secrets that operators (not these manifests) create.
 OPERATOR_SECRETS = {"marketplace-rabbitmq-default-user"}  # the RabbitMQ Cluster Operator's
+SECRET_EXAMPLE = "secret.example.yaml"  # the keys of marketplace-secrets; applied by no layer
 NOT_SETTINGS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD"}  # Secret keys read by other containers
 
 
@@ -182,7 +184,8 @@ def test_generated_files_are_up_to_date() -> None:
 
 
 def test_a_changed_setting_changes_the_serve_config() -> None:
-    env = settings_env(render("prod")) | {"MARKETPLACE_JWT_SECRET": "x"}
+    stand_in = render_module.RENDER_ONLY_JWT_SECRET
+    env = settings_env(render("prod")) | {"MARKETPLACE_JWT_SECRET": stand_in}
     before = serve_config(settings_from_env(env))
     after = serve_config(settings_from_env(env | {"MARKETPLACE_GATEWAY_MAX_REPLICAS": "3"}))
     assert before != after
@@ -233,7 +236,7 @@ def test_every_reference_resolves(layer: tuple[str, list[Manifest]]) -> None:
         for o in objects
         if o["kind"] == "Secret"
     }
-    provided_by_operator = OPERATOR_SECRETS | ({SECRET} if name == "prod" else set())
+    provided_by_operator = OPERATOR_SECRETS | {SECRET}
     for secret in secrets | {s for s, _ in secret_keys}:
         assert secret in rendered_secrets or secret in provided_by_operator, (name, secret)
     for secret, key in secret_keys:
@@ -241,8 +244,8 @@ def test_every_reference_resolves(layer: tuple[str, list[Manifest]]) -> None:
             assert key in rendered_secrets[secret], (name, secret, key)
 
 
-def test_secret_keys_are_settings_and_placeholders() -> None:
-    secret = yaml.safe_load((layer_dir(BASE) / "secret.yaml").read_text(encoding="utf-8"))
+def test_secret_keys_are_settings_and_placeholders_the_settings_refuse() -> None:
+    secret = yaml.safe_load((layer_dir(BASE) / SECRET_EXAMPLE).read_text(encoding="utf-8"))
     keys = set(secret["stringData"])
     assert unknown_settings({k: "" for k in keys - NOT_SETTINGS}) == []
     assert {
@@ -254,14 +257,23 @@ def test_secret_keys_are_settings_and_placeholders() -> None:
         assert "change-me" in value, f"{key} must stay a placeholder"
     settings_keys = set(settings_env(render(BASE)))
     assert not keys & settings_keys, "a secret in the ConfigMap"
+    # Even the dev overlay's pods (development, but bound to 0.0.0.0) refuse the placeholders.
+    for layer in LAYERS:
+        env = settings_env(render(layer))
+        for key in ("MARKETPLACE_JWT_SECRET", "MARKETPLACE_ADMIN_PASSWORD"):
+            stand_ins = {"MARKETPLACE_JWT_SECRET": render_module.RENDER_ONLY_JWT_SECRET}
+            with pytest.raises(ValidationError, match=key):
+                settings_from_env(env | stand_ins | {key: secret["stringData"][key]})
 
 
-def test_the_operator_guide_creates_every_secret_key_prod_needs() -> None:
-    """prod renders no Secret: the guide's `kubectl create secret` must give every key."""
-    objects = render("prod")
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_layer_ships_a_secret_and_the_guide_creates_every_key(layer: str) -> None:
+    """No layer renders a Secret of ours: the guide's `kubectl create secret` must give every
+    key a layer reads."""
+    objects = render(layer)
     assert not [o for o in objects if o["kind"] == "Secret"]
     _, secret_keys, _ = _references(objects)
-    secret = yaml.safe_load((layer_dir(BASE) / "secret.yaml").read_text(encoding="utf-8"))
+    secret = yaml.safe_load((layer_dir(BASE) / SECRET_EXAMPLE).read_text(encoding="utf-8"))
     needed = {key for name, key in secret_keys if name == SECRET} | set(secret["stringData"])
     guide = (CLUSTER_DIR / "README.md").read_text(encoding="utf-8")
     given = set(re.findall(r"--from-literal=([A-Z_]+)=", guide))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,7 @@ def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         actor_num_cpus=0.01,
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
         http_port=port,
         checkout_rate_per_minute=100_000,
         login_rate_per_minute=100_000,

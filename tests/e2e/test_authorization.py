@@ -591,6 +591,10 @@ def forgeries(user_id: str, secret: str) -> dict[str, str]:
         "other_secret": jwt.encode(
             claims_for(user_id), "another-secret-of-32-bytes-or-more!!", algorithm="HS256"
         ),
+        # The placeholder that an unconfigured marketplace once signed with, for an admin.
+        "placeholder_secret_admin": jwt.encode(
+            claims_for(user_id, role="admin"), "change-me", algorithm="HS256"
+        ),
         "wrong_audience": jwt.encode(
             claims_for(user_id, aud="someone-else"), secret, algorithm="HS256"
         ),

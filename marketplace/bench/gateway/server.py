@@ -114,7 +114,7 @@ async def serve_marketplace(ingress: str, workdir: Path, config: BenchConfig) ->
         auth_max_replicas=1,
         login_rate_per_minute=100_000,
         checkout_rate_per_minute=10_000_000,
-    )
+    ).with_generated_secrets()
     chosen = choose_ingress(settings)
     if chosen != ingress:
         raise RuntimeError(f"asked for the {ingress} ingress, Serve will use {chosen}")

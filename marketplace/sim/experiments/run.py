@@ -122,7 +122,8 @@ async def run_point(
     fixed: dict[str, Any] = {"database_url": f"sqlite:///{database}", "namespace": namespace}
     if http_port is not None:
         fixed |= {"http_host": "127.0.0.1", "http_port": http_port}
-    settings = point.runtime_settings(**fixed)
+    # The point logs in as the admin of the gateway it starts: secrets of its own, kept nowhere.
+    settings = point.runtime_settings(**fixed).with_generated_secrets()
     began = time.monotonic()
     watch.point_phase(point, "starting")
     runtime = Runtime(settings)
@@ -271,7 +272,7 @@ async def _through_http(
         market,
         carriers=carrier_ids(market, point.config.the_preset.carriers),
         admin_email=settings.admin_email,
-        admin_password=settings.admin_password.get_secret_value(),
+        admin_password=_admin_password(settings),
     )
     watch.point_phase(point, "running")
     sampler = gateway.ReplicaSampler()
@@ -382,3 +383,9 @@ def run_experiment(
 ) -> ExperimentResult:
     """``arun_experiment`` for callers without a running event loop (scripts, the CLI)."""
     return asyncio.run(arun_experiment(spec, quick=quick, out=out, observer=observer))
+
+
+def _admin_password(settings: Settings) -> str:
+    credentials = settings.admin_credentials()
+    assert credentials is not None  # the point's settings come with generated secrets
+    return credentials[1]
