@@ -23,6 +23,7 @@ from serve_app.metrics import RequestMetrics
 from serve_app.replica import Replica
 from serve_app.routes import admin, carts, operations, orders, products, sellers, shipments, users
 from serve_app.schemas import Problem
+from serve_app.storable_params import RefuseUnstorableParams
 
 # Every error is a problem+json body (serve_app/problems.py). The schema is given inline under
 # that media type: FastAPI's ``"model"`` key would document it under application/json instead,
@@ -64,8 +65,10 @@ def build_api(replica: Replica | None = None) -> FastAPI:
     for router in ROUTERS:
         api.include_router(router)
     if replica is not None:
-        # Innermost first: RequestMetrics(BodyLimit(HeldProductReads(FastAPI's own stack))).
+        # Innermost first: RequestMetrics(BodyLimit(RefuseUnstorableParams(HeldProductReads(
+        # FastAPI's own stack)))).
         api.add_middleware(HeldProductReads, held=replica.client.held_product)
+        api.add_middleware(RefuseUnstorableParams)
         api.add_middleware(BodyLimit, max_bytes=replica.settings.max_body_bytes)
         api.add_middleware(RequestMetrics)
     return api

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketplace.domain.catalog import MAX_PRICE_CENTS, Product
 from marketplace.domain.orders import MAX_LINE_QUANTITY, MAX_LINES
+from marketplace.domain.text import UNSTORABLE, all_storable
 
 
 class Strict(BaseModel):
-    """Request bodies refuse unknown fields and coerce nothing."""
+    """Request bodies refuse unknown fields, coerce nothing, and hold only text the store can
+    keep (``marketplace.domain.text``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if not all_storable(value):
+            raise ValueError(UNSTORABLE)
+        return value
 
 
 class UserCreate(Strict):

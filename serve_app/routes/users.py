@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.security import OAuth2PasswordRequestForm
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.text import storable
 from marketplace.domain.users import Role, User, normalize_email, validate_registration
 from serve_app.deps import Caller, Client, ThisReplica, principal_from, rate_limit, require
 from serve_app.problems import ProblemError
@@ -48,7 +49,8 @@ async def token(
     except InvalidInput:
         email = form.username.strip().lower()[:320]
     rate_limit(replica.login_limit, email, "too many login attempts")
-    user = await replica.client.users.by_email(email) if "@" in email else None
+    known = "@" in email and storable(email)  # PostgreSQL cannot even look a NUL up
+    user = await replica.client.users.by_email(email) if known else None
     stored = user.password_hash if user else None
     ok = await replica.auth.verify_password(stored, form.password)
     if user is None or not ok:

@@ -377,6 +377,9 @@ def str_field_cases(
         body_case(route, f"{field}-int", with_fields(**{field: 12345}), v),
         body_case(route, f"{field}-list", with_fields(**{field: ["a"]}), v),
         body_case(route, f"{field}-too-long", with_fields(**{field: "y" * (max_length + 1)}), v),
+        # what PostgreSQL cannot store (U+0000) or UTF-8 cannot encode (a lone surrogate)
+        body_case(route, f"{field}-nul", with_fields(**{field: "nul\x00here"}), v),
+        body_case(route, f"{field}-lone-surrogate", with_fields(**{field: "half\ud800"}), v),
     ]
     if min_length:
         cases.append(body_case(route, f"{field}-empty", with_fields(**{field: ""}), v))
@@ -512,6 +515,13 @@ def field_cases() -> list[Bad]:
             order, "address-long-street", nested(("shipping_address", "street"), "s" * 201), v
         ),
         body_case(order, "address-extra", nested(("shipping_address", "floor"), 3), v),
+        body_case(order, "card-nul", nested(("payment", "card_token"), "tok_\x00visa"), v),
+        body_case(
+            order, "address-street-nul", nested(("shipping_address", "street"), "1 Main\x00"), v
+        ),
+        body_case(
+            order, "address-city-surrogate", nested(("shipping_address", "city"), "\udfff"), v
+        ),
     ]
 
     def duplicate_lines(route: BodyRoute, world: World) -> dict[str, Any]:
@@ -692,6 +702,8 @@ def query_cases() -> list[Bad]:
         ("limit-float", params(limit=1.5)),
         ("limit-empty", params(limit="")),
         ("q-too-long", params(q="q" * 201)),
+        ("q-nul", params(q="lamp\x00")),
+        ("category-nul", params(category="\x00")),
         ("category-too-long", params(category="c" * 101)),
         ("seller-too-long", params(seller_id="usr_" + "a" * 60)),
         ("cursor-garbage", params(cursor="abc")),
@@ -752,6 +764,7 @@ def query_cases() -> list[Bad]:
             ("missing-username", bad_login(password="x"), v),
             ("empty", bad_login(), v),
             ("long-username", bad_login(username="u" * 5000, password="p"), frozenset({401, 422})),
+            ("nul-username", bad_login(username="a\x00@example.com", password="p"), v | {401}),
             (
                 "not-an-email",
                 bad_login(username="nobody", password="password123"),
