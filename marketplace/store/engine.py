@@ -18,18 +18,25 @@ def create_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
 
     SQLite: WAL so readers never block the writer, ``BEGIN IMMEDIATE`` so two writers queue on
     the busy timeout instead of dead-locking on a lock upgrade, and ``synchronous=NORMAL``
-    (durable at each WAL checkpoint, the usual WAL trade-off).
+    (durable at each WAL checkpoint, the usual WAL trade-off). Errors and logs never show a
+    statement's bound values (card tokens, addresses, password hashes): ``hide_parameters``.
     """
     url = to_async_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         # Writers queue for SQLite's one write lock while holding a pooled connection, so a
         # burst of writers (a seed at high concurrency on a loaded machine) waits in the pool
         # too: wait there as long as for the lock itself instead of failing after 30 s.
-        engine = create_async_engine(url, connect_args={"timeout": 60}, pool_timeout=120)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 60}, pool_timeout=120, hide_parameters=True
+        )
         _configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 
@@ -48,6 +55,7 @@ def sqlite_writer_engine(engine: AsyncEngine) -> Engine | None:
         pool_size=1,
         max_overflow=0,
         pool_timeout=120,
+        hide_parameters=True,
     )
     _configure_sqlite(direct)
     return direct

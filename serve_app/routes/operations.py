@@ -27,7 +27,10 @@ async def ready(client: Client) -> Response:
     try:
         actors = await asyncio.wait_for(client.ready(), 5)
     except Exception as exc:
-        return problems.problem(503, f"actors not ready: {exc!r}", code="not_ready")
+        # The cause stays in the log: a Ray error's text names hosts, pids and code.
+        log.warning("readiness: actors not ready: %r", exc)
+        reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return problems.problem(503, f"actors not ready ({reason})", code="not_ready")
     return Response(
         content=f'{{"status":"ready","actors":{len(actors)}}}', media_type="application/json"
     )
