@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 
 ERROR_HEADER = "x-marketplace-error"
 ATTEMPTS_HEADER = "x-marketplace-attempts"
-ROUTING_KEY_HEADER = "x-marketplace-routing-key"  # the original key, kept across retries
+# The original routing key and sender (validated user_id), kept across our own retries; read
+# only from a message this consumer republished (``Consumer._origin``).
+ROUTING_KEY_HEADER = "x-marketplace-routing-key"
+SOURCE_HEADER = "x-marketplace-source"
 MAX_REASON = 1000
 PUBLISH_TIMEOUT_S = 15.0
 
@@ -210,21 +213,36 @@ class Consumer:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self.stats.received += 1
-        headers = message.headers or {}
-        routing_key = str(headers.get(ROUTING_KEY_HEADER) or message.routing_key or "")
+        routing_key, source = self._origin(message)
         try:
-            await self._handle(message, routing_key)
+            await self._handle(message, routing_key, source)
         except asyncio.CancelledError:
             raise  # the channel closed: the broker redelivers the message
         except Exception:
             # Acking or republishing failed (connection lost): the broker redelivers it.
             log.warning("settling message %s failed", message.message_id, exc_info=True)
 
-    async def _handle(self, message: AbstractIncomingMessage, routing_key: str) -> None:
+    def _origin(self, message: AbstractIncomingMessage) -> tuple[str, str | None]:
+        """The routing key a message was sent with, and its sender's validated ``user_id``.
+
+        A retry is republished through the default exchange straight to the inbound queue,
+        with both in headers; any other message's headers are the sender's own, and trusting
+        them would let a sender pick a routing key that the broker's topic permissions refuse
+        it, or another sender's id space.
+        """
+        if not message.exchange and message.routing_key == self.topology.inbound_queue:
+            headers = message.headers or {}
+            source = headers.get(SOURCE_HEADER)
+            return str(headers.get(ROUTING_KEY_HEADER) or ""), str(source) if source else None
+        return message.routing_key or "", message.user_id or None
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, routing_key: str, source: str | None
+    ) -> None:
         try:
-            inbound = parse(message.message_id, routing_key, message.body)
+            inbound = parse(message.message_id, routing_key, message.body, source)
         except Rejected as rejected:
-            await self._dead_letter(message, routing_key, rejected.reason)
+            await self._dead_letter(message, routing_key, rejected.reason, source)
             return
         try:
             if self.engine is not None and await inbox.seen(self.engine, inbound.message_id):
@@ -236,10 +254,10 @@ class Consumer:
             if self.engine is not None:
                 fresh = await inbox.record(self.engine, inbound.message_id, routing_key)
         except Rejected as rejected:
-            await self._dead_letter(message, routing_key, rejected.reason)
+            await self._dead_letter(message, routing_key, rejected.reason, source)
             return
         except Exception as exc:
-            await self._retry_or_dead_letter(message, routing_key, exc)
+            await self._retry_or_dead_letter(message, routing_key, source, exc)
             return
         if fresh:
             self.stats.processed += 1
@@ -248,18 +266,23 @@ class Consumer:
         await message.ack()
 
     async def _retry_or_dead_letter(
-        self, message: AbstractIncomingMessage, routing_key: str, exc: Exception
+        self,
+        message: AbstractIncomingMessage,
+        routing_key: str,
+        source: str | None,
+        exc: Exception,
     ) -> None:
         attempt = attempts_of(message) + 1
         self.stats.last_error = repr(exc)
         if attempt >= self.max_attempts:
-            await self._dead_letter(message, routing_key, f"failed {attempt} times; last: {exc!r}")
+            reason = f"failed {attempt} times; last: {exc!r}"
+            await self._dead_letter(message, routing_key, reason, source)
             return
         log.info("message %s failed (attempt %d): %r", message.message_id, attempt, exc)
         await asyncio.sleep(retry_delay(attempt))
         assert self._publish_channel is not None
         await self._publish_channel.default_exchange.publish(
-            _copy(message, routing_key, {ATTEMPTS_HEADER: attempt}),
+            _copy(message, routing_key, source, {ATTEMPTS_HEADER: attempt}),
             routing_key=self.topology.inbound_queue,
             mandatory=True,
             timeout=PUBLISH_TIMEOUT_S,
@@ -268,7 +291,7 @@ class Consumer:
         self.stats.retried += 1
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, routing_key: str, reason: str
+        self, message: AbstractIncomingMessage, routing_key: str, reason: str, source: str | None
     ) -> None:
         """To the dead-letter exchange with the reason; if that fails, reject it without
         requeue, so the queue's own dead-lettering moves it (reason then in ``x-death``)."""
@@ -276,7 +299,7 @@ class Consumer:
         try:
             assert self._dead_letters is not None
             await self._dead_letters.publish(
-                _copy(message, routing_key, {ERROR_HEADER: reason[:MAX_REASON]}),
+                _copy(message, routing_key, source, {ERROR_HEADER: reason[:MAX_REASON]}),
                 routing_key=routing_key or "unrouted",
                 mandatory=True,
                 timeout=PUBLISH_TIMEOUT_S,
@@ -290,11 +313,15 @@ class Consumer:
 
 
 def _copy(
-    message: AbstractIncomingMessage, routing_key: str, extra: dict[str, Any]
+    message: AbstractIncomingMessage, routing_key: str, source: str | None, extra: dict[str, Any]
 ) -> aio_pika.Message:
+    # user_id is not copied: the broker accepts it only from the sender's own connection.
     headers = dict(message.headers or {})
     headers.pop("x-delivery-count", None)
+    headers.pop(SOURCE_HEADER, None)
     headers.update({ROUTING_KEY_HEADER: routing_key, **extra})
+    if source:
+        headers[SOURCE_HEADER] = source
     return aio_pika.Message(
         body=message.body,
         headers=headers,

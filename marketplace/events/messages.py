@@ -19,7 +19,9 @@ from marketplace.domain.ids import is_id
 STOCK_REPLENISHED = "stock.replenished"
 SHIPMENT_DELIVERED = "shipment.delivered"
 MAX_MESSAGE_ID = 200  # the inbox column
-MAX_DELTA = 1_000_000_000
+# Units one inbound message may add: a delivery, not a sender's whim (an HTTP restock by the
+# product's seller or an admin may add up to marketplace.domain.inventory.MAX_STOCK_DELTA).
+MAX_DELTA = 100_000
 MAX_REQUEST_ID = 80  # the stock_movements column
 
 
@@ -66,19 +68,32 @@ COMMANDS: dict[str, type[StockReplenished] | type[ShipmentDelivered]] = {
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """A valid inbound message."""
+    """A valid inbound message. ``message_id`` is what deduplicates it: the sender's
+    ``message_id`` within the sender's id space (``scoped_id``)."""
 
     message_id: str
     routing_key: str
     command: Command
 
 
-def parse(message_id: str | None, routing_key: str, body: bytes) -> InboundMessage:
-    """Validate a delivery; raises ``Rejected`` saying why it can never take effect."""
+def scoped_id(message_id: str, source: str | None) -> str:
+    """The id a message is deduplicated by: ``<source>/<message_id>`` for a sender that names
+    itself with the AMQP ``user_id`` property (which RabbitMQ checks against the connection's
+    user, so nobody else can claim it), the bare ``message_id`` for the rest, who share one
+    id space."""
+    return f"{source}/{message_id}" if source else message_id
+
+
+def parse(
+    message_id: str | None, routing_key: str, body: bytes, source: str | None = None
+) -> InboundMessage:
+    """Validate a delivery from ``source`` (its validated ``user_id``, if it gave one); raises
+    ``Rejected`` saying why it can never take effect."""
     if not message_id:
         raise Rejected("missing message_id")
+    message_id = scoped_id(message_id, source)
     if len(message_id) > MAX_MESSAGE_ID:
-        raise Rejected(f"message_id longer than {MAX_MESSAGE_ID} characters")
+        raise Rejected(f"message_id (with its sender) longer than {MAX_MESSAGE_ID} characters")
     model = COMMANDS.get(routing_key)
     if model is None:
         raise Rejected(f"unknown routing key {routing_key!r}")

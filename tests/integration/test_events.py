@@ -39,7 +39,12 @@ from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.shipments import ShipmentStatus
 from marketplace.domain.users import Principal, Role
 from marketplace.events import outbox
-from marketplace.events.consumer import ATTEMPTS_HEADER, ERROR_HEADER, Consumer
+from marketplace.events.consumer import (
+    ATTEMPTS_HEADER,
+    ERROR_HEADER,
+    ROUTING_KEY_HEADER,
+    Consumer,
+)
 from marketplace.events.envelope import Envelope
 from marketplace.events.messages import InboundMessage
 from marketplace.events.publisher import Publisher, PublishFailed
@@ -560,6 +565,45 @@ async def test_transient_failures_are_retried_then_dead_lettered(broker: Broker)
     assert "broken is down" in str(headers[ERROR_HEADER])
     assert headers[ATTEMPTS_HEADER] == 2
     assert consumer.stats.retried == 4 and consumer.stats.dead_lettered == 1
+
+
+@pytest.mark.timeout(180)
+async def test_the_sender_cannot_pick_its_routing_key_or_another_senders_ids(
+    broker: Broker,
+) -> None:
+    """The consumer alone (no Ray): a routing-key header set by the sender is not trusted (the
+    broker's routing key is), and a message id counts within its sender's validated user_id,
+    which a retry keeps."""
+    seen: list[str] = []
+    failed_once: set[str] = set()
+
+    async def handler(message: InboundMessage) -> None:
+        seen.append(message.message_id)
+        if message.message_id.startswith("guest/") and message.message_id not in failed_once:
+            failed_once.add(message.message_id)
+            raise ConnectionError("down once")
+
+    consumer = Consumer(AMQP_URL, broker.topology, handler, None, max_attempts=3)
+    task = asyncio.ensure_future(consumer.run())
+    try:
+        await wait_for(_truthy(lambda: consumer.connected), 30, "the consumer")
+        body = orjson.dumps({"product_id": "prd_" + "1" * 32, "delta": 1})
+        await broker.publish_inbound(
+            "stock.stolen", body, "forged-1", headers={ROUTING_KEY_HEADER: "stock.replenished"}
+        )
+        (letter,) = await broker.dead_letters(1)
+        # One id, two id spaces: an anonymous sender's and the broker-checked user guest's.
+        await broker.publish_inbound("stock.replenished", body, "same-1")
+        await broker.publish_inbound("stock.replenished", body, "same-1", user_id="guest")
+        await wait_for(_truthy(lambda: consumer.stats.processed == 2), 30, "both")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert "unknown routing key 'stock.stolen'" in str((letter.headers or {})[ERROR_HEADER])
+    assert "forged-1" not in seen
+    assert sorted(seen) == ["guest/same-1", "guest/same-1", "same-1"]  # retried as guest's
+    assert consumer.stats.retried == 1
 
 
 def _truthy(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

@@ -53,12 +53,20 @@ def test_valid_messages_parse() -> None:
     assert shipped.command == ShipmentDelivered(shipment_id=SHIPMENT)
 
 
+def test_a_named_sender_has_an_id_space_of_its_own() -> None:
+    body = orjson.dumps({"product_id": PRODUCT, "delta": 4})
+    assert parse("m1", "stock.replenished", body, source="partner-a").message_id == "partner-a/m1"
+    assert parse("m1", "stock.replenished", body, source=None).message_id == "m1"
+    with pytest.raises(Rejected, match="with its sender"):
+        parse("x" * 195, "stock.replenished", body, source="partner-a")
+
+
 @pytest.mark.parametrize(
     ("message_id", "routing_key", "body", "reason"),
     [
         (None, "stock.replenished", b"{}", "missing message_id"),
         ("", "stock.replenished", b"{}", "missing message_id"),
-        ("x" * 201, "stock.replenished", b"{}", "message_id longer"),
+        ("x" * 201, "stock.replenished", b"{}", "longer than 200"),
         ("m", "stock.stolen", b"{}", "unknown routing key 'stock.stolen'"),
         ("m", "", b"{}", "unknown routing key ''"),
         ("m", "stock.replenished", b"{not json", "malformed JSON"),
@@ -140,10 +148,15 @@ class FakeMessage:
         routing_key: str = "stock.replenished",
         headers: dict[str, Any] | None = None,
         redelivered: bool = False,
+        user_id: str | None = None,
     ) -> None:
         self.body = body
         self.message_id = message_id
         self.routing_key = routing_key
+        # A retry is republished through the default exchange to the queue; others arrive
+        # through the inbound exchange.
+        self.exchange = "" if routing_key == "marketplace.inbound" else "marketplace.inbound"
+        self.user_id = user_id
         self.headers = headers or {}
         self.redelivered = redelivered
         self.content_type = "application/json"
