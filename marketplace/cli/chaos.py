@@ -16,6 +16,29 @@ from marketplace.cli.output import CliError, console, reported
 from marketplace.sim.presets import PRESETS
 
 DEFAULT_OUT = Path("results", "chaos")
+# The campaign's named loads, after the Locust scenarios of load/scenarios/ that they stand in for:
+# a campaign runs many short loads, each on a fresh marketplace in process (no gateway, no
+# Locust), so its load is the simulator's: a preset at a rate for a while.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "smoke": {"preset": "om", "rate": 30.0, "duration": 15.0},
+    "steady": {"preset": "om", "rate": 60.0, "duration": 30.0},
+    "flash_sale": {"preset": "flash", "rate": 60.0, "duration": 20.0},
+}
+
+
+def scenario_load(
+    scenario: str, preset: str | None, rate: float | None, duration: float | None
+) -> tuple[str, float, float]:
+    """The preset, rate and duration of a named load, each overridden where given."""
+    if scenario not in SCENARIOS:
+        known = ", ".join(SCENARIOS)
+        raise CliError(f"unknown scenario {scenario!r}; known: {known}", 2)
+    named = SCENARIOS[scenario]
+    return (
+        preset if preset is not None else named["preset"],
+        rate if rate is not None else named["rate"],
+        duration if duration is not None else named["duration"],
+    )
 
 
 def chaos_command(
@@ -23,11 +46,26 @@ def chaos_command(
     seed: Annotated[
         int, typer.Option(help="Plan i is drawn from seed + i; the load's seed is this one.")
     ] = 1,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="The load beside each plan: "
+            + "; ".join(
+                f"{name} ({v['preset']}, {v['rate']:g} ops/s, {v['duration']:g} s)"
+                for name, v in SCENARIOS.items()
+            )
+            + ". --preset, --rate and --duration change one part of it."
+        ),
+    ] = "smoke",
     preset: Annotated[
-        str, typer.Option(help=f"Workload preset: {', '.join(sorted(PRESETS))}.")
-    ] = "om",
-    rate: Annotated[float, typer.Option(min=1.0, help="Operations per second (open loop).")] = 30.0,
-    duration: Annotated[float, typer.Option(min=4.0, help="Seconds of load per plan.")] = 15.0,
+        str | None, typer.Option(help=f"Workload preset: {', '.join(sorted(PRESETS))}.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=1.0, help="Operations per second (open loop).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=4.0, help="Seconds of load per plan.")
+    ] = None,
     products: Annotated[int, typer.Option(min=1, help="Products in the market.")] = 60,
     buyers: Annotated[int, typer.Option(min=1, help="Buyers in the market.")] = 30,
     out: Annotated[
@@ -51,6 +89,7 @@ def chaos_command(
         from marketplace.sim.faults.plan import PlanError
         from marketplace.sim.faults.random_plans import plan_toml, random_plan
 
+        preset, rate, duration = scenario_load(scenario, preset, rate, duration)
         if preset not in PRESETS:
             raise CliError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}", 2)
         folder = out if out is not None else DEFAULT_OUT / f"seed-{seed}"

@@ -154,11 +154,18 @@ async def test_invariants_hold_when_actors_are_killed_midway(
     await _assert_invariants(runtime, market, placed)
 
 
-@pytest.mark.parametrize("database", DATABASES)
-async def test_replayed_idempotency_key_makes_one_order(
-    make_marketplace: Any, database: str
+async def test_replayed_idempotency_key_makes_one_order(shared_marketplace: Any) -> None:
+    await _replay_one_key(shared_marketplace)
+
+
+@pytest.mark.postgres
+async def test_replayed_idempotency_key_makes_one_order_on_postgres(
+    make_marketplace: Any,
 ) -> None:
-    runtime = await make_marketplace(database)
+    await _replay_one_key(await make_marketplace("postgres"))
+
+
+async def _replay_one_key(runtime: Any) -> None:
     client = runtime.client
     market = await build_market(client, stock=[100, 100], buyers=1)
     buyer = market.buyers[0]
@@ -194,12 +201,11 @@ async def _row_counts(client: Any) -> tuple[int, ...]:
     return tuple(counts)
 
 
-async def test_bad_input_is_refused_and_changes_nothing(make_marketplace: Any) -> None:
+async def test_bad_input_is_refused_and_changes_nothing(shared_marketplace: Any) -> None:
     from marketplace.domain.catalog import parse_draft
     from marketplace.domain.ids import new_id
 
-    runtime = await make_marketplace()
-    client = runtime.client
+    client = shared_marketplace.client
     market = await build_market(client, stock=[5], buyers=1)
     buyer, product = market.buyers[0], market.products[0]
     before = await _row_counts(client)

@@ -209,6 +209,7 @@ def test_a_small_chaos_campaign_runs_each_plan_on_a_fresh_marketplace(
         "chaos",
         "--plans", "2",
         "--seed", "5",
+        "--scenario", "smoke",  # shortened below
         "--duration", "5",
         "--rate", "20",
         "--products", "30",

@@ -5,16 +5,32 @@ Two clients on one marketplace stand for two gateway replicas.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from actors.client import MarketplaceClient
 from actors.runtime import Runtime
 from marketplace.domain.catalog import ProductPatch
+from tests.conftest import start_marketplace, stop_marketplace
 from tests.integration.market import build_market, principal
 
 pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(scope="module")
+async def leased(
+    ray_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Runtime]:
+    """One marketplace with one-second leases (and one coordinator) for the tests that build
+    markets of their own on it."""
+    runtime, pg_url = await start_marketplace(
+        tmp_path_factory.mktemp("leases"), product_lease_s=1.0, order_coordinators=1
+    )
+    yield runtime
+    await stop_marketplace(runtime, pg_url)
 
 
 def second_client(runtime: Runtime) -> MarketplaceClient:
@@ -23,11 +39,9 @@ def second_client(runtime: Runtime) -> MarketplaceClient:
     return MarketplaceClient(client.directory, client.engine)
 
 
-async def test_a_write_is_seen_by_every_client_once_it_has_answered(
-    make_marketplace: Any,
-) -> None:
-    runtime = await make_marketplace(product_lease_s=1.0)
-    reader, writer = runtime.client, second_client(runtime)
+async def test_a_write_is_seen_by_every_client_once_it_has_answered(leased: Runtime) -> None:
+    reader, writer = leased.client, second_client(leased)
+    assert reader is not None
     market = await build_market(reader, stock=[5], buyers=1)
     product = market.products[0]
     seller = principal(market.seller)
@@ -52,13 +66,11 @@ async def test_a_zero_lease_asks_the_shard_every_time(make_marketplace: Any) -> 
     assert first == second and first is not second
 
 
-async def test_a_checkout_is_priced_as_of_the_last_answered_reprice(
-    make_marketplace: Any,
-) -> None:
+async def test_a_checkout_is_priced_as_of_the_last_answered_reprice(leased: Runtime) -> None:
     # One coordinator, so the second checkout is priced by the process that holds a copy from
     # the first; the lease must not let that copy outlive the reprice.
-    runtime = await make_marketplace(product_lease_s=1.0, order_coordinators=1)
-    client = runtime.client
+    client = leased.client
+    assert client is not None
     market = await build_market(client, stock=[10], buyers=1)
     product = market.products[0]
     seller = principal(market.seller)
