@@ -18,7 +18,13 @@ from marketplace.domain.catalog import (
     SortKey,
     product_event,
 )
-from marketplace.domain.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound
+from marketplace.domain.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyKeyReused,
+    NotFound,
+    VersionMismatch,
+)
 from marketplace.domain.events import EventType
 from marketplace.domain.users import Principal, Role
 from marketplace.store import catalog as store
@@ -79,33 +85,44 @@ class CatalogShard(ActorBase):
             return product
 
     async def update_product(
-        self, principal: Principal, product_id: str, patch: ProductPatch
+        self,
+        principal: Principal,
+        product_id: str,
+        patch: ProductPatch,
+        if_version: tuple[int, ...] | None = None,
     ) -> Product:
-        """Apply a partial update (owner or admin)."""
+        """Apply a partial update (owner or admin), from one of ``if_version`` if given."""
         await self.ready()
         async with self.locks.hold(product_id):
-            product = self._owned_by(principal, product_id)
+            product = self._owned_by(principal, product_id, if_version)
             updated = product.patched(patch)
             await self._save(updated, EventType.PRODUCT_UPDATED)
         await self._outlive_leases()
         return updated
 
     async def replace_product(
-        self, principal: Principal, product_id: str, draft: ProductDraft
+        self,
+        principal: Principal,
+        product_id: str,
+        draft: ProductDraft,
+        if_version: tuple[int, ...] | None = None,
     ) -> Product:
-        """Replace every editable field (owner or admin)."""
+        """Replace every editable field (owner or admin), from one of ``if_version`` if given."""
         await self.ready()
         async with self.locks.hold(product_id):
-            updated = self._owned_by(principal, product_id).replaced(draft)
+            updated = self._owned_by(principal, product_id, if_version).replaced(draft)
             await self._save(updated, EventType.PRODUCT_UPDATED)
         await self._outlive_leases()
         return updated
 
-    async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
-        """Withdraw a product from sale (owner or admin); idempotent."""
+    async def deactivate_product(
+        self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None
+    ) -> Product:
+        """Withdraw a product from sale (owner or admin); idempotent, but with ``if_version``
+        only from one of those versions."""
         await self.ready()
         async with self.locks.hold(product_id):
-            updated = self._owned_by(principal, product_id)
+            updated = self._owned_by(principal, product_id, if_version)
             if updated.active:
                 updated = updated.deactivated()
                 await self._save(updated, EventType.PRODUCT_DEACTIVATED)
@@ -150,12 +167,21 @@ class CatalogShard(ActorBase):
         if self.settings.product_lease_s:
             await asyncio.sleep(self.settings.product_lease_s)
 
-    def _owned_by(self, principal: Principal, product_id: str) -> Product:
+    def _owned_by(
+        self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None
+    ) -> Product:
         product = self.products.get(product_id)
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         if principal.role is not Role.ADMIN and product.seller_id != principal.id:
             raise Forbidden("only the product's seller may change it", product_id=product_id)
+        if if_version is not None and product.version not in if_version:
+            raise VersionMismatch(
+                f"product {product_id} is at version {product.version}, not "
+                + (" or ".join(map(str, if_version)) or "any version named"),
+                product_id=product_id,
+                version=product.version,
+            )
         return product
 
     async def _save(

@@ -203,26 +203,46 @@ class MarketplaceClient:
         return [hit.product for hit in hits], next_cursor
 
     async def update_product(
-        self, principal: Principal, product_id: str, patch: ProductPatch
+        self,
+        principal: Principal,
+        product_id: str,
+        patch: ProductPatch,
+        *,
+        if_version: tuple[int, ...] | None = None,
     ) -> Product:
-        """Partial update by the owner (or an admin)."""
+        """Partial update by the owner (or an admin); with ``if_version``, only while the
+        product is at one of those versions (``VersionMismatch`` otherwise: a lost update
+        prevented)."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await shard.call(CatalogShardApi.update_product, principal, product_id, patch)
+        return await shard.call(
+            CatalogShardApi.update_product, principal, product_id, patch, if_version
+        )
 
     async def replace_product(
-        self, principal: Principal, product_id: str, draft: ProductDraft
+        self,
+        principal: Principal,
+        product_id: str,
+        draft: ProductDraft,
+        *,
+        if_version: tuple[int, ...] | None = None,
     ) -> Product:
-        """Full replacement by the owner (or an admin)."""
+        """Full replacement by the owner (or an admin); ``if_version`` as for updates."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await shard.call(CatalogShardApi.replace_product, principal, product_id, draft)
+        return await shard.call(
+            CatalogShardApi.replace_product, principal, product_id, draft, if_version
+        )
 
-    async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
-        """Withdraw a product from sale."""
+    async def deactivate_product(
+        self, principal: Principal, product_id: str, *, if_version: tuple[int, ...] | None = None
+    ) -> Product:
+        """Withdraw a product from sale; ``if_version`` as for updates."""
         _check_id(product_id, "prd", "product_id")
         shard = self.directory.route(CATALOG, product_id)
-        return await shard.call(CatalogShardApi.deactivate_product, principal, product_id)
+        return await shard.call(
+            CatalogShardApi.deactivate_product, principal, product_id, if_version
+        )
 
     # -- stock -------------------------------------------------------------------------------
 

@@ -65,19 +65,30 @@ class CatalogShardApi(ActorApi, Protocol):
         ...
 
     async def update_product(
-        self, principal: Principal, product_id: str, patch: ProductPatch
+        self,
+        principal: Principal,
+        product_id: str,
+        patch: ProductPatch,
+        if_version: tuple[int, ...] | None = None,
     ) -> Product:
-        """Partial update by the owner or an admin."""
+        """Partial update by the owner or an admin; with ``if_version``, only from one of
+        those versions (else ``VersionMismatch``)."""
         ...
 
     async def replace_product(
-        self, principal: Principal, product_id: str, draft: ProductDraft
+        self,
+        principal: Principal,
+        product_id: str,
+        draft: ProductDraft,
+        if_version: tuple[int, ...] | None = None,
     ) -> Product:
-        """Full replacement by the owner or an admin."""
+        """Full replacement by the owner or an admin (``if_version`` as for updates)."""
         ...
 
-    async def deactivate_product(self, principal: Principal, product_id: str) -> Product:
-        """Withdraw a product from sale."""
+    async def deactivate_product(
+        self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None
+    ) -> Product:
+        """Withdraw a product from sale (``if_version`` as for updates)."""
         ...
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:

@@ -35,7 +35,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": problems.title(code),
         "content": {problems.PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
     }
-    for code in (400, 401, 403, 404, 405, 409, 413, 422, 429, 503)
+    for code in (400, 401, 403, 404, 405, 409, 412, 413, 422, 429, 503)
 }
 # In the order Starlette tries them: the probes, then products (the hottest read first).
 ROUTERS = (

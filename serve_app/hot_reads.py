@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from marketplace.domain.catalog import Product
+from serve_app.etags import etag
 from serve_app.schemas import product_json
 
 PRODUCT_ROUTE = "/v1/products/{product_id}"
@@ -83,6 +84,7 @@ class HeldProductReads:
                             "headers": [
                                 (b"content-length", str(len(body)).encode()),
                                 (b"content-type", b"application/json"),
+                                (b"etag", etag(product.version).encode()),
                             ],
                         }
                     )

@@ -63,6 +63,13 @@ class InsufficientStock(Conflict):
     code = "insufficient_stock"
 
 
+class VersionMismatch(DomainError):
+    """A conditional write named versions the object is no longer at (HTTP ``If-Match``)."""
+
+    status = 412
+    code = "version_mismatch"
+
+
 class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key came with a different request body."""
 

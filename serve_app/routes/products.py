@@ -10,6 +10,7 @@ from marketplace.domain.catalog import parse_draft, parse_patch
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.users import Role
 from serve_app.deps import Caller, Client, IdempotencyKey, require
+from serve_app.etags import IfMatch, etag
 from serve_app.hot_reads import PRODUCT_ROUTE
 from serve_app.schemas import (
     ProductCreate,
@@ -42,7 +43,11 @@ async def get_product(product_id: str, client: Client) -> Response:
     """One product (public)."""
     product = await client.get_product(product_id)
     # The hottest read: serialized once per product version, not re-validated by FastAPI.
-    return Response(product_json(product), media_type="application/json")
+    return Response(
+        product_json(product),
+        media_type="application/json",
+        headers={"ETag": etag(product.version)},
+    )
 
 
 @router.post("/v1/products", status_code=201, response_model=ProductOut)
@@ -51,6 +56,7 @@ async def create_product(
     caller: Caller,
     client: Client,
     idempotency: IdempotencyKey,
+    response: Response,
 ) -> ProductOut:
     """List a product with its initial stock (sellers). With an Idempotency-Key the listing
     is made once: a repeat answers the same product, a repeat with another body 422."""
@@ -62,6 +68,7 @@ async def create_product(
     product = await client.create_product(
         caller, draft, body.initial_stock, idempotency_key=idempotency_key
     )
+    response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
 
 
@@ -86,27 +93,45 @@ async def search(
 
 @router.patch("/v1/products/{product_id}", response_model=ProductOut)
 async def patch_product(
-    product_id: str, body: ProductPatchIn, caller: Caller, client: Client
+    product_id: str,
+    body: ProductPatchIn,
+    caller: Caller,
+    client: Client,
+    if_version: IfMatch,
+    response: Response,
 ) -> ProductOut:
-    """Change some fields (owner or admin); bumps the version."""
+    """Change some fields (owner or admin); bumps the version. With `If-Match`, only from
+    the versions it names (412 `version_mismatch` otherwise, nothing changed)."""
     patch = parse_patch(body.model_dump(exclude_none=True))
-    product = await client.update_product(caller, product_id, patch)
+    product = await client.update_product(caller, product_id, patch, if_version=if_version)
+    response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
 
 
 @router.put("/v1/products/{product_id}", response_model=ProductOut)
 async def replace_product(
-    product_id: str, body: ProductReplace, caller: Caller, client: Client
+    product_id: str,
+    body: ProductReplace,
+    caller: Caller,
+    client: Client,
+    if_version: IfMatch,
+    response: Response,
 ) -> ProductOut:
-    """Replace every field (owner or admin); bumps the version."""
-    product = await client.replace_product(caller, product_id, parse_draft(body.model_dump()))
+    """Replace every field (owner or admin); bumps the version. `If-Match` as for PATCH."""
+    product = await client.replace_product(
+        caller, product_id, parse_draft(body.model_dump()), if_version=if_version
+    )
+    response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
 
 
 @router.delete("/v1/products/{product_id}", response_model=ProductOut)
-async def deactivate_product(product_id: str, caller: Caller, client: Client) -> ProductOut:
-    """Withdraw from sale (owner or admin); bumps the version."""
-    product = await client.deactivate_product(caller, product_id)
+async def deactivate_product(
+    product_id: str, caller: Caller, client: Client, if_version: IfMatch, response: Response
+) -> ProductOut:
+    """Withdraw from sale (owner or admin); bumps the version. `If-Match` as for PATCH."""
+    product = await client.deactivate_product(caller, product_id, if_version=if_version)
+    response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
 
 
