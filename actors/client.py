@@ -317,8 +317,10 @@ class MarketplaceClient:
         items: list[dict[str, Any]] | None = None,
         card_token: str = "tok_visa",
         shipping_address: dict[str, Any] | None = None,
+        expected_total_cents: int | None = None,
     ) -> Order:
-        """Check out ``items`` (or the cart when None) and run the saga to its end."""
+        """Check out ``items`` (or the cart when None) and run the saga to its end; with
+        ``expected_total_cents``, only at that total (``PriceChanged`` otherwise)."""
         command = parse_place_order(
             {
                 "buyer_id": buyer_id,
@@ -326,6 +328,7 @@ class MarketplaceClient:
                 "lines": items,
                 "card_token": card_token,
                 "shipping_address": shipping_address or DEFAULT_ADDRESS,
+                "expected_total_cents": expected_total_cents,
             }
         )
         return await self.submit(command)

@@ -29,6 +29,7 @@ from marketplace.domain.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     NotFound,
+    PriceChanged,
     TransientFailure,
 )
 from marketplace.domain.inventory import ReserveOutcome
@@ -121,6 +122,15 @@ class OrderCoordinator(ActorBase):
             from_cart = command.lines is None
             lines = command.lines if command.lines is not None else await self._cart_lines(command)
             order = await self._new_order(order_id, command, lines)
+            expected = command.expected_total_cents
+            if expected is not None and order.total_cents != expected:
+                # Before anything is written: the buyer decides again at the new prices.
+                raise PriceChanged(
+                    f"the total is now {order.total_cents} cents, not {expected}",
+                    total_cents=order.total_cents,
+                    expected_total_cents=expected,
+                    items=[item.model_dump() for item in order.items],
+                )
             try:
                 await self._insert(order, command, fingerprint)
             except store.AlreadyStored:

@@ -152,6 +152,13 @@ class OrderCreate(Strict):
     items: list[OrderLineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES)
     payment: PaymentIn
     shipping_address: AddressIn
+    expected_total_cents: int | None = Field(
+        default=None,
+        ge=0,
+        le=10**15,
+        description="The total the buyer was shown; if prices moved since, 409 price_changed "
+        "with the new items and total, and nothing is ordered",
+    )
 
 
 class OrderItemOut(BaseModel):

@@ -63,6 +63,12 @@ class InsufficientStock(Conflict):
     code = "insufficient_stock"
 
 
+class PriceChanged(Conflict):
+    """A checkout whose total is not the one the buyer was shown (prices moved)."""
+
+    code = "price_changed"
+
+
 class VersionMismatch(DomainError):
     """A conditional write named versions the object is no longer at (HTTP ``If-Match``)."""
 

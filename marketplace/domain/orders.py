@@ -82,6 +82,8 @@ class PlaceOrder(BaseModel):
     lines: tuple[OrderLine, ...] | None = None
     card_token: str = Field(min_length=1, max_length=100)
     shipping_address: ShippingAddress
+    # The total the buyer was shown: the checkout is refused (PriceChanged) if prices moved.
+    expected_total_cents: int | None = Field(default=None, ge=0, le=10**15)
 
     def order_id(self) -> str:
         """The order this command makes (derived from buyer and key, so replays meet)."""
@@ -89,11 +91,13 @@ class PlaceOrder(BaseModel):
 
     def fingerprint(self) -> str:
         """A digest of the request body: the same key must come with the same body."""
-        body = {
+        body: dict[str, Any] = {
             "lines": None if self.lines is None else [line.model_dump() for line in self.lines],
             "card_token": self.card_token,
             "shipping_address": self.shipping_address.model_dump(),
         }
+        if self.expected_total_cents is not None:  # absent: the digests of older orders hold
+            body["expected_total_cents"] = self.expected_total_cents
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -43,6 +43,7 @@ async def place_order(
             "lines": None if body.items is None else [i.model_dump() for i in body.items],
             "card_token": body.payment.card_token,
             "shipping_address": body.shipping_address.model_dump(),
+            "expected_total_cents": body.expected_total_cents,
         }
     )
     client = replica.client

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import signup
-from tests.e2e.support import assert_problem, create_product, ok
+from tests.e2e.support import assert_problem, create_product, ok, order_body, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +117,38 @@ async def test_the_condition_comes_after_who_may_write(http: httpx.AsyncClient) 
         ),
         404,
     )
+
+
+async def test_a_checkout_at_a_total_the_buyer_no_longer_sees_is_refused(
+    http: httpx.AsyncClient,
+) -> None:
+    """The price the buyer saw is the price charged, or nothing is ordered: with
+    `expected_total_cents`, a reprice in between answers 409 `price_changed` with the new
+    items and total."""
+    seller, buyer = await signup(http, "seller"), await signup(http, "buyer")
+    product = await create_product(http, seller, price_cents=1000, initial_stock=5)
+    ok(
+        await http.patch(
+            f"/v1/products/{product['id']}", json={"price_cents": 1200}, headers=seller["headers"]
+        )
+    )
+    body = order_body([(product["id"], 2)])
+    key = {"Idempotency-Key": unique("price-")}
+    refused = await http.post(
+        "/v1/orders",
+        json={**body, "expected_total_cents": 2000},
+        headers={**buyer["headers"], **key},
+    )
+    problem = assert_problem(refused, 409)
+    assert problem["code"] == "price_changed" and problem["total_cents"] == 2400, problem
+    assert [item["unit_price_cents"] for item in problem["items"]] == [1200]
+    stock = ok(await http.get(f"/v1/products/{product['id']}/stock"))
+    assert stock["available"] == 5 and stock["reserved"] == 0
+    assert ok(await http.get("/v1/orders", headers=buyer["headers"]))["items"] == []
+    # Agreeing to the new total, with the same key, orders at it.
+    agreed = await http.post(
+        "/v1/orders",
+        json={**body, "expected_total_cents": 2400},
+        headers={**buyer["headers"], **key},
+    )
+    assert ok(agreed, 201)["total_cents"] == 2400

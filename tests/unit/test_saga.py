@@ -22,6 +22,7 @@ from actors.shipments import ShipmentCoordinator
 from marketplace.config import Durability, Settings
 from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product
+from marketplace.domain.errors import PriceChanged
 from marketplace.domain.inventory import ReserveOutcome
 from marketplace.domain.orders import (
     FailureReason,
@@ -154,6 +155,22 @@ async def test_a_checkout_reserves_charges_and_ships(
     # the same request again answers the same order and charges nothing more
     again = await coordinator.place_order(checkout("k1", [(P1, 2), (P2, 1)]))
     assert again == order and peers.charges == 1
+
+
+async def test_a_checkout_at_a_total_the_buyer_was_not_shown_is_refused_before_anything(
+    coordinator: OrderCoordinator, peers: FakePeers
+) -> None:
+    shown = checkout("k-price", [(P1, 2)]).model_copy(update={"expected_total_cents": 2 * 200})
+    with pytest.raises(PriceChanged) as caught:
+        await coordinator.place_order(shown)
+    assert caught.value.details["total_cents"] == 2 * 250
+    assert [item["unit_price_cents"] for item in caught.value.details["items"]] == [250]
+    assert coordinator.orders == {} and peers.charges == 0 and peers.told_sellers == []
+    stock = (await peers.inventory.get_stock([P1.id]))[P1.id]
+    assert (stock.available, stock.reserved) == (5, 0)
+    # At the total it shows now, the same key goes through (nothing was recorded under it).
+    agreed = shown.model_copy(update={"expected_total_cents": 2 * 250})
+    assert (await coordinator.place_order(agreed)).status is OrderStatus.CONFIRMED
 
 
 async def test_a_declined_card_releases_the_stock(
