@@ -201,6 +201,19 @@ def test_up_refuses_a_second_up_lets_seed_join_and_stops_on_sigint(
     assert ready.status_code == 200, ready.text
     found = httpx.get(f"{gateway['url']}/v1/products", params={"limit": 10}, timeout=30).json()
     assert len(found["items"]) == 5  # what seed just made, seen over HTTP
+    # No configured secrets: up generated them, kept them owner-only, showed the password once,
+    # and the admin logs in with it (and with nothing else: no default password).
+    secrets_file = tmp_path / ".marketplace" / "secrets.json"
+    assert secrets_file.stat().st_mode & 0o077 == 0
+    password = json.loads(secrets_file.read_text())["admin_password"]
+    assert f"admin@marketplace.local / {password}" in text and "shown once" in text, text
+    for tried, status in ((password, 200), ("admin-password", 401)):
+        login = httpx.post(
+            f"{gateway['url']}/v1/auth/token",
+            data={"username": "admin@marketplace.local", "password": tried},
+            timeout=30,
+        )
+        assert login.status_code == status, login.text
     running_up.send_signal(signal.SIGINT)
     try:
         code = running_up.wait(STOP_TIMEOUT_S)
