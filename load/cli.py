@@ -110,6 +110,12 @@ def load_command(
         plan.shape_params["users"] = users
     if duration is not None:
         plan.shape_params["duration_s"] = duration
+    host = host.rstrip("/")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = report_dir or REPORTS_DIR / f"{plan.name}-{stamp}"
+    report.mkdir(parents=True, exist_ok=True)
+    print_plan(plan, host, report)
+    check_host(host)
     settings, _ = with_local_secrets(Settings(), create=False)
     configured = settings.admin_credentials()
     admin_password = admin_password or (configured[1] if configured else None)
@@ -120,12 +126,6 @@ def load_command(
             param_hint="--admin-password",
         )
     admin = (admin_email or settings.admin_email, admin_password)
-    host = host.rstrip("/")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = report_dir or REPORTS_DIR / f"{plan.name}-{stamp}"
-    report.mkdir(parents=True, exist_ok=True)
-    print_plan(plan, host, report)
-    check_host(host)
     if plan.weights.get("flash_buyer") and not flash_product:
         # Imported here: building the market reads the seed manifest, which a run without a
         # flash sale does not need in this process.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,11 +48,10 @@ async def test_the_client_target_runs_every_operation_and_keeps_the_invariants(
     assert report.ok, report.summary()
 
 
-async def test_carriers_ship_and_deliver_what_checkouts_confirmed(
-    make_marketplace: MakeMarketplace,
-) -> None:
-    runtime = await make_marketplace()
-    client = runtime.client
+async def test_carriers_ship_and_deliver_what_checkouts_confirmed(shared_marketplace: Any) -> None:
+    # The module's shared marketplace: the seeding test beside it makes no order, so the
+    # order counts below are this run's alone.
+    client = shared_marketplace.client
     config = SimConfig(preset="om", rate=80, duration=6, seed=9, products=40, buyers=20)
     market = build_market(config)
     target = ClientTarget(client, await seed_market(client, market, write=False))
@@ -123,12 +123,11 @@ def test_marketplace_simulate_refuses_bad_arguments(tmp_path: Path) -> None:
 
 
 async def test_seeding_a_market_twice_reuses_its_users_and_products(
-    make_marketplace: MakeMarketplace,
+    shared_marketplace: Any,
 ) -> None:
     # The second seeding used to fail every registration first and then, beside the actors'
     # writers, time out on SQLite's write lock ("database is locked" after 60 s).
-    runtime = await make_marketplace()
-    client = runtime.client
+    client = shared_marketplace.client
     market = build_market(SimConfig(seed=21, sellers=10, products=100, buyers=200))
     first = await seed_market(client, market, write=False)
     second = await seed_market(client, market, write=False)
