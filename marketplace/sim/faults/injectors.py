@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import shutil
 import sqlite3
 from collections.abc import Sequence
@@ -147,17 +146,9 @@ def rehearsal_cluster(settings: Settings, where: str = "kill_node") -> LocalClus
 
 
 def _live_workers(cluster: LocalCluster) -> list[Any]:
-    return [node for node in cluster.workers() if _process_exists(node.pid)]
+    import psutil
 
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return [node for node in cluster.workers() if psutil.pid_exists(node.pid)]
 
 
 def _distinct(faults: Sequence[ScheduledFault]) -> list[ScheduledFault]:
