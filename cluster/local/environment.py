@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from pathlib import Path
 
 from cluster.local.state import LocalCluster
@@ -41,6 +42,18 @@ def cluster_env(
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy / "server-state"),
     }
+
+
+def driver_exports(cluster: LocalCluster) -> str:
+    """Shell ``export`` lines that make this machine's ``marketplace`` commands a driver of the
+    cluster: its settings (the same actor counts, namespace, database and secrets, so they route
+    as its gateway does) and its GCS address. ``eval "$(python -m cluster.local.rehearsal
+    env)"``, then ``marketplace simulate --faults PLAN`` (a ``kill_node`` plan, say) runs there."""
+    settings = {key: value for key, value in cluster.env.items() if key.startswith("MARKETPLACE_")}
+    settings["MARKETPLACE_RAY_ADDRESS"] = cluster.gcs_address
+    return "\n".join(
+        f"export {key}={shlex.quote(value)}" for key, value in sorted(settings.items())
+    )
 
 
 def node_environment(cluster: LocalCluster) -> dict[str, str]:

@@ -11,6 +11,7 @@ the KubeRay operator send). Only what a single machine forces differs, and is sa
     python -m cluster.local.rehearsal status    # nodes and where the marketplace's actors live
     python -m cluster.local.rehearsal kill-worker 1   # the failure drill: SIGKILL one worker node
     python -m cluster.local.rehearsal upgrade   # the upgrade drill: redeploy changed, under load
+    python -m cluster.local.rehearsal env       # export lines: this shell's commands drive it
     python -m cluster.local.rehearsal down      # stop every process it started, drop its database
     python -m cluster.local.rehearsal rehearse  # up, smoke, down
 
@@ -46,6 +47,7 @@ import argparse
 import json
 import signal
 
+from cluster.local.environment import driver_exports
 from cluster.local.lifecycle import down, up
 from cluster.local.nodes import kill_worker
 from cluster.local.placement import placement
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     smoke_parser = commands.add_parser("smoke")
     smoke_parser.add_argument("--duration", type=float)
     commands.add_parser("status")
+    commands.add_parser("env")
     kill = commands.add_parser("kill-worker")
     kill.add_argument("index", type=int)
     drill = commands.add_parser("upgrade")
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             f"marketplace: {cluster.url}\ndashboard:   {cluster.dashboard}\n"
             f"admin:       {cluster.admin_email} / {cluster.admin_password}\n"
             f"Ray address: {cluster.gcs_address}\n"
+            'drive it:    eval "$(python -m cluster.local.rehearsal env)"; then marketplace '
+            "simulate/load --faults PLAN (kill_node too)\n"
             "stop with:   python -m cluster.local.rehearsal down"
         )
         return 0
@@ -104,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         return smoke(cluster, args.duration)
     if args.command == "status":
         print(json.dumps(placement(cluster), indent=2))
+        return 0
+    if args.command == "env":
+        print(driver_exports(cluster))
         return 0
     if args.command == "upgrade":
         changes = tuple(c for c in args.changes.split(",") if c)

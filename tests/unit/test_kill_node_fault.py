@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from actors.directory import Directory
+from cluster.local.environment import driver_exports
 from cluster.local.state import LocalCluster, NodeInfo, record_pointer
 from marketplace.config import Settings
 from marketplace.sim.faults.injectors import FaultContext, check_targets
@@ -114,3 +115,32 @@ def test_kill_node_needs_a_live_worker_to_spare_and_a_node_that_exists(
         check_targets(drawn(node=3), context())
     check_targets(drawn(node=2), context())
     check_targets(drawn(), context(ray_address=f"ray://{GCS}"))
+
+
+def test_the_rehearsals_env_makes_a_shell_a_driver_that_kill_node_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: int
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    record_cluster(tmp_path, [sleeper, sleeper])
+    cluster = LocalCluster.load(tmp_path / "state.json")
+    cluster.env = {
+        "MARKETPLACE_NAMESPACE": "rehearsal ns",  # quoted through the shell
+        "MARKETPLACE_CATALOG_SHARDS": "2",
+        "RAY_AUTH_MODE": "disabled",  # a node's, not a driver's setting
+    }
+    shell = subprocess.run(
+        ["bash", "-c", 'eval "$EXPORTS"; env'],
+        env={"EXPORTS": driver_exports(cluster), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    exported = dict(line.split("=", 1) for line in shell.stdout.splitlines() if "=" in line)
+    assert exported["MARKETPLACE_NAMESPACE"] == "rehearsal ns"
+    assert exported["MARKETPLACE_RAY_ADDRESS"] == GCS and "RAY_AUTH_MODE" not in exported
+    settings = Settings(
+        ray_address=exported["MARKETPLACE_RAY_ADDRESS"],
+        namespace=exported["MARKETPLACE_NAMESPACE"],
+        catalog_shards=int(exported["MARKETPLACE_CATALOG_SHARDS"]),
+    )
+    check_targets(drawn(), FaultContext(settings=settings, directory=Directory(settings)))
