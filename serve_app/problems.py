@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from ray.exceptions import ObjectLostError, RayActorError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -29,6 +30,11 @@ _TITLES = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+# Ray's errors for an actor or object that is gone for now (its process or node died, Ray is
+# restarting it): the request may be retried, as every write the contract offers takes a key.
+RAY_UNAVAILABLE = (RayActorError, ObjectLostError)
 
 
 def title(status: int) -> str:
@@ -120,10 +126,14 @@ def install(app: FastAPI) -> None:
         import logging
 
         cause = getattr(exc, "cause", None)  # what an actor raised, under Ray's RayTaskError
-        if is_transient(exc) or (isinstance(cause, BaseException) and is_transient(cause)):
+        if (
+            is_transient(exc)
+            or (isinstance(cause, BaseException) and is_transient(cause))
+            or isinstance(exc, RAY_UNAVAILABLE)
+        ):
             # The database went away under the gateway's own query (a login, a registration)
-            # or an actor's read, or a connection timed out: nothing about the request is
-            # wrong, so ask for a retry.
+            # or an actor's read, a connection timed out, or the actor (its node) is gone until
+            # Ray restarts it elsewhere: nothing about the request is wrong, so ask for a retry.
             logging.getLogger("marketplace.gateway").warning("unavailable: %r", exc)
             return problem(
                 503,

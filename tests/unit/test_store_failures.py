@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from ray.exceptions import ActorDiedError, ActorUnavailableError
 from sqlalchemy import exc as sa
 
 from marketplace.config import Durability
@@ -108,7 +109,9 @@ async def test_a_write_to_an_unreachable_database_fails_as_transient() -> None:
     assert is_transient(failed.value.__cause__)  # type: ignore[arg-type]
 
 
-async def test_the_gateway_answers_an_unavailable_database_with_503_and_a_bug_with_500() -> None:
+async def test_the_gateway_answers_an_unavailable_database_or_actor_with_503_a_bug_with_500() -> (
+    None
+):
     app = FastAPI()
     problems.install(app)
 
@@ -120,13 +123,21 @@ async def test_the_gateway_answers_an_unavailable_database_with_503_and_a_bug_wi
     async def starting() -> None:
         raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
 
+    @app.get("/actor-gone")
+    async def actor_gone() -> None:
+        raise ActorDiedError()  # its node died: Ray restarts it elsewhere
+
+    @app.get("/actor-unavailable")
+    async def actor_unavailable() -> None:
+        raise ActorUnavailableError("restarting", None)
+
     @app.get("/bug")
     async def bug() -> None:
         raise KeyError("oops")
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        for path in ("/refused", "/starting"):
+        for path in ("/refused", "/starting", "/actor-gone", "/actor-unavailable"):
             reply = await client.get(path)
             assert reply.status_code == 503, reply.text
             assert reply.headers["retry-after"] == "1"
