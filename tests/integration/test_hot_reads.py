@@ -66,6 +66,7 @@ async def test_held_products_are_answered_and_everything_else_passes_through(
     assert dict(sent[0]["headers"]) == {
         b"content-length": str(len(body)).encode(),
         b"content-type": b"application/json",
+        b"etag": f'"{fetched.version}"'.encode(),  # as the route sends it
     }
     assert sent[1]["body"] == body
     assert scope["route"].path == PRODUCT_ROUTE  # what RequestMetrics labels it with
