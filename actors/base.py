@@ -56,6 +56,18 @@ class KeyedLocks:
                     del self._users[key], self._locks[key]
 
 
+
+def process_identity(owner: object, index: int, count: int) -> dict[str, Any]:
+    """Who and where ``owner`` runs: its class name, partition, host and process id (what
+    ``ready`` answers; benchmarks count CPU time per process by ``pid``)."""
+    return {
+        "kind": type(owner).__name__,
+        "index": index,
+        "count": count,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
 class ActorBase:
     """Base of the marketplace actors: ``await self.ready()`` before touching state.
 
@@ -152,13 +164,7 @@ class ActorBase:
         if self._load_failure is not None and not self._loaded.done():
             raise database_unavailable(self._load_failure, f"{type(self).__name__}'s store")
         await asyncio.shield(self._loaded)
-        return {
-            "kind": type(self).__name__,
-            "index": self.index,
-            "count": self.count,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
+        return process_identity(self, self.index, self.count)
 
     async def inject_fault(self, fault_id: str, spec: dict[str, Any] | None) -> list[str]:
         """Start (or, with None, lift) an injected fault in this actor's process

@@ -1,4 +1,5 @@
-"""The actor class of each kind, for the code that creates the actors (``Directory.create_all``).
+"""The actor class of each kind, for the code that creates the actors (``Directory.create_all``),
+and the colocated topology's cell, which hosts one of each.
 
 Kept apart from the directory, which only names and routes: the actors themselves use the
 directory, so the directory importing them would make a circle.
@@ -11,6 +12,7 @@ from typing import Any
 
 from actors.carts import CartShardActor
 from actors.catalog import CatalogShardActor
+from actors.cell import CellActor
 from actors.inbound import InboundConsumerActor
 from actors.inventory import InventoryPartitionActor
 from actors.orders import OrderCoordinatorActor
@@ -29,4 +31,6 @@ ACTOR_CLASSES: Mapping[str, Any] = {
     "orders": OrderCoordinatorActor,
     "relay": EventRelayActor,
     "inbound": InboundConsumerActor,
+    # The colocated topology's process per partition index (``actors.cell``).
+    "cell": CellActor,
 }

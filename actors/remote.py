@@ -1,21 +1,20 @@
 """Typed handles: an actor called through its protocol's methods, never by a method's name.
 
-``Remote[CatalogShardApi]`` wraps a Ray actor handle; ``await ref.call(CatalogShardApi.get_products,
-ids)`` is ``handle.get_products.remote(ids)`` with the arguments and the result checked by mypy
-against ``actors.protocols``, and a domain error raised as itself (``actors.calls.call``).
-``Directory.route``, ``at`` and ``every`` hand these out; ``Directory.batched`` hands out the
-batched kind (``actors.batching.CallBatcher``), which takes the same method references.
+``Remote[CatalogShardApi]`` wraps the endpoint of one role (``actors.endpoints``: its own Ray
+actor, the cell hosting it, or this process); ``await ref.call(CatalogShardApi.get_products,
+ids)`` is ``handle.get_products.remote(ids)`` (or its counterpart) with the arguments and the
+result checked by mypy against ``actors.protocols``, and a domain error raised as itself
+(``actors.calls.call``). ``Directory.route``, ``at`` and ``every`` hand these out;
+``Directory.batched`` hands out the batched kind (``actors.batching.CallBatcher``), which takes
+the same method references.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from ray.actor import ActorHandle
-
-from actors.calls import call
+from actors.endpoints import Endpoint
 from actors.faults import FAULTS
 
 A = TypeVar("A")
@@ -26,8 +25,8 @@ R = TypeVar("R")
 class Remote(Generic[A]):
     """One actor, whose protocol is ``A``."""
 
-    def __init__(self, handle: ActorHandle[Any], kind: str | None = None) -> None:
-        self.handle = handle
+    def __init__(self, endpoint: Endpoint, kind: str | None = None) -> None:
+        self.endpoint = endpoint
         self.kind = kind
 
     def call(
@@ -37,11 +36,21 @@ class Remote(Generic[A]):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> Awaitable[R]:
-        """Call ``method`` on the actor: its result, or its domain error raised as itself."""
+        """Call ``method`` on the actor: its result, or its domain error raised as itself.
+
+        A fault injected into this process on calls to the actor's kind applies whether the
+        actor is another process or this one (a colocated cell's own role).
+        """
+        name = method.__name__
         if self.kind is not None and FAULTS.touches(self.kind):
-            ref = partial(getattr(self.handle, method.__name__).remote, *args, **kwargs)
-            return FAULTS.through(self.kind, lambda: call(ref()))
-        return call(getattr(self.handle, method.__name__).remote(*args, **kwargs))
+            return FAULTS.through(self.kind, lambda: _invoke(self.endpoint, name, args, kwargs))
+        return _invoke(self.endpoint, name, args, kwargs)
 
     def __repr__(self) -> str:
-        return f"Remote({self.handle!r})"
+        return f"Remote({self.endpoint!r})"
+
+
+def _invoke(
+    endpoint: Endpoint, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Awaitable[Any]:
+    return endpoint.invoke(method, args, kwargs)

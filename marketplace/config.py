@@ -41,6 +41,13 @@ class Durability(StrEnum):
     NONE = "none"  # memory only, for simulations
 
 
+class Topology(StrEnum):
+    """How the actors are laid out in processes (DESIGN.md section 4)."""
+
+    DISTRIBUTED = "distributed"  # one Ray actor per role and partition
+    COLOCATED = "colocated"  # one Ray actor ("cell") per partition index hosts every role
+
+
 class Settings(BaseSettings):
     """Every knob of the runtime. Counts of each actor kind decide the sharding."""
 
@@ -76,6 +83,11 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     namespace: str = "marketplace"
     durability: Durability = Durability.SYNC
+    topology: Topology = Field(
+        default=Topology.DISTRIBUTED,
+        description="distributed: one actor process per role and partition; colocated: one "
+        "process (cell-<i>) per partition index hosts the roles of index i of every kind",
+    )
     sqlite_write_lock: bool = Field(
         default=True,
         description="queue SQLite writers on a file lock instead of SQLite's sleeping busy wait",

@@ -56,11 +56,12 @@ def placement(cluster: LocalCluster) -> dict[str, Any]:
 
 
 def actor_names(cluster: LocalCluster) -> set[str]:
-    """The names of the marketplace's actors that the cluster's settings ask for."""
+    """The names of the marketplace's actors (processes: each role's own, or in the colocated
+    topology each cell) that the cluster's settings ask for."""
     from actors.directory import Directory
     from serve_app.deploy_config import settings_from_env
 
-    return set(Directory(settings_from_env(cluster.env)).all_names())
+    return set(Directory(settings_from_env(cluster.env)).hosts())
 
 
 def settled_placement(

@@ -53,7 +53,9 @@ def meter_for(
     remote = 0
     for identity in identities:
         if identity.get("host") == host and "pid" in identity:
-            labels[int(identity["pid"])] = str(identity["kind"])
+            pid, kind = int(identity["pid"]), str(identity["kind"])
+            # In the colocated topology one process (a cell) answers for several roles.
+            labels[pid] = kind if labels.get(pid, kind) == kind else "Cell (colocated roles)"
         else:
             remote += 1
     labels.update(extra or {})

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from marketplace.cli.output import CliError, err_console
-from marketplace.config import ACTOR_COUNTS, Durability, Settings, mask_url, to_async_url
+from marketplace.config import ACTOR_COUNTS, Durability, Settings, Topology, mask_url, to_async_url
 from marketplace.local_secrets import with_local_secrets
 
 RAY_AUTH_MODE = "RAY_AUTH_MODE"
@@ -122,6 +122,7 @@ def runtime_info(
         "ray_auth_mode": os.environ.get(RAY_AUTH_MODE),
         "namespace": settings.namespace,
         "durability": settings.durability.value,
+        "topology": settings.topology.value,
         "counts": settings.actor_counts(),
         "actor_num_cpus": settings.actor_num_cpus,
         "database_url": mask_url(settings.database_url),
@@ -156,6 +157,8 @@ def join_settings(base: Settings, running: dict[str, Any]) -> Settings:
             ray_address=running["ray_address"],
             namespace=running["namespace"],
             durability=Durability(running["durability"]),
+            # A runtime.json from before the setting: the only topology there was then.
+            topology=Topology(running.get("topology", Topology.DISTRIBUTED.value)),
             actor_num_cpus=running.get("actor_num_cpus", base.actor_num_cpus),
             **{name: counts[name] for name in ACTOR_COUNTS if name in counts},
         )

@@ -77,7 +77,7 @@ async def marketplace_session() -> AsyncIterator[Session]:
 
     import ray
 
-    from actors.directory import ORDERS
+    from actors.directory import ORDERS, Directory
     from actors.runtime import Runtime, init_ray
 
     try:
@@ -86,7 +86,8 @@ async def marketplace_session() -> AsyncIterator[Session]:
         where = f"the running marketplace (pid {found['pid']})" if found else "Ray"
         raise CliError(f"could not connect to {where}: {exc}") from None
     try:
-        ray.get_actor(f"{ORDERS.name}-0", namespace=settings.namespace)
+        # The process that holds orders-0: itself, or in the colocated topology cell-0.
+        ray.get_actor(Directory(settings).host(f"{ORDERS.name}-0"), namespace=settings.namespace)
         preexisting = True
     except ValueError:
         preexisting = False

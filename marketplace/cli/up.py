@@ -31,7 +31,7 @@ from marketplace.cli.runtime_state import (
     up_lock,
     write_json,
 )
-from marketplace.config import Durability, Settings, mask_url
+from marketplace.config import Durability, Settings, Topology, mask_url
 from marketplace.local_secrets import SECRETS_FILE
 
 
@@ -65,6 +65,14 @@ def up(
     durability: Annotated[
         Durability | None,
         typer.Option(case_sensitive=False, help="sync (default), async (write-behind) or none."),
+    ] = None,
+    topology: Annotated[
+        Topology | None,
+        typer.Option(
+            case_sensitive=False,
+            help="distributed (default: a process per actor) or colocated (a process per "
+            "partition index hosts one actor of each kind).",
+        ),
     ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in ./.marketplace/).")
@@ -100,6 +108,7 @@ def up(
             payment_processors=payment_processors,
             shipment_coordinators=shipment_coordinators,
             durability=durability,
+            topology=topology,
             database_url=database_url,
             ray_address=ray_address,
             namespace=namespace,
@@ -243,6 +252,7 @@ def _up_panel(
     grid.add_column()
     grid.add_row("Database", Text(mask_url(settings.database_url)))
     grid.add_row("Durability", settings.durability.value)
+    grid.add_row("Topology", settings.topology.value)
     ray_where = "started here" if info["started_ray"] else "joined"
     cpus = f", {info['ray_cpus']:g} CPUs" if info.get("ray_cpus") else ""
     grid.add_row("Ray", Text(f"{info['ray_address']} ({ray_where}{cpus})"))

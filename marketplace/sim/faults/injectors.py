@@ -319,7 +319,8 @@ class _KillNode:
     async def healthy(self) -> bool:
         from actors.directory import BRIDGE_KINDS
 
-        wanted = set(self.directory.all_names())
+        # The processes: each role's own actor, or in the colocated topology each cell.
+        wanted = set(self.directory.hosts())
         if self.directory.settings.amqp_url:
             wanted |= {name for kind in BRIDGE_KINDS for name in self.directory.names(kind)}
         try:
