@@ -69,7 +69,7 @@ def process_identity(owner: object, index: int, count: int) -> dict[str, Any]:
     }
 
 class ActorBase:
-    """Base of the marketplace actors: ``await self.ready()`` before touching state.
+    """Base of the marketplace actors: ``await self.loaded()`` before touching state.
 
     State is loaded from the store when the actor starts (and again after every restart), so a
     killed actor comes back with what it had committed. A load that meets the database down
@@ -161,10 +161,18 @@ class ActorBase:
         calls and HTTP requests for all of it; a 503 is what a write meeting the same outage
         answers, and every caller retries it with the same key.
         """
-        if self._load_failure is not None and not self._loaded.done():
+        await self.loaded()
+        return process_identity(self, self.index, self.count)
+
+    async def loaded(self) -> None:
+        """Wait for start-up loading (``ready`` without the identity: every call that touches
+        state awaits this first, so once loaded it costs one check). Raises as ``ready``."""
+        if self._loaded.done():
+            self._loaded.result()  # a load that failed for good raises here, as it would below
+            return
+        if self._load_failure is not None:
             raise database_unavailable(self._load_failure, f"{type(self).__name__}'s store")
         await asyncio.shield(self._loaded)
-        return process_identity(self, self.index, self.count)
 
     async def inject_fault(self, fault_id: str, spec: dict[str, Any] | None) -> list[str]:
         """Start (or, with None, lift) an injected fault in this actor's process
@@ -184,7 +192,7 @@ class ActorBase:
     async def settle(self) -> None:
         """Wait until the calls this actor has sent to others so far are answered, including
         the pushes it does not wait for (a coordinator's order snapshots to the seller view)."""
-        await self.ready()
+        await self.loaded()
         directory = getattr(self, "directory", None)
         if directory is not None:
             await directory.settle()

@@ -28,14 +28,14 @@ class CartShard(ActorBase):
 
     async def get_cart(self, buyer_id: str) -> Cart:
         """The buyer's cart (empty if none)."""
-        await self.ready()
+        await self.loaded()
         return self.carts.get(buyer_id) or Cart(buyer_id=buyer_id)
 
     async def set_item(
         self, buyer_id: str, product_id: str, quantity: int, product: Product | None
     ) -> Cart:
         """Set a product's quantity (0 removes it), priced from ``product``."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(buyer_id):
             cart = (self.carts.get(buyer_id) or Cart(buyer_id=buyer_id)).with_quantity(
                 product, product_id, quantity
@@ -44,7 +44,7 @@ class CartShard(ActorBase):
 
     async def clear(self, buyer_id: str) -> Cart:
         """Empty the cart."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(buyer_id):
             cart = self.carts.get(buyer_id) or Cart(buyer_id=buyer_id)
             emptied = cart.model_copy(update={"items": (), "version": cart.version + 1})
@@ -52,7 +52,7 @@ class CartShard(ActorBase):
 
     async def remove_lines(self, buyer_id: str, lines: list[OrderLine]) -> Cart:
         """Take checked-out quantities out of the cart."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(buyer_id):
             cart = self.carts.get(buyer_id) or Cart(buyer_id=buyer_id)
             return await self._save(cart.without(tuple(lines)))

@@ -62,7 +62,7 @@ class CatalogShard(ActorBase):
         ``listing_key`` is the (Idempotency-Key, fingerprint) the id was derived from; it is
         stored with the product, so a repeat with another body is refused, also after a restart.
         """
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(product_id):
             existing = self.products.get(product_id)
             if existing is not None:
@@ -92,7 +92,7 @@ class CatalogShard(ActorBase):
         if_version: tuple[int, ...] | None = None,
     ) -> Product:
         """Apply a partial update (owner or admin), from one of ``if_version`` if given."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(product_id):
             product = self._owned_by(principal, product_id, if_version)
             updated = product.patched(patch)
@@ -108,7 +108,7 @@ class CatalogShard(ActorBase):
         if_version: tuple[int, ...] | None = None,
     ) -> Product:
         """Replace every editable field (owner or admin), from one of ``if_version`` if given."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(product_id):
             updated = self._owned_by(principal, product_id, if_version).replaced(draft)
             await self._save(updated, EventType.PRODUCT_UPDATED)
@@ -120,7 +120,7 @@ class CatalogShard(ActorBase):
     ) -> Product:
         """Withdraw a product from sale (owner or admin); idempotent, but with ``if_version``
         only from one of those versions."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(product_id):
             updated = self._owned_by(principal, product_id, if_version)
             if updated.active:
@@ -132,7 +132,7 @@ class CatalogShard(ActorBase):
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids`` (inactive ones included)."""
-        await self.ready()
+        await self.loaded()
         return {pid: self.products[pid] for pid in product_ids if pid in self.products}
 
     async def lease_products(self, product_ids: list[str]) -> tuple[float, dict[str, Product]]:
@@ -148,14 +148,14 @@ class CatalogShard(ActorBase):
         after: SortKey | None,
     ) -> list[SearchHit]:
         """This shard's best ``limit`` hits after the cursor key."""
-        await self.ready()
+        await self.loaded()
         return self.index_.search(
             query, category=category, seller_id=seller_id, limit=limit, after=after
         )
 
     async def snapshot(self) -> list[Product]:
         """Every product of this shard (audit, tests)."""
-        await self.ready()
+        await self.loaded()
         return list(self.products.values())
 
     async def _outlive_leases(self) -> None:

@@ -80,7 +80,7 @@ class InboundConsumer(ActorBase):
 
     async def stats(self) -> dict[str, Any]:
         """Received, processed, duplicates, retried, dead-lettered, connected."""
-        await self.ready()
+        await self.loaded()
         if self.consumer is None:
             return {"connected": False}
         return self.consumer.snapshot()

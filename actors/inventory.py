@@ -71,7 +71,7 @@ class InventoryPartition(ActorBase):
         A repeated request id answers the current stock and changes nothing; with a different
         ``delta`` it is refused (``IdempotencyKeyReused``), before or after a restart.
         """
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(product_id):
             await self._reconcile_stock([product_id])
             item = self._item(product_id)
@@ -122,14 +122,14 @@ class InventoryPartition(ActorBase):
 
     async def get_stock(self, product_ids: list[str]) -> dict[str, StockItem]:
         """Stock of each product (a product with no stock row has none)."""
-        await self.ready()
+        await self.loaded()
         return {pid: self._item(pid) for pid in product_ids}
 
     # -- reservations ------------------------------------------------------------------------
 
     async def reserve(self, order_id: str, lines: list[tuple[str, int]]) -> ReserveOutcome:
         """Hold every line or none of them."""
-        await self.ready()
+        await self.loaded()
         if not lines:
             raise InvalidInput("nothing to reserve")
         product_ids = [product_id for product_id, _ in lines]
@@ -166,7 +166,7 @@ class InventoryPartition(ActorBase):
     async def _settle(
         self, order_id: str, target: ReservationState, product_ids: list[str]
     ) -> None:
-        await self.ready()
+        await self.loaded()
         known = dict(self.reservations.get(order_id, {}))
         async with self.locks.hold(order_id, *known, *product_ids):
             known = dict(self.reservations.get(order_id, {}))
@@ -199,7 +199,7 @@ class InventoryPartition(ActorBase):
 
     async def snapshot(self) -> dict[str, Any]:
         """Stock and reservations as this partition holds them in memory (audit)."""
-        await self.ready()
+        await self.loaded()
         return {
             "stock": dict(self.stock),
             "reservations": [r for rs in self.reservations.values() for r in rs.values()],

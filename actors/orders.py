@@ -106,7 +106,7 @@ class OrderCoordinator(ActorBase):
 
     async def place_order(self, command: PlaceOrder) -> Order:
         """Check out; the same idempotency key with the same body returns the same order."""
-        await self.ready()
+        await self.loaded()
         order_id = command.order_id()
         fingerprint = command.fingerprint()
         async with self.locks.hold(order_id):
@@ -148,7 +148,7 @@ class OrderCoordinator(ActorBase):
 
     async def cancel_order(self, principal: Principal, order_id: str) -> Order:
         """Cancel an order that has not shipped: refund, restock, cancel its shipment."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order_id):
             order = self._visible(principal, order_id)
             if _needs_saga(order):
@@ -168,7 +168,7 @@ class OrderCoordinator(ActorBase):
         self, principal: Principal, order_id: str, status: ShipmentStatus
     ) -> Shipment:
         """Mark an order's shipment shipped or delivered (carrier or admin)."""
-        await self.ready()
+        await self.loaded()
         if principal.role not in (Role.CARRIER, Role.ADMIN):
             from marketplace.domain.errors import Forbidden
 
@@ -195,22 +195,22 @@ class OrderCoordinator(ActorBase):
 
     async def get_order(self, principal: Principal, order_id: str) -> Order:
         """One order; another buyer's order is not found."""
-        await self.ready()
+        await self.loaded()
         return self._visible(principal, order_id)
 
     async def orders_of(self, buyer_id: str) -> list[Order]:
         """Every order of one buyer held by this coordinator."""
-        await self.ready()
+        await self.loaded()
         return [self.orders[oid] for oid in self.by_buyer.get(buyer_id, [])]
 
     async def snapshot(self) -> list[Order]:
         """Every order of this coordinator (audit)."""
-        await self.ready()
+        await self.loaded()
         return list(self.orders.values())
 
     async def stats(self) -> dict[str, int]:
         """Counters for metrics: outcomes, failure reasons, compensations."""
-        await self.ready()
+        await self.loaded()
         by_status = Counter(order.status.value for order in self.orders.values())
         return {**{f"status_{k}": v for k, v in by_status.items()}, **self.counters}
 

@@ -55,7 +55,7 @@ class PaymentProcessor(ActorBase):
 
         Raises TransientFailure when the simulated network errs; the caller retries.
         """
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order_id):
             await self._reconcile(order_id)
             existing = self.payments.get(order_id)
@@ -73,7 +73,7 @@ class PaymentProcessor(ActorBase):
         moved nothing. Raises TransientFailure when the simulated network errs; the caller
         retries.
         """
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order_id):
             await self._reconcile(order_id)
             existing = self.payments.get(order_id)
@@ -127,7 +127,7 @@ class PaymentProcessor(ActorBase):
         """Undo a charge whose answer never came: refund a capture, void an authorization, and
         when there is no payment yet, record a void first, so that a charge still on its way
         (a Ray retry after a restart, say) finds it and charges nothing. Idempotent."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order_id):
             await self._reconcile(order_id)
             if order_id not in self.payments:
@@ -145,7 +145,7 @@ class PaymentProcessor(ActorBase):
 
     async def get(self, order_id: str) -> Payment | None:
         """The payment of an order, if any."""
-        await self.ready()
+        await self.loaded()
         if order_id in self.unsure:
             async with self.locks.hold(order_id):
                 await self._reconcile(order_id)
@@ -153,14 +153,14 @@ class PaymentProcessor(ActorBase):
 
     async def snapshot(self) -> list[Payment]:
         """Every payment this processor holds in memory (audit)."""
-        await self.ready()
+        await self.loaded()
         for order_id in list(self.unsure):
             async with self.locks.hold(order_id):
                 await self._reconcile(order_id)
         return list(self.payments.values())
 
     async def _apply(self, order_id: str, target: PaymentStatus) -> Payment | None:
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order_id):
             await self._reconcile(order_id)
             payment = self.payments.get(order_id)

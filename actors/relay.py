@@ -40,7 +40,7 @@ class EventRelay(ActorBase):
 
     async def stats(self) -> dict[str, Any]:
         """``{lag, published, failed, connected}`` (plus ``rounds`` and ``last_error``)."""
-        await self.ready()
+        await self.loaded()
         if self.relay is not None:
             return await self.relay.snapshot()
         lag = 0 if self.engine is None else await outbox.lag(self.engine)

@@ -59,24 +59,24 @@ class SellerView(ActorBase):
         Returns how many (order, seller) facts it changed. Snapshots that arrive while one
         batch is being written are applied together, in one write, by the next.
         """
-        await self.ready()
+        await self.loaded()
         key = (order.id, order.version)
         self._arrived.setdefault(key, order)
         return await self._applier.get(key) or 0
 
     async def catch_up(self) -> int:
         """Apply every order whose version the view has not seen; returns how many facts."""
-        await self.ready()
+        await self.loaded()
         return await self._catch_up()
 
     async def dashboard(self, seller_id: str) -> Dashboard:
         """The seller's figures as of the newest snapshot applied."""
-        await self.ready()
+        await self.loaded()
         return self.dashboards.get(seller_id) or Dashboard(seller_id=seller_id)
 
     async def snapshot(self) -> dict[str, Any]:
         """Dashboards and facts as held in memory (audit)."""
-        await self.ready()
+        await self.loaded()
         return {"dashboards": dict(self.dashboards), "facts": list(self.facts.values())}
 
     async def _apply_arrived(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

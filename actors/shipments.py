@@ -30,7 +30,7 @@ class ShipmentCoordinator(ActorBase):
 
     async def open_shipment(self, order: Order) -> Shipment:
         """Open the shipment of a confirmed order; idempotent."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order.id):
             existing = self.shipments.get(order.id)
             if existing is not None:
@@ -41,7 +41,7 @@ class ShipmentCoordinator(ActorBase):
 
     async def move(self, order_id: str, status: ShipmentStatus) -> Shipment:
         """Move a shipment on; repeating the current status is a no-op."""
-        await self.ready()
+        await self.loaded()
         async with self.locks.hold(order_id):
             shipment = self.shipments.get(order_id)
             if shipment is None:
@@ -54,12 +54,12 @@ class ShipmentCoordinator(ActorBase):
 
     async def get(self, order_id: str) -> Shipment | None:
         """The shipment of an order, if one was opened."""
-        await self.ready()
+        await self.loaded()
         return self.shipments.get(order_id)
 
     async def snapshot(self) -> list[Shipment]:
         """Every shipment of this coordinator (audit)."""
-        await self.ready()
+        await self.loaded()
         return list(self.shipments.values())
 
     async def _save(self, shipment: Shipment, event: DomainEvent) -> None:
