@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     auth_max_replicas: int = Field(default=2, ge=1)
     auth_target_ongoing_requests: float = Field(default=2, gt=0)
     auth_num_cpus: float = Field(default=0.1, ge=0)
+    auth_max_ongoing_requests: int = Field(
+        default=64,
+        ge=1,
+        description="hash and verify calls one auth replica accepts at once; the rest wait in "
+        "its own first-come queue (the hashing threads) instead of in the gateways' routers, "
+        "which back off and retry while every replica is full",
+    )
     upscale_delay_s: float = Field(default=2.0, ge=0)
     downscale_delay_s: float = Field(default=15.0, ge=0)
 

@@ -52,6 +52,7 @@ def build_app(
     auth = Auth.options(  # type: ignore[attr-defined]
         autoscaling_config=autoscaling(settings, "auth"),
         ray_actor_options={"num_cpus": settings.auth_num_cpus},
+        max_ongoing_requests=settings.auth_max_ongoing_requests,
         logging_config=logging_config,
     ).bind()
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
