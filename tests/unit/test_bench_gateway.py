@@ -57,3 +57,44 @@ def test_cpu_per_request_is_the_median_per_process_role() -> None:
     rounds[1].cpu_ms.pop("Gateway replicas")  # a role missing from a round counts as 0 there
     merged = merge_rounds(rounds, health=[1000, 500, 1000])
     assert merged.cpu_ms == {"OrderCoordinator": 6.0, "Gateway replicas": 3.0}
+
+
+def test_the_colocated_topology_is_measured_once_on_the_first_ingress() -> None:
+    from marketplace.bench.gateway.config import run_label, runs_of
+
+    both = config_from(parse_args([]))
+    assert runs_of(both) == [
+        ("haproxy", "distributed"),
+        ("python", "distributed"),
+        ("haproxy", "colocated"),
+    ]
+    assert [run_label(*pair) for pair in runs_of(both)] == [
+        "haproxy",
+        "python",
+        "haproxy+colocated",
+    ]
+    only = config_from(parse_args(["--topology", "colocated", "--ingress", "python"]))
+    assert runs_of(only) == [("python", "colocated")]
+    assert runs_of(config_from(parse_args(["--topology", "distributed"]))) == [
+        ("haproxy", "distributed"),
+        ("python", "distributed"),
+    ]
+
+
+def test_each_topology_is_held_to_its_own_goals() -> None:
+    from marketplace.bench.gateway.report import goals
+
+    def run(topology: str, checkout: float) -> dict[str, object]:
+        return {
+            "topology": topology,
+            "endpoints": {
+                "product": {"ratio_to_health": 1.2},
+                "checkout": {"ratio_to_health": checkout},
+            },
+        }
+
+    met, _ = goals(
+        {"haproxy": run("distributed", 0.27), "haproxy+colocated": run("colocated", 0.27)}
+    )
+    assert met["haproxy.checkout"]["met"] is True
+    assert met["haproxy+colocated.checkout"] == {"ratio": 0.27, "goal": 0.30, "met": False}

