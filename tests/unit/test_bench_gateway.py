@@ -98,3 +98,15 @@ def test_each_topology_is_held_to_its_own_goals() -> None:
     )
     assert met["haproxy.checkout"]["met"] is True
     assert met["haproxy+colocated.checkout"] == {"ratio": 0.27, "goal": 0.30, "met": False}
+
+
+def test_health_is_held_against_the_bare_no_op() -> None:
+    from marketplace.bench.gateway.report import goals
+
+    runs = {"haproxy": {"endpoints": {"health": {"rps": 1500.0, "ratio_to_health": 1.0}}}}
+    met, lines = goals(runs, {"rps": 10_000.0})
+    assert met["haproxy.health_over_noop"] == {"ratio": 0.15, "goal": 0.20, "met": False}
+    assert any("bare uvicorn no-op: 0.15x" in line for line in lines)
+    met, _ = goals(runs, {"rps": 5_000.0})
+    assert met["haproxy.health_over_noop"]["met"] is True
+    assert "haproxy.health_over_noop" not in goals(runs)[0]

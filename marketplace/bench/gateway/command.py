@@ -17,6 +17,7 @@ from marketplace.bench.gateway.config import (
     BenchConfig,
 )
 from marketplace.bench.gateway.driver import load_main
+from marketplace.bench.gateway.noop import noop_main
 from marketplace.bench.gateway.report import error_lines, goals, render, render_cpu
 from marketplace.bench.gateway.run import bench
 from marketplace.bench.gateway.server import serve_main
@@ -82,6 +83,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_serve", choices=INGRESSES, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_noop", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--_topology", choices=TOPOLOGIES, default="distributed", help=argparse.SUPPRESS
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args._load:
         return load_main()
+    if args._noop is not None:
+        return noop_main(args._noop)
     config = config_from(args)
     if args._serve is not None:
         return serve_main(args._serve, args._workdir, config, args._topology)
@@ -161,6 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "a row well below it by the server",
             highlight=False,
         )
+    noop = figures["noop"]
+    if noop is not None:
+        console.print(
+            f"bare uvicorn + Starlette no-op (one process, same load generator): "
+            f"{noop['rps']:.0f} rps",
+            highlight=False,
+        )
     load = figures["machine"]["loadavg_before"]
     if load is not None:
         console.print(
@@ -168,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{load[0]:.1f} when the run began (the figures share the CPUs with it)",
             highlight=False,
         )
-    _, lines = goals(figures["ingresses"])
+    _, lines = goals(figures["ingresses"], noop)
     for line in lines:
         console.print(line, highlight=False)
     for label, run in figures["ingresses"].items():

@@ -15,6 +15,7 @@ from marketplace.bench.gateway.config import (
     PATHS,
     BenchConfig,
 )
+from marketplace.bench.gateway.noop import HEALTH_OVER_NOOP_GOAL
 from marketplace.bench.stats import pct, ratio, times
 
 
@@ -80,12 +81,28 @@ def render_cpu(ingress: str, figures: dict[str, Any]) -> Table | None:
     return table
 
 
-def goals(runs: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """Which of the issue's goals the figures meet, as data and as lines to print."""
+def goals(
+    runs: dict[str, dict[str, Any]], noop: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Which of the issues' goals the figures meet, as data and as lines to print (``noop``:
+    the bare uvicorn no-op's figures, for the health goal)."""
     met: dict[str, Any] = {}
     lines = []
     for ingress, figures in runs.items():
         endpoints = figures["endpoints"]
+        health = endpoints.get("health", {}).get("rps")
+        if noop is not None and noop.get("rps") and health is not None:
+            over = health / noop["rps"]
+            ok = over >= HEALTH_OVER_NOOP_GOAL
+            met[f"{ingress}.health_over_noop"] = {
+                "ratio": over,
+                "goal": HEALTH_OVER_NOOP_GOAL,
+                "met": ok,
+            }
+            lines.append(
+                f"goal {ingress}: health >= {HEALTH_OVER_NOOP_GOAL:g}x a bare uvicorn no-op: "
+                f"{times(over)} {'[green]met[/]' if ok else '[red]not met[/]'}"
+            )
         wanted = COLOCATED_GOALS if figures.get("topology") == "colocated" else GOALS
         for name, goal in wanted.items():
             ratio = endpoints.get(name, {}).get("ratio_to_health")

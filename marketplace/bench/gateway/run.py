@@ -20,6 +20,7 @@ from marketplace.bench.gateway.config import (
     runs_of,
 )
 from marketplace.bench.gateway.driver import drive
+from marketplace.bench.gateway.noop import measure_noop
 from marketplace.bench.gateway.report import goals, haproxy_over_python
 from marketplace.bench.gateway.results import EndpointResult, merge_rounds
 from marketplace.bench.gateway.server import Marketplace, server_args
@@ -118,6 +119,13 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
                 f"machine CPU {pct(ceiling.machine_cpu)})",
                 highlight=False,
             )
+        noop = measure_noop(config, workdir, console)
+        if noop is not None:
+            console.print(
+                f"no-op baseline: {noop.rps:.0f} rps from a bare uvicorn + Starlette "
+                f"GET /v1/health (one process), machine CPU {pct(noop.machine_cpu)}",
+                highlight=False,
+            )
         for ingress, topology in runs_of(config):
             label = run_label(ingress, topology)
             if ingress == "haproxy" and not haproxy_available():
@@ -129,7 +137,7 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             except Exception as exc:
                 skipped[label] = f"failed: {exc!r}"
                 console.print(f"[red]{label}: {skipped[label]}[/]", highlight=False)
-    met, _ = goals(runs)
+    met, _ = goals(runs, asdict(noop) if noop is not None else None)
     return {
         "config": asdict(config),
         "machine": {
@@ -138,6 +146,7 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             "loadavg_before": load_before,
         },
         "client_ceiling": asdict(ceiling) if ceiling is not None else None,
+        "noop": asdict(noop) if noop is not None else None,
         "ingresses": runs,
         "skipped": skipped,
         "haproxy_over_python_health": haproxy_over_python(runs),
