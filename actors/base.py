@@ -56,7 +56,6 @@ class KeyedLocks:
                     del self._users[key], self._locks[key]
 
 
-
 def process_identity(owner: object, index: int, count: int) -> dict[str, Any]:
     """Who and where ``owner`` runs: its class name, partition, host and process id (what
     ``ready`` answers; benchmarks count CPU time per process by ``pid``)."""
@@ -67,6 +66,7 @@ def process_identity(owner: object, index: int, count: int) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
+
 
 class ActorBase:
     """Base of the marketplace actors: ``await self.loaded()`` before touching state.

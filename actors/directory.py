@@ -301,8 +301,15 @@ class Directory:
         return await endpoint.run_batch(calls)
 
     def batch_counts(self) -> dict[str, tuple[int, int]]:
-        """Per target actor: calls made through ``batched`` so far, and the Ray calls they took."""
-        return {name: (b.calls, b.batches) for name, b in self._batchers.items()}
+        """Per target actor: calls made through ``batched`` so far, and the Ray calls they took
+        (none for a role in this process: its batches run in-process, colocated)."""
+        return {
+            name: (
+                b.calls,
+                0 if isinstance(self._endpoints.get(name), LocalEndpoint) else b.batches,
+            )
+            for name, b in self._batchers.items()
+        }
 
     async def settle(self) -> None:
         """Wait until every batched call made so far through this directory is answered."""

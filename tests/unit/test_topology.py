@@ -253,7 +253,8 @@ async def test_the_directory_calls_a_role_of_this_process_directly(
     # A batched call goes the same way (no Ray is running here: any Ray call would fail).
     batcher = directory.batched(INVENTORY, 0)
     assert await batcher.call(FakeRole.same, "w") == "w"  # type: ignore[arg-type]
-    assert directory.batch_counts() == {"inventory-0": (1, 1)}
+    # One call, no Ray call: the batch ran in this process.
+    assert directory.batch_counts() == {"inventory-0": (1, 0)}
 
 
 async def test_injected_faults_apply_to_local_calls(
@@ -327,7 +328,8 @@ async def test_a_cell_runs_a_checkout_between_its_own_roles(tmp_path: Path) -> N
         assert (stock.sold, stock.reserved, stock.available) == (2, 0, 1)
         payment = await client.get_payment(order.id)
         assert payment is not None and payment.captured_cents == order.total_cents
-        assert (await cell.batch_counts()).get("inventory-0", (0, 0))[0] >= 1
+        calls, ray_calls = (await cell.batch_counts()).get("inventory-0", (0, 0))
+        assert calls >= 1 and ray_calls == 0  # every role in one process: no Ray call
         await cell.flush()
     finally:
         for name in cell.roles:
