@@ -257,10 +257,15 @@ def _up_panel(
     cpus = f", {info['ray_cpus']:g} CPUs" if info.get("ray_cpus") else ""
     grid.add_row("Ray", Text(f"{info['ray_address']} ({ray_where}{cpus})"))
     grid.add_row("Namespace", settings.namespace)
+    roles = sum(counts.values())
+    where = (
+        f"{roles} roles in {max(counts.values())} cell(s), one process each"
+        if settings.topology is Topology.COLOCATED
+        else f"{roles} in all"
+    )
     grid.add_row(
         "Actors",
-        " · ".join(f"{name} {count}" for name, count in counts.items())
-        + f"  ({sum(counts.values())} in all)",
+        " · ".join(f"{name} {count}" for name, count in counts.items()) + f"  ({where})",
     )
     grid.add_row("Admin", _admin_line(settings, generated))
     grid.add_row("State file", Text(str(runtime_file)))
