@@ -32,7 +32,8 @@ test: setup  ## set up, start PostgreSQL/RabbitMQ if missing, check the import l
 	$(UV) run --frozen lint-imports
 	$(UV) run --frozen pytest
 
-test-unit: setup  ## only the fast unit tests (no Ray, no services)
+test-unit: setup  ## only the fast unit tests (no Ray, no services; promtool installed if missing)
+	bash tests/ensure_promtool.sh
 	$(UV) run --frozen pytest -m unit
 
 lint: setup  ## ruff, mypy and the import layers (lint-imports, pyproject.toml)
