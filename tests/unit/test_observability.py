@@ -181,3 +181,25 @@ def test_each_alerts_tests_catch_a_rule_that_never_or_always_fires(
     if alert == "RayActorRestartLoop":
         always = original.replace(" > 0)", " >= 0)")  # a non-restarting minute counts too
     assert f"alertname: {alert}" in _test_with(tmp_path / "always", promtool, alert, always)
+
+
+def test_the_gateways_scrape_declares_every_queried_family_and_lints_clean(promtool: str) -> None:
+    # Samples for every family, as a replica has them after a checkout and a /metrics call.
+    gateway_metrics.record_checkout("confirmed", None)
+    gateway_metrics.record_order_counters({"confirmed": 1, "status_pending": 0})
+    gateway_metrics.record_relay({"lag": 0, "published": 1, "failed": 0, "connected": True})
+    scrape = gateway_metrics.exposition().decode()
+    declared = queries.declared_types(scrape)
+    queried = {m for m in queries.queried_metrics(committed()) if m.exporter == "marketplace"}
+    assert queried == set(metric_names.APP_METRICS)
+    for metric in queried:
+        assert declared.get(metric.name) == metric.kind, metric.name
+    lints = queries.promtool_check_metrics(promtool, scrape)
+    assert [line for line in lints if line not in queries.TOLERATED_METRIC_LINTS] == []
+
+
+def test_promtool_check_metrics_reports_a_badly_named_counter(promtool: str) -> None:
+    lints = queries.promtool_check_metrics(
+        promtool, "# HELP jobs Jobs.\n# TYPE jobs counter\njobs 1\n"
+    )
+    assert any("_total" in line for line in lints), lints
