@@ -50,8 +50,9 @@ bench: setup  ## the benchmarks: writer, checkouts (sync vs none), HTTP endpoint
 	$(UV) run --frozen python -m marketplace.bench.simulator
 	$(UV) run --frozen python -m marketplace.bench.sim_http
 
-cluster-check: setup  ## render the KubeRay overlays and validate them offline
+cluster-check: setup  ## render the KubeRay overlays and validate them offline; dashboard and alerts current
 	$(UV) run --frozen python -m cluster.render --check
+	$(UV) run --frozen python -m cluster.observability.generate --check
 	$(UV) run --frozen python -m cluster.validate
 
 rehearse: setup  ## head + 2 worker Ray nodes here: serve deploy, smoke load, teardown (needs PostgreSQL)
