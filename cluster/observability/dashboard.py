@@ -46,6 +46,8 @@ def _panel(title: str, description: str, unit: str, *targets: tuple[str, str]) -
         unit=unit,
         legendDisplayMode="table",
         legendCalcs=["lastNotNull", "max"],
+        # grafanalib caps a panel at 100 points; None lets Grafana fit them to the panel's width.
+        maxDataPoints=None,
     )
 
 
