@@ -73,7 +73,8 @@ ORDER_COUNTERS = _app("marketplace_order_counters", Kind.GAUGE)
 EVENT_RELAY = _app("marketplace_event_relay", Kind.GAUGE)
 
 # Ray: actors by State (ALIVE, RESTARTING, DEAD, ...), Name (the class) and Source ("gcs"
-# counts every actor once; "executor" counts the live ones per node).
+# counts every actor once; "executor" counts the live ones per node). RAY_METRIC_CARDINALITY_LEVEL
+# =low drops Name: the queries then see every class as one.
 RAY_ACTORS = Metric("ray_actors", Kind.GAUGE, Exporter.RAY)
 # Ray Serve: healthy replicas by application and deployment.
 SERVE_REPLICAS_HEALTHY = Metric("ray_serve_deployment_replica_healthy", Kind.GAUGE, Exporter.RAY)
