@@ -67,6 +67,7 @@ def stale() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write every generated file, or with ``--check`` report the stale ones (exit 1)."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--check"]:
         outdated = stale()
