@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cluster.observability import alerts, generate, metric_names, queries
+from cluster.observability import alerts, dashboard, generate, metric_names, queries
 from serve_app import metrics as gateway_metrics
 
 pytestmark = pytest.mark.unit
@@ -36,6 +36,14 @@ def committed() -> dict[str, str]:
 
 def test_generated_files_are_current() -> None:
     assert generate.stale() == [], "run python -m cluster.observability.generate"
+
+
+def test_a_change_to_the_sources_makes_the_generated_files_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(alerts, "GROUP", "renamed")
+    monkeypatch.setattr(dashboard, "TITLE", "Renamed")
+    assert set(generate.stale()) == {generate.RULES, generate.PROMETHEUS_RULE, generate.DASHBOARD}
 
 
 def test_the_prometheus_rule_holds_the_rules_file() -> None:
