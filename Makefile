@@ -32,7 +32,8 @@ test: setup  ## set up, start PostgreSQL/RabbitMQ if missing, check the import l
 	$(UV) run --frozen lint-imports
 	$(UV) run --frozen pytest
 
-test-unit: setup  ## only the fast unit tests (no Ray, no services)
+test-unit: setup  ## only the fast unit tests (no Ray, no services; promtool installed if missing)
+	bash tests/ensure_promtool.sh
 	$(UV) run --frozen pytest -m unit
 
 lint: setup  ## ruff, mypy and the import layers (lint-imports, pyproject.toml)
@@ -49,8 +50,9 @@ bench: setup  ## the benchmarks: writer, checkouts (sync vs none), HTTP endpoint
 	$(UV) run --frozen python -m marketplace.bench.simulator
 	$(UV) run --frozen python -m marketplace.bench.sim_http
 
-cluster-check: setup  ## render the KubeRay overlays and validate them offline
+cluster-check: setup  ## render the KubeRay overlays and validate them offline; dashboard and alerts current
 	$(UV) run --frozen python -m cluster.render --check
+	$(UV) run --frozen python -m cluster.observability.generate --check
 	$(UV) run --frozen python -m cluster.validate
 
 rehearse: setup  ## head + 2 worker Ray nodes here: serve deploy, smoke load, teardown (needs PostgreSQL)

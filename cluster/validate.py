@@ -6,8 +6,9 @@
 - custom resources against the CRDs vendored in ``cluster/crds`` (the served version's
   ``openAPIV3Schema``), with ``additionalProperties: false`` wherever a schema lists properties
   and does not preserve unknown fields; their ``metadata`` as Kubernetes ObjectMeta;
-- the PodMonitor against the prometheus-operator schema of ``cloudcoil-models-prometheus-operator``
-  (pydantic models generated from its CRDs; no package ships the CRD file), same rule;
+- the PodMonitor and the PrometheusRule against the prometheus-operator schemas of
+  ``cloudcoil-models-prometheus-operator`` (pydantic models generated from its CRDs; no package
+  ships the CRD files), same rule;
 - the pod templates inside the RayService once more as Kubernetes ``PodTemplate`` objects;
 - ``serveConfigV2`` with Ray's own ``ray.serve.schema.ServeDeploySchema``.
 
@@ -25,6 +26,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
+from jsonschema.exceptions import best_match
 
 from cluster.manifests import BASE, CLUSTER_DIR, OVERLAYS, Manifest, render
 
@@ -33,7 +35,11 @@ CRD_FILES = {
     ("ray.io", "RayService"): "ray.io_rayservices.yaml",
     ("rabbitmq.com", "RabbitmqCluster"): "rabbitmq.com_rabbitmqclusters.yaml",
 }
-PODMONITOR = ("monitoring.coreos.com", "PodMonitor")
+# prometheus-operator kinds, checked against cloudcoil's models of its CRDs.
+PROMETHEUS_OPERATOR = {
+    ("monitoring.coreos.com", "PodMonitor"),
+    ("monitoring.coreos.com", "PrometheusRule"),
+}
 # The oldest Kubernetes the manifests are checked against, and the newest the package knows.
 OLDEST_KUBERNETES = "1.30.0"
 # KubeRay's RayService upgrade strategies (its CRD types the field as a plain string).
@@ -82,11 +88,12 @@ def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
 
 
 @functools.cache
-def podmonitor_schema() -> dict[str, Any]:
-    """The strict schema of a ``monitoring.coreos.com/v1`` PodMonitor."""
-    from cloudcoil.models.prometheus_operator.v1 import PodMonitor
+def prometheus_operator_schema(kind: str) -> dict[str, Any]:
+    """The strict schema of a ``monitoring.coreos.com/v1`` PodMonitor or PrometheusRule."""
+    from cloudcoil.models.prometheus_operator import v1
 
-    schema = PodMonitor.model_json_schema(by_alias=True, mode="validation")
+    model = {"PodMonitor": v1.PodMonitor, "PrometheusRule": v1.PrometheusRule}[kind]
+    schema = model.model_json_schema(by_alias=True, mode="validation")
     # ObjectMeta is checked by Kubernetes' own schema; the rest must hold every field.
     schema["properties"]["metadata"] = {"type": "object"}
     return dict(strict(schema))
@@ -95,7 +102,10 @@ def podmonitor_schema() -> dict[str, Any]:
 def _schema_errors(schema: dict[str, Any], obj: Manifest) -> Iterator[str]:
     # OpenAPI 3.0 schema objects follow JSON Schema draft 4/5 (boolean exclusive bounds).
     validator = jsonschema.Draft4Validator(schema)
-    for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
+    # An anyOf (pydantic's optional fields) fails as a whole at its top; best_match names the
+    # deepest cause instead (the unknown field, not the whole list that holds it).
+    found = (best_match([error]) for error in validator.iter_errors(obj))
+    for error in sorted(found, key=lambda e: list(e.absolute_path)):
         where = "/".join(str(part) for part in error.absolute_path) or "(root)"
         yield f"{where}: {error.message[:300]}"
 
@@ -141,9 +151,11 @@ def object_errors(obj: Manifest) -> list[str]:
     group, kind = group_of(obj), str(obj.get("kind"))
     version = str(obj.get("apiVersion", "")).split("/")[-1]
     errors: list[str] = []
-    if (group, kind) in CRD_FILES or (group, kind) == PODMONITOR:
-        schema = podmonitor_schema() if (group, kind) == PODMONITOR else None
-        schema = schema or crd_schema(group, kind, version)
+    if (group, kind) in CRD_FILES or (group, kind) in PROMETHEUS_OPERATOR:
+        if (group, kind) in PROMETHEUS_OPERATOR:
+            schema = prometheus_operator_schema(kind)
+        else:
+            schema = crd_schema(group, kind, version)
         errors += _schema_errors(schema, obj)
         for k8s in kubernetes_versions():
             errors += _metadata_errors(obj, k8s)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the integration tests talk to are up: PostgreSQL and RabbitMQ.
 # Starts them when installed but stopped, installs them (Debian packages) when missing.
+# Also the tools some tests run: promtool (tests/ensure_promtool.sh).
 set -euo pipefail
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -32,3 +33,5 @@ if ! listening 5672; then
 else
   echo "RabbitMQ is up on :5672"
 fi
+
+bash "$(dirname "$0")/ensure_promtool.sh"

@@ -27,6 +27,7 @@ from cluster.manifests import (
     serve_config_v2,
     settings_env,
 )
+from cluster.observability import generate as observability
 from cluster.validate import object_errors, pod_templates, validate
 from serve_app.deploy_config import IMPORT_PATH, serve_config, settings_from_env, unknown_settings
 
@@ -115,6 +116,8 @@ def test_every_object_validates_strictly(layer: tuple[str, list[Manifest]]) -> N
         ("RabbitmqCluster", ["spec"], "replica"),
         ("PodMonitor", ["spec"], "podMetricEndpoints"),
         ("PodMonitor", ["spec", "podMetricsEndpoints", 0], "portt"),
+        ("PrometheusRule", ["spec"], "group"),
+        ("PrometheusRule", ["spec", "groups", 0, "rules", 0], "alertt"),
         ("PodDisruptionBudget", ["spec"], "maxUnavailabe"),
         ("Job", ["spec", "template", "spec", "containers", 0], "args_"),
         ("Service", ["spec", "ports", 0], "targetport"),
@@ -343,6 +346,22 @@ def test_prod_has_what_production_needs(rendered: dict[str, list[Manifest]]) -> 
     }
     assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels[1].items()
+
+
+def test_overlays_ship_the_dashboard_and_prod_the_alert_rules(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    dashboard = observability.DASHBOARD
+    for name in OVERLAYS:
+        config = find(rendered[name], "ConfigMap", "marketplace-dashboard")
+        # The sidecar's label, and the name fixed (no hash) so an apply replaces it in place.
+        assert config["metadata"]["labels"]["grafana_dashboard"] == "1", name
+        assert config["metadata"]["name"] == "marketplace-dashboard", name
+        assert config["data"] == {dashboard.name: dashboard.read_text(encoding="utf-8")}, name
+    rule = find(rendered["prod"], "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(observability.RULES.read_text(encoding="utf-8"))
+    assert "PrometheusRule" not in kinds(rendered["dev"])
+    assert "ConfigMap" not in {o["kind"] for o in rendered[BASE] if "dashboard" in str(o)}
 
 
 def test_every_overlay_runs_one_image_at_the_pinned_ray(

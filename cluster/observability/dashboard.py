@@ -1,0 +1,229 @@
+"""The Grafana dashboard, built with grafanalib from the names in ``metric_names``.
+
+``python -m cluster.observability.generate`` writes it to ``marketplace-dashboard.json``, which
+Grafana imports as is and the overlays ship as a ConfigMap for Grafana's dashboard sidecar.
+Every panel queries ``${datasource}``, a variable listing the Prometheus data sources, so the
+dashboard works with whichever Prometheus scrapes the PodMonitor.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from grafanalib import core as g  # type: ignore[import-untyped]
+from grafanalib._gen import DashboardEncoder  # type: ignore[import-untyped]
+
+from cluster.observability.metric_names import (
+    EVENT_RELAY,
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    ORDER_COUNTERS,
+    ORDERS,
+    RAY_ACTORS,
+    SERVE_REPLICAS_HEALTHY,
+)
+
+UID = "marketplace-overview"
+TITLE = "Marketplace"
+DATASOURCE = "${datasource}"
+RATE = "$__rate_interval"  # Grafana's: at least four scrape intervals
+WIDTH = 24  # Grafana's grid is 24 columns wide
+HEIGHT = 8
+
+
+def _target(expr: str, legend: str, ref: str) -> g.Target:
+    return g.Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE)
+
+
+def _panel(title: str, description: str, unit: str, *targets: tuple[str, str]) -> g.TimeSeries:
+    refs = "ABCDEFGH"
+    return g.TimeSeries(
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=[_target(expr, legend, refs[i]) for i, (expr, legend) in enumerate(targets)],
+        unit=unit,
+        legendDisplayMode="table",
+        legendCalcs=["lastNotNull", "max"],
+        # grafanalib caps a panel at 100 points; None lets Grafana fit them to the panel's width.
+        maxDataPoints=None,
+    )
+
+
+def _quantile(q: float) -> tuple[str, str]:
+    expr = (
+        f"histogram_quantile({q}, sum by (method, route, le) (rate({HTTP_LATENCY.bucket}[{RATE}])))"
+    )
+    return expr, f"p{round(q * 100)} {{{{method}}}} {{{{route}}}}"
+
+
+# (row title, panels); each row's panels share its width.
+ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
+    (
+        "Traffic and errors",
+        (
+            _panel(
+                "Requests per route",
+                "Requests per second answered by the gateway, by route template.",
+                "reqps",
+                (
+                    f"sum by (method, route) (rate({HTTP_REQUESTS}[{RATE}]))",
+                    "{{method}} {{route}}",
+                ),
+            ),
+            _panel(
+                "Errors per route",
+                "4xx and 5xx answers per second, by route and status.",
+                "reqps",
+                (
+                    f"sum by (method, route, status) "
+                    f'(rate({HTTP_REQUESTS}{{status=~"[45].."}}[{RATE}]))',
+                    "{{status}} {{method}} {{route}}",
+                ),
+            ),
+            _panel(
+                "5xx ratio",
+                "Share of requests answered 5xx (alert MarketplaceHighErrorRate above 1%).",
+                "percentunit",
+                (
+                    f'sum(rate({HTTP_REQUESTS}{{status=~"5.."}}[{RATE}]))'
+                    f" / sum(rate({HTTP_REQUESTS}[{RATE}]))",
+                    "5xx",
+                ),
+            ),
+        ),
+    ),
+    (
+        "Latency",
+        (
+            _panel("p50 per route", "Median request latency by route.", "s", _quantile(0.5)),
+            _panel("p95 per route", "95th percentile latency by route.", "s", _quantile(0.95)),
+            _panel(
+                "p99 per route",
+                "99th percentile latency by route (checkout SLO: 2.5 s).",
+                "s",
+                _quantile(0.99),
+            ),
+        ),
+    ),
+    (
+        "Orders",
+        (
+            _panel(
+                "Checkouts by outcome",
+                "Checkout answers per second by order status and failure reason.",
+                "ops",
+                (
+                    f"sum by (status, reason) (rate({ORDERS}[{RATE}]))",
+                    "{{status}} {{reason}}",
+                ),
+            ),
+            _panel(
+                "Order counters",
+                "The coordinators' counters; every gateway replica reports the same sums, so "
+                "the maximum over replicas is the value.",
+                "short",
+                (f"max by (counter) ({ORDER_COUNTERS})", "{{counter}}"),
+            ),
+        ),
+    ),
+    (
+        "Event relay",
+        (
+            _panel(
+                "Relay lag",
+                "Events in the outbox not yet published (alert above 1000 for 10 minutes).",
+                "short",
+                (f'max({EVENT_RELAY}{{measure="lag"}})', "lag"),
+            ),
+            _panel(
+                "Relay published and failed",
+                "Events published and publish failures per second.",
+                "ops",
+                (
+                    f"max by (measure) "
+                    f'(rate({EVENT_RELAY}{{measure=~"published|failed"}}[{RATE}]))',
+                    "{{measure}}",
+                ),
+            ),
+            _panel(
+                "Relay connected",
+                "1 while the relay holds a RabbitMQ connection.",
+                "short",
+                (f'max({EVENT_RELAY}{{measure="connected"}})', "connected"),
+            ),
+        ),
+    ),
+    (
+        "Ray",
+        (
+            _panel(
+                "Healthy replicas per deployment",
+                "Ray Serve's healthy replicas of each deployment (Gateway, Auth).",
+                "short",
+                (
+                    f"sum by (application, deployment) ({SERVE_REPLICAS_HEALTHY})",
+                    "{{application}} {{deployment}}",
+                ),
+            ),
+            _panel(
+                "Actors by state",
+                "Every Ray actor by lifecycle state, as the GCS counts them.",
+                "short",
+                (f'sum by (State) ({RAY_ACTORS}{{Source="gcs"}})', "{{State}}"),
+            ),
+            _panel(
+                "Restarting actors by class",
+                "Actors restarting now, by class (alert RayActorRestartLoop when it repeats).",
+                "short",
+                (
+                    f'sum by (Name) ({RAY_ACTORS}{{Source="gcs",State="RESTARTING"}})',
+                    "{{Name}}",
+                ),
+            ),
+        ),
+    ),
+)
+
+
+def _layout() -> list[g.Panel]:
+    panels: list[g.Panel] = []
+    y = 0
+    for title, row in ROWS:
+        panels.append(g.RowPanel(title=title, gridPos=g.GridPos(h=1, w=WIDTH, x=0, y=y)))
+        y += 1
+        width = WIDTH // len(row)
+        for i, panel in enumerate(row):
+            panel.gridPos = g.GridPos(h=HEIGHT, w=width, x=i * width, y=y)
+            panels.append(panel)
+        y += HEIGHT
+    return panels
+
+
+def build() -> g.Dashboard:
+    """The dashboard object."""
+    datasource = g.Template(
+        name="datasource",
+        label="Prometheus",
+        type="datasource",
+        query="prometheus",
+        default="Prometheus",
+    )
+    return g.Dashboard(
+        title=TITLE,
+        uid=UID,
+        description="The marketplace's gateway, orders, event relay and Ray (cluster/README.md).",
+        tags=["marketplace", "ray"],
+        timezone="browser",
+        refresh="30s",
+        time=g.Time("now-1h", "now"),
+        templating=g.Templating(list=[datasource]),
+        panels=_layout(),
+    ).auto_panel_ids()
+
+
+def as_json() -> str:
+    """The dashboard as Grafana imports it (stable key order, a final newline)."""
+    data: dict[str, Any] = json.loads(json.dumps(build().to_json_data(), cls=DashboardEncoder))
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

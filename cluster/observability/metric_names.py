@@ -1,0 +1,93 @@
+"""Every metric name the dashboard and the alert rules query, in one place.
+
+The marketplace's own metrics are defined in ``serve_app/metrics.py`` (a unit test checks that
+the names and types here are the ones it registers). They are due to move to Ray's metrics
+exporter, which prefixes every name with ``ray_``: that rename is ``APP_PREFIX`` below, then
+``python -m cluster.observability.generate``. Ray's and kube-state-metrics' names are the ones
+their exporters publish (Ray's own Grafana dashboards query the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+# What the exporter puts before the marketplace's names ("" with prometheus_client today).
+APP_PREFIX = ""
+
+
+class Kind(StrEnum):
+    """A Prometheus metric type, as a ``# TYPE`` line names it."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+class Exporter(StrEnum):
+    """Who publishes a metric."""
+
+    MARKETPLACE = "marketplace"  # the gateway's GET /metrics
+    RAY = "ray"  # every Ray node's metrics port (:8080 in the pods)
+    KUBE_STATE_METRICS = "kube-state-metrics"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric family: its name as queried, its type and its exporter."""
+
+    name: str
+    kind: Kind
+    exporter: Exporter
+
+    @property
+    def bucket(self) -> str:
+        """The ``_bucket`` series of a histogram (what ``histogram_quantile`` reads)."""
+        if self.kind is not Kind.HISTOGRAM:
+            raise TypeError(f"{self.name} is a {self.kind}, not a histogram")
+        return f"{self.name}_bucket"
+
+    def series(self) -> tuple[str, ...]:
+        """The names of the series this family exposes (a histogram's three suffixes)."""
+        if self.kind is Kind.HISTOGRAM:
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _app(name: str, kind: Kind) -> Metric:
+    return Metric(APP_PREFIX + name, kind, Exporter.MARKETPLACE)
+
+
+# The gateway (serve_app/metrics.py). Labels: method, route (the route template), status.
+HTTP_REQUESTS = _app("marketplace_http_requests_total", Kind.COUNTER)
+# Labels: method, route.
+HTTP_LATENCY = _app("marketplace_http_request_seconds", Kind.HISTOGRAM)
+# Checkouts answered, labels: status, reason.
+ORDERS = _app("marketplace_orders_total", Kind.COUNTER)
+# The order coordinators' counters, label counter (confirmed, status_pending, ...).
+ORDER_COUNTERS = _app("marketplace_order_counters", Kind.GAUGE)
+# The outbox relay, label measure (lag, published, failed, connected).
+EVENT_RELAY = _app("marketplace_event_relay", Kind.GAUGE)
+
+# Ray: actors by State (ALIVE, RESTARTING, DEAD, ...), Name (the class) and Source ("gcs"
+# counts every actor once; "executor" counts the live ones per node). RAY_METRIC_CARDINALITY_LEVEL
+# =low drops Name: the queries then see every class as one.
+RAY_ACTORS = Metric("ray_actors", Kind.GAUGE, Exporter.RAY)
+# Ray Serve: healthy replicas by application and deployment.
+SERVE_REPLICAS_HEALTHY = Metric("ray_serve_deployment_replica_healthy", Kind.GAUGE, Exporter.RAY)
+
+# kube-state-metrics: container restarts by namespace, pod and container.
+POD_RESTARTS = Metric(
+    "kube_pod_container_status_restarts_total", Kind.COUNTER, Exporter.KUBE_STATE_METRICS
+)
+
+APP_METRICS: tuple[Metric, ...] = (HTTP_REQUESTS, HTTP_LATENCY, ORDERS, ORDER_COUNTERS, EVENT_RELAY)
+ALL_METRICS: tuple[Metric, ...] = (*APP_METRICS, RAY_ACTORS, SERVE_REPLICAS_HEALTHY, POD_RESTARTS)
+
+
+def known_series() -> dict[str, Metric]:
+    """Every series name a query may use -> the family it belongs to."""
+    return {series: metric for metric in ALL_METRICS for series in metric.series()}
