@@ -110,3 +110,35 @@ def test_health_is_held_against_the_bare_no_op() -> None:
     met, _ = goals(runs, {"rps": 5_000.0})
     assert met["haproxy.health_over_noop"]["met"] is True
     assert "haproxy.health_over_noop" not in goals(runs)[0]
+
+
+def test_the_markdown_table_is_written_from_the_figures() -> None:
+    from marketplace.bench.gateway.markdown import markdown
+
+    def run(checkout_rps: float, cell_ms: float) -> dict[str, object]:
+        return {
+            "startup_s": 20.0,
+            "endpoints": {
+                "health": {"rps": 2000.0, "ratio_to_health": 1.0, "cpu_ms": {}},
+                "checkout": {
+                    "rps": checkout_rps,
+                    "ratio_to_health": checkout_rps / 2000.0,
+                    "cpu_ms": {"Cell": cell_ms, "Gateway replicas": 1.5},
+                },
+            },
+            "signups": None,
+        }
+
+    figures = {
+        "ingresses": {"haproxy": run(200.0, 3.0), "haproxy+colocated": run(300.0, 2.0)},
+        "goals": {"haproxy+colocated.checkout": {"ratio": 0.15, "goal": 0.3, "met": False}},
+        "noop": {"rps": 12_000.0},
+        "client_ceiling": None,
+    }
+    table = markdown(figures)
+    assert "| | haproxy | haproxy+colocated |" in table
+    assert "| `POST /v1/orders` rps (/ health) | 200.0 (0.10x) | 300.0 (0.15x) |" in table
+    assert "4.50 (Cell 3.00, Gateway replicas 1.50)" in table
+    assert "product" not in table and "sign-up" not in table  # rows nobody measured are left out
+    assert "- `haproxy+colocated.checkout`: 0.15x against 0.3x, not met" in table
+    assert "bare uvicorn no-op 12,000 rps" in table

@@ -17,6 +17,7 @@ from marketplace.bench.gateway.config import (
     BenchConfig,
 )
 from marketplace.bench.gateway.driver import load_main
+from marketplace.bench.gateway.markdown import markdown
 from marketplace.bench.gateway.noop import noop_main
 from marketplace.bench.gateway.report import error_lines, goals, render, render_cpu
 from marketplace.bench.gateway.run import bench
@@ -79,6 +80,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=defaults.signups,
         help="concurrent registrations (then logins) in the sign-up burst of each run; 0 skips it",
+    )
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write the figures as a Markdown table"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
@@ -192,5 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
         console.print(f"figures written to {args.json}")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(figures), encoding="utf-8")
+        console.print(f"table written to {args.markdown}")
     failed = [name for name, why in figures["skipped"].items() if why.startswith("failed")]
     return 1 if failed or not figures["ingresses"] else 0

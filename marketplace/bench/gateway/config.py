@@ -19,7 +19,9 @@ PATHS = {
     "cart": "PUT /v1/cart/items/{id}",
     "checkout": "POST /v1/orders",
 }
-GOALS = {"product": 0.8, "checkout": 0.25}
+# Issue #23's goals for the default (distributed) topology; the gateway issue's 0.25x for
+# checkout was marked blocked by a measured budget and #23 replaced it.
+GOALS = {"product": 0.8, "checkout": 0.15}
 # The colocated topology's goal (issue #23): one process per partition, about one Ray call.
 COLOCATED_GOALS = {"product": 0.8, "checkout": 0.30}
 HAPROXY_OVER_PYTHON_GOAL = 10.0
