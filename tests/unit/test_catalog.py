@@ -424,3 +424,67 @@ def test_decode_cursor_never_fails_otherwise(garbage: str) -> None:
         return
     assert isinstance(score, float)
     assert isinstance(product_id, str)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(CATEGORIES), st.sampled_from(SELLERS), st.booleans(), st.booleans()
+        ),
+        max_size=30,
+    ),
+    st.one_of(st.none(), st.sampled_from(CATEGORIES), st.just("Nowhere")),
+    st.one_of(st.none(), st.sampled_from(SELLERS)),
+    st.integers(min_value=1, max_value=7),
+    st.booleans(),
+)
+def test_the_empty_query_pages_every_match_in_id_order_from_sorted_ids(
+    rows: list[tuple[str, str, bool, bool]],
+    category: str | None,
+    seller_id: str | None,
+    limit: int,
+    include_inactive: bool,
+) -> None:
+    # Browsing (no terms) reads sorted ids instead of scoring every product; its pages must be
+    # what scoring them all gave: every match, score 0, in id order, each page after the last.
+    index = SearchIndex()
+    products = []
+    for n, (product_category, seller, active, removed) in enumerate(rows, start=1):
+        product = make_product(n, category=product_category, seller_id=seller, active=active)
+        index.upsert(product)
+        index.upsert(product.patched(parse_patch({"category": product_category.upper()})))
+        if removed:
+            index.remove(product.id)
+        else:
+            products.append(product)
+    expected = sorted(
+        p.id
+        for p in products
+        if (include_inactive or p.active)
+        and (category is None or p.category.lower() == category.lower())
+        and (seller_id is None or p.seller_id == seller_id)
+    )
+    seen: list[str] = []
+    after: SortKey | None = None
+    while True:
+        page = index.search(
+            "",
+            category=category,
+            seller_id=seller_id,
+            limit=limit,
+            after=after,
+            include_inactive=include_inactive,
+        )
+        assert all(hit.score == 0.0 for hit in page)
+        seen.extend(ids_of(page))
+        if len(page) < limit:
+            break
+        after = page[-1].sort_key
+    assert seen == expected
+    # A cursor from a scored page (negative first key) precedes every score-0 hit; one past
+    # them (positive) follows them all.
+    assert ids_of(index.search("", limit=100, after=(-3.0, "zzz"), include_inactive=True)) == (
+        sorted(p.id for p in products)
+    )
+    assert index.search("", after=(1.0, ""), include_inactive=True) == []
