@@ -8,6 +8,8 @@ shards. Authorization decisions take a ``Principal`` (who is asking).
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -345,13 +347,21 @@ class MarketplaceClient:
         coordinator = self.directory.route(ORDERS, order_id)
         return await coordinator.call(OrderCoordinatorApi.get_order, principal, order_id)
 
-    async def list_orders(self, buyer_id: str) -> list[Order]:
-        """A buyer's orders, newest first."""
+    async def list_orders(
+        self, buyer_id: str, *, limit: int | None = None, after: Order | None = None
+    ) -> list[Order]:
+        """A buyer's orders, newest first: at most ``limit`` (all without), only those older
+        than ``after`` (the last order of the previous page). Each coordinator sends at most
+        ``limit``; the pages are merged here."""
+        before = None if after is None else (after.created_at, after.id)
         parts = await asyncio.gather(
-            *(c.call(OrderCoordinatorApi.orders_of, buyer_id) for c in self.directory.every(ORDERS))
+            *(
+                c.call(OrderCoordinatorApi.orders_of, buyer_id, limit, before)
+                for c in self.directory.every(ORDERS)
+            )
         )
-        found = [order for part in parts for order in part]
-        return sorted(found, key=lambda order: (order.created_at, order.id), reverse=True)
+        merged = heapq.merge(*parts, key=lambda order: (order.created_at, order.id), reverse=True)
+        return list(merged if limit is None else itertools.islice(merged, limit))
 
     async def cancel_order(self, principal: Principal, order_id: str) -> Order:
         """Cancel before shipping: refund, restock."""

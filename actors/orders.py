@@ -9,9 +9,11 @@ one being cancelled), so a resumed saga compensates instead of going forward.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections import Counter
 from collections.abc import Awaitable
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -198,10 +200,22 @@ class OrderCoordinator(ActorBase):
         await self.loaded()
         return self._visible(principal, order_id)
 
-    async def orders_of(self, buyer_id: str) -> list[Order]:
-        """Every order of one buyer held by this coordinator."""
+    async def orders_of(
+        self,
+        buyer_id: str,
+        limit: int | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Order]:
+        """One buyer's orders held here, newest first: at most ``limit`` (all without), only
+        those whose ``(created_at, id)`` comes before ``before`` (a page's cursor), so a page
+        sends ``limit`` orders over Ray, not every order the buyer ever placed."""
         await self.loaded()
-        return [self.orders[oid] for oid in self.by_buyer.get(buyer_id, [])]
+        mine = (self.orders[oid] for oid in self.by_buyer.get(buyer_id, []))
+        if before is not None:
+            mine = (order for order in mine if (order.created_at, order.id) < before)
+        if limit:
+            return heapq.nlargest(limit, mine, key=_created)
+        return sorted(mine, key=_created, reverse=True)
 
     async def snapshot(self) -> list[Order]:
         """Every order of this coordinator (audit)."""
@@ -436,3 +450,8 @@ def _needs_saga(order: Order) -> bool:
 
 _ANSWERS: type[OrderCoordinatorApi] = OrderCoordinator  # mypy checks the class against its protocol
 OrderCoordinatorActor = ray.remote(OrderCoordinator)
+
+
+def _created(order: Order) -> tuple[datetime, str]:
+    """When an order was placed, its id breaking ties: the order of a buyer's order list."""
+    return (order.created_at, order.id)

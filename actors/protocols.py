@@ -9,6 +9,7 @@ never the actor classes (the import-linter contracts in pyproject.toml keep it s
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from actors.batching import Call
@@ -262,8 +263,14 @@ class OrderCoordinatorApi(ActorApi, Protocol):
         """One order the principal may see."""
         ...
 
-    async def orders_of(self, buyer_id: str) -> list[Order]:
-        """A buyer's orders held by this coordinator."""
+    async def orders_of(
+        self,
+        buyer_id: str,
+        limit: int | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Order]:
+        """A buyer's orders held by this coordinator, newest first (at most ``limit``, those
+        whose ``(created_at, id)`` comes before ``before``)."""
         ...
 
     async def snapshot(self) -> list[Order]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from marketplace.domain.errors import InvalidInput, NotFound
+from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
 from marketplace.domain.orders import Order, parse_place_order
 from marketplace.domain.users import Role
 from serve_app import metrics
@@ -81,16 +81,23 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> OrderPage:
-    """The caller's orders, newest first; ``cursor`` is the last id of the previous page."""
-    orders = await client.list_orders(caller.id)
-    start = 0
+    """The caller's orders, newest first; ``cursor`` is the last id of the previous page.
+
+    Each coordinator sends at most ``limit + 1`` of them (the one more says whether a next
+    page exists), after the cursor's order, looked up first: a buyer's page costs the same
+    however many orders they placed before it.
+    """
+    after = None
     if cursor:
-        ids = [o.id for o in orders]
-        if cursor not in ids:
+        try:
+            after = await client.get_order(caller, cursor)
+        except (InvalidInput, NotFound, Forbidden):
+            after = None
+        if after is None or after.buyer_id != caller.id:  # an admin sees others' orders
             raise InvalidInput("cursor is not valid", field="cursor")
-        start = ids.index(cursor) + 1
-    page = orders[start : start + limit]
-    next_cursor = page[-1].id if len(page) == limit and start + limit < len(orders) else None
+    orders = await client.list_orders(caller.id, limit=limit + 1, after=after)
+    page = orders[:limit]
+    next_cursor = page[-1].id if len(orders) > limit else None
     return OrderPage(items=[_order_out(o) for o in page], next_cursor=next_cursor)
 
 

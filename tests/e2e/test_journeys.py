@@ -472,3 +472,31 @@ async def test_audit_after_journeys(http: httpx.AsyncClient) -> None:
     assert report["checks"], report
     for name, check in report["checks"].items():
         assert check["ok"] is True, (name, check)
+
+
+async def test_a_buyers_orders_page_newest_first_across_coordinators(
+    http: httpx.AsyncClient,
+) -> None:
+    seller = await signup(http, "seller")
+    buyer = await signup(http, "buyer")
+    other = await signup(http, "buyer")
+    product = await create_product(http, seller, initial_stock=20)
+    placed = []
+    for _ in range(7):  # their ids spread over the coordinators
+        placed.append(
+            await settled_order(http, buyer, await checkout(http, buyer, [(product["id"], 1)]))
+        )
+    theirs = await settled_order(http, other, await checkout(http, other, [(product["id"], 1)]))
+
+    pages = await all_pages(http, "/v1/orders", {"limit": 3}, buyer["headers"])
+    assert [len(page["items"]) for page in pages] == [3, 3, 1]
+    newest_first = sorted(placed, key=lambda o: (o["created_at"], o["id"]), reverse=True)
+    assert ids_of(pages) == [o["id"] for o in newest_first]
+    assert pages[-1]["next_cursor"] is None
+    exact = await all_pages(http, "/v1/orders", {"limit": 7}, buyer["headers"])
+    assert [len(page["items"]) for page in exact] == [7]  # no empty page after a full one
+
+    # A cursor must be one of the caller's own orders.
+    for cursor in (theirs["id"], "ord_" + "0" * 32, "not-an-id"):
+        reply = await http.get("/v1/orders", params={"cursor": cursor}, headers=buyer["headers"])
+        assert_problem(reply, 422)
