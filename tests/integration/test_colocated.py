@@ -34,6 +34,16 @@ async def _pids(runtime: Any) -> set[int]:
     return {info["pid"] for info in await runtime.client.ready()}
 
 
+async def _racing_market(
+    make_marketplace: Any, monkeypatch: pytest.MonkeyPatch, cells: int = 1, **counts: int
+) -> tuple[Any, Any]:
+    """A colocated marketplace of ``cells`` cells and the race's market in it; the race
+    looks its victims up by actor name, and here the processes are the cells."""
+    monkeypatch.setattr(invariants, "VICTIMS", tuple(f"cell-{i}" for i in range(cells)))
+    runtime = await make_marketplace("sqlite", topology="colocated", **counts)
+    return runtime, await build_market(runtime.client, stock=invariants.UNITS, buyers=20)
+
+
 async def test_one_cell_runs_every_role_in_one_process(make_marketplace: Any) -> None:
     runtime = await make_marketplace("sqlite", topology="colocated")
     directory = runtime.client.directory
@@ -61,10 +71,7 @@ async def test_one_cell_runs_every_role_in_one_process(make_marketplace: Any) ->
 async def test_checkouts_in_one_cell_keep_the_invariants(
     make_marketplace: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The race looks its victims up by actor name; here the one process is the cell.
-    monkeypatch.setattr(invariants, "VICTIMS", ("cell-0",))
-    runtime = await make_marketplace("sqlite", topology="colocated")
-    market = await build_market(runtime.client, stock=invariants.UNITS, buyers=20)
+    runtime, market = await _racing_market(make_marketplace, monkeypatch)
     placed, _ = await invariants._race(runtime, market)
     await invariants._assert_invariants(runtime, market, placed)
 
@@ -72,9 +79,7 @@ async def test_checkouts_in_one_cell_keep_the_invariants(
 async def test_a_killed_cell_comes_back_and_finishes_its_orders(
     make_marketplace: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(invariants, "VICTIMS", ("cell-0",))
-    runtime = await make_marketplace("sqlite", topology="colocated")
-    market = await build_market(runtime.client, stock=invariants.UNITS, buyers=20)
+    runtime, market = await _racing_market(make_marketplace, monkeypatch)
     placed, (pid_before,) = await invariants._race(runtime, market, kill_midway=True)
     # The kill took: the cell, and every role in it, answers from a new process.
     cell = ray.get_actor("cell-0", namespace=runtime.settings.namespace)
@@ -89,10 +94,10 @@ async def test_a_killed_cell_comes_back_and_finishes_its_orders(
 async def test_checkouts_cross_two_cells(
     make_marketplace: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(invariants, "VICTIMS", ("cell-0", "cell-1"))
-    runtime = await make_marketplace(
-        "sqlite",
-        topology="colocated",
+    runtime, market = await _racing_market(
+        make_marketplace,
+        monkeypatch,
+        cells=2,
         order_coordinators=2,
         inventory_partitions=2,
         catalog_shards=2,
@@ -101,7 +106,6 @@ async def test_checkouts_cross_two_cells(
     assert directory.hosts() == ["cell-0", "cell-1"]
     assert _named_actors(runtime.settings.namespace) == {"cell-0", "cell-1"}
     assert len(await _pids(runtime)) == 2
-    market = await build_market(runtime.client, stock=invariants.UNITS, buyers=20)
     placed, _ = await invariants._race(runtime, market)
     await invariants._assert_invariants(runtime, market, placed)
 

@@ -142,3 +142,10 @@ def test_the_markdown_table_is_written_from_the_figures() -> None:
     assert "product" not in table and "sign-up" not in table  # rows nobody measured are left out
     assert "- `haproxy+colocated.checkout`: 0.15x against 0.3x, not met" in table
     assert "bare uvicorn no-op 12,000 rps" in table
+
+
+def test_goals_of_endpoints_not_measured_are_left_out() -> None:
+    from marketplace.bench.gateway.report import goals
+
+    met, lines = goals({"haproxy": {"endpoints": {"health": {"rps": 100.0}}}})
+    assert met == {} and lines == []

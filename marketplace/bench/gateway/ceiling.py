@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 from rich.console import Console
 
 from marketplace.bench.gateway.config import BenchConfig, free_port
 from marketplace.bench.gateway.driver import drive
+from marketplace.bench.gateway.local_server import listening
 from marketplace.bench.gateway.results import EndpointResult
 
 STATIC_CONFIG = """\
@@ -48,27 +46,8 @@ def measure_ceiling(config: BenchConfig, workdir: Path, console: Console) -> End
     port = free_port()
     config_path = workdir / "static-haproxy.cfg"
     config_path.write_text(STATIC_CONFIG.format(port=port), encoding="utf-8")
-    server = subprocess.Popen(
-        [binary, "-db", "-f", str(config_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    console.print("client ceiling: not measured (the static HAProxy did not start)")
-                    return None
-                time.sleep(0.1)
+    with listening([binary, "-db", "-f", str(config_path)], port, within_s=10) as up:
+        if not up:
+            console.print("client ceiling: not measured (the static HAProxy did not start)")
+            return None
         return drive(f"http://127.0.0.1:{port}", "static", None, config, config.ceiling_duration)
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()

@@ -6,16 +6,14 @@ between the two is what the stack costs (issue #23's goal: health at least 0.20x
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
 
 from marketplace.bench.gateway.config import MODULE, ROOT, BenchConfig, child_env, free_port
 from marketplace.bench.gateway.driver import drive
+from marketplace.bench.gateway.local_server import listening
 from marketplace.bench.gateway.results import EndpointResult
 
 HEALTH_OVER_NOOP_GOAL = 0.20
@@ -39,31 +37,12 @@ def noop_main(port: int) -> int:
 def measure_noop(config: BenchConfig, workdir: Path, console: Console) -> EndpointResult | None:
     """The load generator's health requests against the no-op; None if it did not start."""
     port = free_port()
-    log = (workdir / "noop.log").open("w", encoding="utf-8")
-    server = subprocess.Popen(
-        [sys.executable, "-m", MODULE, "--_noop", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env=child_env(),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    console.print("no-op baseline: not measured (uvicorn did not start)")
-                    return None
-                time.sleep(0.1)
+    argv = [sys.executable, "-m", MODULE, "--_noop", str(port)]
+    with (
+        (workdir / "noop.log").open("w", encoding="utf-8") as log,
+        listening(argv, port, within_s=30, log=log, cwd=ROOT, env=child_env()) as up,
+    ):
+        if not up:
+            console.print("no-op baseline: not measured (uvicorn did not start)")
+            return None
         return drive(f"http://127.0.0.1:{port}", "health", None, config, config.ceiling_duration)
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()

@@ -105,6 +105,8 @@ def goals(
             )
         wanted = COLOCATED_GOALS if figures.get("topology") == "colocated" else GOALS
         for name, goal in wanted.items():
+            if name not in endpoints:  # not measured in this run (--endpoints)
+                continue
             ratio = endpoints.get(name, {}).get("ratio_to_health")
             ok = ratio is not None and ratio >= goal
             met[f"{ingress}.{name}"] = {"ratio": ratio, "goal": goal, "met": ok}
