@@ -141,6 +141,13 @@ class CallBatcher(Generic[A]):
                 future.set_exception(value)
 
 
+def public_method(target: object, method: str) -> Any:
+    """``target.<method>`` when another actor may call it: never a private one."""
+    if method.startswith("_"):
+        raise AttributeError(f"{method} may not be called on another actor")
+    return getattr(target, method)
+
+
 async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]:
     """Run ``calls`` on ``target`` concurrently: (True, result) or (False, exception) each.
 
@@ -148,10 +155,12 @@ async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]
     """
 
     async def one(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-        if method.startswith("_"):
-            return False, AttributeError(f"{method} may not be called in a batch")
         try:
-            return True, await getattr(target, method)(*args, **kwargs)
+            bound = public_method(target, method)
+        except AttributeError as exc:
+            return False, exc
+        try:
+            return True, await bound(*args, **kwargs)
         except DomainError as exc:
             return False, exc
         except Exception as exc:

@@ -28,7 +28,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase, process_identity
-from actors.batching import Call, run_calls
+from actors.batching import Call, public_method, run_calls
 from actors.carts import CartShard
 from actors.catalog import CatalogShard
 from actors.directory import CELL, cell_roles
@@ -83,9 +83,7 @@ class Cell:
     ) -> Any:
         """Call ``method`` of the role ``name`` (the Ray call's counterpart for one role):
         its result, or its error, which Ray carries back as it carries an actor's."""
-        if method.startswith("_"):
-            raise AttributeError(f"{method} may not be called on another actor")
-        return await getattr(self._role(name), method)(*args, **kwargs)
+        return await public_method(self._role(name), method)(*args, **kwargs)
 
     async def run_batch_for(self, name: str, calls: list[Call]) -> list[tuple[bool, Any]]:
         """Several calls to the role ``name`` in one Ray call (``actors.batching``)."""

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 from ray.actor import ActorHandle
 
-from actors.batching import Call, run_calls
+from actors.batching import Call, public_method, run_calls
 from actors.calls import call
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,7 @@ class LocalEndpoint:
 
     def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
         """Start ``role.<method>`` now, on copies of what could change; await its copied result."""
-        if method.startswith("_"):
-            raise AttributeError(f"{method} may not be called on another actor")
-        bound = getattr(self.role, method)
+        bound = public_method(self.role, method)
         args = tuple(isolated(arg) for arg in args)
         kwargs = {key: isolated(value) for key, value in kwargs.items()}
         return _detached(_copied(bound(*args, **kwargs)))

@@ -12,7 +12,7 @@ the same method references.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Concatenate, Generic, ParamSpec, TypeVar
 
 from actors.endpoints import Endpoint
 from actors.faults import FAULTS
@@ -43,14 +43,8 @@ class Remote(Generic[A]):
         """
         name = method.__name__
         if self.kind is not None and FAULTS.touches(self.kind):
-            return FAULTS.through(self.kind, lambda: _invoke(self.endpoint, name, args, kwargs))
-        return _invoke(self.endpoint, name, args, kwargs)
+            return FAULTS.through(self.kind, lambda: self.endpoint.invoke(name, args, kwargs))
+        return self.endpoint.invoke(name, args, kwargs)
 
     def __repr__(self) -> str:
         return f"Remote({self.endpoint!r})"
-
-
-def _invoke(
-    endpoint: Endpoint, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Awaitable[Any]:
-    return endpoint.invoke(method, args, kwargs)

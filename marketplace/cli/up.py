@@ -257,9 +257,11 @@ def _up_panel(
     cpus = f", {info['ray_cpus']:g} CPUs" if info.get("ray_cpus") else ""
     grid.add_row("Ray", Text(f"{info['ray_address']} ({ray_where}{cpus})"))
     grid.add_row("Namespace", settings.namespace)
+    from actors.directory import cell_count  # Ray is running by now: no cost to import
+
     roles = sum(counts.values())
     where = (
-        f"{roles} roles in {max(counts.values())} cell(s), one process each"
+        f"{roles} roles in {cell_count(settings)} cell(s), one process each"
         if settings.topology is Topology.COLOCATED
         else f"{roles} in all"
     )

@@ -11,10 +11,9 @@ import pytest
 
 from cluster.observability import generate, metric_names, queries
 from tests.e2e.conftest import signup
+from tests.e2e.support import checkout, create_product
 
 pytestmark = pytest.mark.e2e
-
-ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
 
 
 async def test_a_live_scrape_has_every_queried_marketplace_metric(http: httpx.AsyncClient) -> None:
@@ -23,21 +22,8 @@ async def test_a_live_scrape_has_every_queried_marketplace_metric(http: httpx.As
         pytest.fail("promtool is not installed: run tests/ensure_promtool.sh (make test does)")
     seller = await signup(http, "seller")
     buyer = await signup(http, "buyer")
-    created = await http.post(
-        "/v1/products",
-        json={"name": "Lamp", "category": "home", "price_cents": 3000, "initial_stock": 3},
-        headers=seller["headers"],
-    )
-    assert created.status_code == 201, created.text
-    order = await http.post(
-        "/v1/orders",
-        json={
-            "items": [{"product_id": created.json()["id"], "quantity": 1}],
-            "payment": {"card_token": "tok_visa"},
-            "shipping_address": ADDRESS,
-        },
-        headers={**buyer["headers"], "Idempotency-Key": "observability-1"},
-    )
+    product = await create_product(http, seller, initial_stock=3)
+    order = await checkout(http, buyer, [(product["id"], 1)])
     assert order.status_code == 201, order.text
     assert (await http.get("/v1/nope")).status_code == 404
 

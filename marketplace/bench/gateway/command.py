@@ -32,7 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODULE}",
         description="Requests per second and latency per endpoint, against GET /v1/health, "
-        "for Serve's HAProxy ingress and its Python proxy.",
+        "for Serve's HAProxy ingress and its Python proxy and for the colocated topology; "
+        "a bare uvicorn no-op, the load generator's ceiling and a sign-up burst beside them.",
     )
     parser.add_argument(
         "--duration", type=float, default=defaults.duration, help="measured seconds per endpoint"

@@ -317,12 +317,9 @@ class _KillNode:
         return None
 
     async def healthy(self) -> bool:
-        from actors.directory import BRIDGE_KINDS
-
-        # The processes: each role's own actor, or in the colocated topology each cell.
-        wanted = set(self.directory.hosts())
-        if self.directory.settings.amqp_url:
-            wanted |= {name for kind in BRIDGE_KINDS for name in self.directory.names(kind)}
+        # The processes: each role's own actor, or in the colocated topology each cell; and
+        # the bridge's, when there is a broker.
+        wanted = {*self.directory.hosts(), *self.directory.bridge_names()}
         try:
             actors = await asyncio.to_thread(self._actors_elsewhere)
         except Exception:  # the state API is slow or down while the cluster recovers
