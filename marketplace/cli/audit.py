@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -33,7 +35,12 @@ def audit(
     Joins the marketplace that `marketplace up` runs in this directory, or else starts one for
     the length of the command. Exits 1 when any check fails.
     """
-    with reported():
+    # Ray prints the cluster's own warnings (a raylet's, say) on this process's stdout from a
+    # thread of its own; with --json, stdout carries the report alone.
+    with (
+        reported(),
+        contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext(),
+    ):
         report = asyncio.run(_audit(max_pending_age, quiet=as_json))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
