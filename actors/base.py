@@ -18,6 +18,13 @@ from tenacity.wait import wait_base
 
 from actors.batching import Call, run_calls
 from actors.faults import FAULTS, fault_from
+from actors.metrics import (
+    GAUGE_PERIOD_S,
+    ActorMetrics,
+    actor_metrics,
+    publish_every,
+    timed_calls,
+)
 from marketplace.config import Durability, Settings
 from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.failures import database_unavailable, is_transient
@@ -83,6 +90,10 @@ class ActorBase:
     # Between attempts to load while the database is unavailable (a test may shorten it).
     LOAD_RETRY_WAIT: wait_base = wait_exponential(multiplier=0.1, max=2.0)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        timed_calls(cls)
+
     def __init__(
         self,
         settings: dict[str, Any],
@@ -98,7 +109,14 @@ class ActorBase:
         self.index = index
         self.count = count
         self.locks = KeyedLocks()
+        # Labelled by role (orders, inventory, ...), as the directory names the kinds.
+        self.metrics: ActorMetrics = actor_metrics(
+            self.settings.namespace, self.SOURCE.rpartition("/")[2], self.settings.metrics
+        )
         self.writer = writer or _writer(self.settings)
+        if self.writer.on_commit is None:
+            self.writer.on_commit = self.metrics.committed
+        self._publisher: asyncio.Task[None] | None = None
         self.engine: AsyncEngine | None = self.writer.engine
         # The transient failure of the last attempt to load, while loading is being retried.
         self._load_failure: BaseException | None = None
@@ -117,6 +135,13 @@ class ActorBase:
                     _exit_process()
                 raise
         await self.started()
+        publishes = type(self).publish_gauges is not ActorBase.publish_gauges
+        if publishes and self.settings.metrics and _in_ray_actor():
+            self._publisher = asyncio.get_running_loop().create_task(
+                publish_every(
+                    GAUGE_PERIOD_S, self.publish_gauges, f"{type(self).__name__}'s gauges"
+                )
+            )
 
     async def _load_until_done(self) -> None:
         """``load``, retried while the database is unavailable, each attempt from the state
@@ -151,6 +176,10 @@ class ActorBase:
 
     async def started(self) -> None:
         """Run once state is loaded (subclasses override, e.g. to resume work)."""
+
+    async def publish_gauges(self) -> None:
+        """Set this actor's gauges (``actors.metrics``); a subclass that has figures to publish
+        overrides it, and a Ray actor then calls it every ``GAUGE_PERIOD_S``."""
 
     async def ready(self) -> dict[str, Any]:
         """Wait for start-up loading; returns who and where this is (used as a health probe,

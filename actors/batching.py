@@ -44,8 +44,12 @@ class CallBatcher(Generic[A]):
     arguments and result; only the method's name travels.
     """
 
-    def __init__(self, send: Send, max_batch: int = 256) -> None:
+    def __init__(
+        self, send: Send, max_batch: int = 256, on_batch: Callable[[int], None] | None = None
+    ) -> None:
+        """``on_batch`` is told the size of each batch as it leaves (for metrics)."""
         self._send = send
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
@@ -121,6 +125,8 @@ class CallBatcher(Generic[A]):
     async def _deliver(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
         self.batches += 1
         self.calls += len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         try:
             results = await self._send([call for call, _ in batch])
         except asyncio.CancelledError:

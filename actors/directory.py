@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, cast
 import ray
 from ray.actor import ActorHandle
 
+from actors import metrics
 from actors.batching import Call, CallBatcher
 from actors.endpoints import ActorEndpoint, CellEndpoint, Endpoint, LocalEndpoint, hosted
 from actors.faults import FAULTS
@@ -290,7 +291,12 @@ class Directory:
         name = f"{kind.name}-{index}"
         batcher = self._batchers.get(name)
         if batcher is None:
-            batcher = self._batchers[name] = CallBatcher(partial(self._send_batch, kind.name, name))
+            batcher = self._batchers[name] = CallBatcher(
+                partial(self._send_batch, kind.name, name),
+                on_batch=partial(metrics.batch_sent, self.settings.namespace, kind.name)
+                if self.settings.metrics
+                else None,
+            )
         # One batcher per actor name, and a name belongs to one kind.
         return cast("CallBatcher[A]", batcher)
 

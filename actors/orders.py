@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -53,6 +54,7 @@ from marketplace.store.rows import utcnow
 from marketplace.store.writer import Writer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ORDER_STATUS_FOR_SHIPMENT = {
     ShipmentStatus.SHIPPED: OrderStatus.SHIPPED,
@@ -81,6 +83,8 @@ class OrderCoordinator(ActorBase):
         self.fingerprints: dict[str, str] = {}
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
+        # Kept as orders change, so that publishing the figures every few seconds walks none.
+        self.by_status: Counter[OrderStatus] = Counter()
         self._resumes: set[asyncio.Task[Any]] = set()
         super().__init__(settings, index, count, writer=writer)
         if peers is None:
@@ -225,8 +229,13 @@ class OrderCoordinator(ActorBase):
     async def stats(self) -> dict[str, int]:
         """Counters for metrics: outcomes, failure reasons, compensations."""
         await self.loaded()
-        by_status = Counter(order.status.value for order in self.orders.values())
-        return {**{f"status_{k}": v for k, v in by_status.items()}, **self.counters}
+        # Every status, zeros included: a gauge left at its last non-zero value would lie.
+        by_status = {f"status_{status.value}": self.by_status[status] for status in OrderStatus}
+        return {**by_status, **self.counters}
+
+    async def publish_gauges(self) -> None:
+        """This coordinator's ``stats``, as the ``marketplace_order_counters`` gauges."""
+        self.metrics.order_counters(await self.stats())
 
     # -- the saga ----------------------------------------------------------------------------
 
@@ -254,7 +263,9 @@ class OrderCoordinator(ActorBase):
         groups = self._lines_by_partition(order)
         calls = [self.peers.reserve(index, order.id, lines) for index, lines in groups.items()]
         try:
-            outcomes: list[ReserveOutcome] = await asyncio.wait_for(asyncio.gather(*calls), timeout)
+            outcomes: list[ReserveOutcome] = await self._step(
+                "reserve", asyncio.wait_for(asyncio.gather(*calls), timeout)
+            )
         except Exception as exc:
             log.warning("reserving stock for %s failed: %r", order.id, exc)
             return "inventory_unavailable"
@@ -272,9 +283,12 @@ class OrderCoordinator(ActorBase):
                 reraise=True,
             ):
                 with attempt:
-                    payment = await asyncio.wait_for(
-                        self.peers.charge(order.id, order.total_cents, order.card_token),
-                        timeout,
+                    payment = await self._step(
+                        "charge",
+                        asyncio.wait_for(
+                            self.peers.charge(order.id, order.total_cents, order.card_token),
+                            timeout,
+                        ),
                     )
         except Exception as exc:
             log.warning("charging the payment of %s failed: %r", order.id, exc)
@@ -288,17 +302,35 @@ class OrderCoordinator(ActorBase):
         # Past this point the order goes through: commit and the shipment must not give up.
         # They do not depend on each other, so they run together.
         await asyncio.gather(
-            *(
-                call_until_done(partial(self.peers.commit, index, order.id), "commit reservation")
-                for index in groups
+            self._step(
+                "commit",
+                asyncio.gather(
+                    *(
+                        call_until_done(
+                            partial(self.peers.commit, index, order.id), "commit reservation"
+                        )
+                        for index in groups
+                    )
+                ),
             ),
-            call_until_done(partial(self.peers.open_shipment, order), "open shipment"),
+            self._step(
+                "ship", call_until_done(partial(self.peers.open_shipment, order), "open shipment")
+            ),
         )
         return None
+
+    async def _step(self, step: str, work: Awaitable[T]) -> T:
+        """Await a saga step, timing it (whether it succeeds or fails)."""
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self.metrics.saga_step(step, time.perf_counter() - started)
 
     async def _compensate(self, order: Order) -> None:
         """Undo what the order may hold: its reservations (or sold units) and its payment."""
         self.counters["compensations"] += 1
+        self.metrics.compensated(str(order.failure_reason))
         releases: list[Any] = [
             call_until_done(
                 partial(self.peers.release, index, order.id, [pid for pid, _ in lines]),
@@ -403,8 +435,12 @@ class OrderCoordinator(ActorBase):
         return order
 
     def _remember(self, order: Order) -> None:
-        if order.id not in self.orders:
+        before = self.orders.get(order.id)
+        if before is None:
             self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
+        else:
+            self.by_status[before.status] -= 1
+        self.by_status[order.status] += 1
         self.orders[order.id] = order
 
     async def _insert(self, order: Order, command: PlaceOrder, fingerprint: str) -> None:

@@ -53,6 +53,10 @@ class EventRelay(ActorBase):
             "last_error": None,
         }
 
+    async def publish_gauges(self) -> None:
+        """The relay's ``stats`` as the ``marketplace_event_relay`` gauges."""
+        self.metrics.relay(await self.stats())
+
 
 def _report_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:

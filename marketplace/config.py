@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         description="distributed: one actor process per role and partition; colocated: one "
         "process (cell-<i>) per partition index hosts the roles of index i of every kind",
     )
+    metrics: bool = Field(
+        default=True,
+        description="record metrics through Ray (GET /metrics, the nodes' metrics ports); "
+        "false records nothing, for measuring what recording costs",
+    )
     sqlite_write_lock: bool = Field(
         default=True,
         description="queue SQLite writers on a file lock instead of SQLite's sleeping busy wait",

@@ -70,7 +70,8 @@ def build_api(replica: Replica | None = None) -> FastAPI:
         api.add_middleware(HeldProductReads, held=replica.client.held_product)
         api.add_middleware(RefuseUnstorableParams)
         api.add_middleware(BodyLimit, max_bytes=replica.settings.max_body_bytes)
-        api.add_middleware(RequestMetrics)
+        if replica.metrics.enabled:
+            api.add_middleware(RequestMetrics, metrics=replica.metrics)
     return api
 
 

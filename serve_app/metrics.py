@@ -1,73 +1,76 @@
-"""Prometheus metrics of one gateway replica, and the ASGI middleware that records them."""
+"""What a gateway replica measures (requests, latency, checkouts), and the ASGI middleware that
+records it.
+
+Recorded through Ray's metrics (``ray.util.metrics``) like the actors' (``actors.metrics``): each
+replica's series are exported by its node's metrics agent, and summed over replicas they are the
+marketplace's (``actors.scrape``), however many replicas answer.
+"""
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from ray.util.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
-    "marketplace_http_requests_total",
+    "marketplace_http_requests",
     "HTTP requests by method, route template and status",
-    ["method", "route", "status"],
-    registry=REGISTRY,
+    tag_keys=("marketplace", "method", "route", "status"),
 )
 LATENCY = Histogram(
     "marketplace_http_request_seconds",
     "HTTP request latency by method and route template",
-    ["method", "route"],
-    registry=REGISTRY,
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    boundaries=[0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    tag_keys=("marketplace", "method", "route"),
 )
 ORDERS = Counter(
-    "marketplace_orders_total",
-    "Checkouts answered by this replica, by order status and failure reason",
-    ["status", "reason"],
-    registry=REGISTRY,
+    "marketplace_orders",
+    "Checkouts answered, by order status and failure reason",
+    tag_keys=("marketplace", "status", "reason"),
 )
-BUSINESS = Gauge(
-    "marketplace_order_counters",
-    "Order counters summed over the coordinators (confirmed, cancelled_<reason>, "
-    "compensations, resumed, replayed, status_<status>)",
-    ["counter"],
-    registry=REGISTRY,
-)
-RELAY = Gauge(
-    "marketplace_event_relay",
-    "The outbox relay: lag (unpublished events), published and failed (since it started), "
-    "connected (1 when it holds a broker connection)",
-    ["measure"],
-    registry=REGISTRY,
-)
-
-# The gateway module is pickled by value by Serve; it reaches these objects only through
-# functions of this (importable) module, so it never updates a copy.
+METRICS = (REQUESTS, LATENCY, ORDERS)
 
 
-def record_checkout(status: str, failure_reason: str | None) -> None:
-    """Count a checkout answer."""
-    ORDERS.labels(status, failure_reason or "").inc()
+class GatewayMetrics:
+    """One replica's recording, under its marketplace's ``namespace``."""
 
+    def __init__(self, namespace: str, enabled: bool = True) -> None:
+        """``enabled`` false records nothing (``MARKETPLACE_METRICS=false``)."""
+        self.namespace = namespace
+        self.enabled = enabled
+        # Tag dicts by label values: a request builds none once its route has been seen.
+        self._request_tags: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._latency_tags: dict[tuple[str, str], dict[str, str]] = {}
 
-def record_order_counters(counters: dict[str, int]) -> None:
-    """Publish the coordinators' counters."""
-    for name, value in counters.items():
-        BUSINESS.labels(name).set(value)
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request answered with ``status`` after ``seconds``."""
+        key = (method, route, str(status))
+        tags = self._request_tags.get(key)
+        if tags is None:
+            tags = self._request_tags[key] = {
+                "marketplace": self.namespace,
+                "method": method,
+                "route": route,
+                "status": key[2],
+            }
+        REQUESTS.inc(1, tags)
+        timing = self._latency_tags.get((method, route))
+        if timing is None:
+            timing = self._latency_tags[(method, route)] = {
+                "marketplace": self.namespace,
+                "method": method,
+                "route": route,
+            }
+        LATENCY.observe(seconds, timing)
 
-
-def record_relay(stats: dict[str, object]) -> None:
-    """Publish the relay's figures."""
-    for name in ("lag", "published", "failed", "connected"):
-        value = stats.get(name)
-        if isinstance(value, bool | int | float):
-            RELAY.labels(name).set(float(value))
-
-
-def exposition() -> bytes:
-    """The registry in Prometheus text format."""
-    return generate_latest(REGISTRY)
+    def checkout(self, status: str, failure_reason: str | None) -> None:
+        """Count a checkout answer."""
+        if not self.enabled:
+            return
+        ORDERS.inc(
+            1, {"marketplace": self.namespace, "status": status, "reason": failure_reason or ""}
+        )
 
 
 def route_label(scope: Scope) -> str:
@@ -88,8 +91,9 @@ def route_label(scope: Scope) -> str:
 class RequestMetrics:
     """Count requests and time them, labelled by the route template (not the raw path)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,6 +111,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observe)
         finally:
-            route = route_label(scope)
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            self.metrics.request(
+                scope["method"], route_label(scope), status, time.perf_counter() - started
+            )

@@ -17,6 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from actors.client import MarketplaceClient
 from actors.wiring import connect, create_actors
 from marketplace.config import Settings
+from serve_app.metrics import GatewayMetrics
 from serve_app.password_hashing import AuthCalls
 from serve_app.rate_limits import RateLimiter
 from serve_app.tokens import TokenService
@@ -34,6 +35,7 @@ class Replica:
     tokens: TokenService
     login_limit: RateLimiter
     checkout_limit: RateLimiter
+    metrics: GatewayMetrics
 
     @classmethod
     def start(cls, settings: Settings, auth: DeploymentHandle[Any]) -> Replica:
@@ -47,4 +49,5 @@ class Replica:
             tokens=TokenService.from_settings(settings),
             login_limit=RateLimiter(settings.login_rate_per_minute),
             checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+            metrics=GatewayMetrics(settings.namespace, settings.metrics),
         )

@@ -29,6 +29,9 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 # connection on another replica), while the 30 s were paid by every scale-in the autoscaling test
 # waits for, by every deleted application and once more at the end of the session.
 os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+# Processes send what they recorded (actors/metrics.py) to their node's export every this many
+# ms (Ray's default: 10 s), so that a test reads a figure within a couple of seconds.
+os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")
 from serve_app.serving import prepare_haproxy
 
 prepare_haproxy()

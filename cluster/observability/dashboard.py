@@ -15,13 +15,21 @@ from grafanalib import core as g  # type: ignore[import-untyped]
 from grafanalib._gen import DashboardEncoder  # type: ignore[import-untyped]
 
 from cluster.observability.metric_names import (
+    ACTOR_BATCHED_CALLS,
+    ACTOR_BATCHES,
+    ACTOR_CALL_LATENCY,
+    ACTOR_CALLS_IN_FLIGHT,
+    COMPENSATIONS,
     EVENT_RELAY,
     HTTP_LATENCY,
     HTTP_REQUESTS,
     ORDER_COUNTERS,
     ORDERS,
     RAY_ACTORS,
+    SAGA_STEP_LATENCY,
     SERVE_REPLICAS_HEALTHY,
+    WRITER_CHANGES,
+    WRITER_COMMIT_LATENCY,
 )
 
 UID = "marketplace-overview"
@@ -56,6 +64,20 @@ def _quantile(q: float) -> tuple[str, str]:
         f"histogram_quantile({q}, sum by (method, route, le) (rate({HTTP_LATENCY.bucket}[{RATE}])))"
     )
     return expr, f"p{round(q * 100)} {{{{method}}}} {{{{route}}}}"
+
+
+def _step_quantile(q: float) -> tuple[str, str]:
+    expr = f"histogram_quantile({q}, sum by (step, le) (rate({SAGA_STEP_LATENCY.bucket}[{RATE}])))"
+    return expr, "{{step}}"
+
+
+def _ratio(numerator: str, denominator: str, label: str) -> tuple[str, str]:
+    """One counter's rate over another's, by ``label`` (a mean size per event)."""
+    return (
+        f"sum by ({label}) (rate({numerator}[{RATE}]))"
+        f" / sum by ({label}) (rate({denominator}[{RATE}]))",
+        f"{{{{{label}}}}}",
+    )
 
 
 # (row title, panels); each row's panels share its width.
@@ -121,10 +143,95 @@ ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
             ),
             _panel(
                 "Order counters",
-                "The coordinators' counters; every gateway replica reports the same sums, so "
-                "the maximum over replicas is the value.",
+                "The coordinators' counters since they started, summed over coordinators: "
+                "outcomes, compensations, resumed and replayed sagas, orders by status.",
                 "short",
-                (f"max by (counter) ({ORDER_COUNTERS})", "{{counter}}"),
+                (f"sum by (counter) ({ORDER_COUNTERS})", "{{counter}}"),
+            ),
+        ),
+    ),
+    (
+        "Checkout saga",
+        (
+            _panel(
+                "Saga step p50",
+                "Median time of each step at the coordinator: reserve (inventory), charge "
+                "(payments), commit (inventory) and ship (shipments) run as calls to actors.",
+                "s",
+                _step_quantile(0.5),
+            ),
+            _panel(
+                "Saga step p99",
+                "99th percentile time of each saga step.",
+                "s",
+                _step_quantile(0.99),
+            ),
+            _panel(
+                "Compensations by reason",
+                "Orders compensated per second (reservations released, payment refunded or "
+                "voided), by failure reason.",
+                "ops",
+                (f"sum by (reason) (rate({COMPENSATIONS}[{RATE}]))", "{{reason}}"),
+            ),
+        ),
+    ),
+    (
+        "Actors",
+        (
+            _panel(
+                "Calls in flight by kind",
+                "Calls the actors of each kind have received and not answered: their queue, "
+                "including calls waiting on locks, the writer or other actors.",
+                "short",
+                (f"sum by (kind) ({ACTOR_CALLS_IN_FLIGHT})", "{{kind}}"),
+            ),
+            _panel(
+                "Call p99 by kind",
+                "99th percentile time an actor of each kind took to answer a call.",
+                "s",
+                (
+                    f"histogram_quantile(0.99, sum by (kind, le) "
+                    f"(rate({ACTOR_CALL_LATENCY.bucket}[{RATE}])))",
+                    "{{kind}}",
+                ),
+            ),
+            _panel(
+                "Calls per batch by kind called",
+                "Mean calls carried by one batched Ray call to an actor of each kind: above 1, "
+                "batching saves Ray calls under load.",
+                "short",
+                _ratio(ACTOR_BATCHED_CALLS.name, ACTOR_BATCHES.name, "kind"),
+            ),
+        ),
+    ),
+    (
+        "Writers",
+        (
+            _panel(
+                "Commits per second by kind",
+                "Group commits of each actor kind's writers per second.",
+                "ops",
+                (
+                    f"sum by (kind) (rate({WRITER_COMMIT_LATENCY.name}_count[{RATE}]))",
+                    "{{kind}}",
+                ),
+            ),
+            _panel(
+                "Commit p99 by kind",
+                "99th percentile time of one group commit (waiting for SQLite's write lock "
+                "included).",
+                "s",
+                (
+                    f"histogram_quantile(0.99, sum by (kind, le) "
+                    f"(rate({WRITER_COMMIT_LATENCY.bucket}[{RATE}])))",
+                    "{{kind}}",
+                ),
+            ),
+            _panel(
+                "Changes per commit by kind",
+                "Mean state changes one transaction carried: group commit at work.",
+                "short",
+                _ratio(WRITER_CHANGES.name, f"{WRITER_COMMIT_LATENCY.name}_count", "kind"),
             ),
         ),
     ),

@@ -1,10 +1,11 @@
 """Every metric name the dashboard and the alert rules query, in one place.
 
-The marketplace's own metrics are defined in ``serve_app/metrics.py`` (a unit test checks that
-the names and types here are the ones it registers). They are due to move to Ray's metrics
-exporter, which prefixes every name with ``ray_``: that rename is ``APP_PREFIX`` below, then
-``python -m cluster.observability.generate``. Ray's and kube-state-metrics' names are the ones
-their exporters publish (Ray's own Grafana dashboards query the same).
+The marketplace's own metrics are recorded through Ray's metrics (``ray.util.metrics``) by the
+gateway (``serve_app/metrics.py``) and the actors (``actors/metrics.py``); a unit test checks that
+the names and types here are the ones they define. Every Ray node exports them on its metrics
+port, ``ray_`` before each name (``APP_PREFIX``) and ``_total`` after a counter's, one series per
+process: queries sum them. Ray's and kube-state-metrics' names are the ones their exporters
+publish (Ray's own Grafana dashboards query the same).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-# What the exporter puts before the marketplace's names ("" with prometheus_client today).
-APP_PREFIX = ""
+# What Ray's exporter puts before the names the marketplace records.
+APP_PREFIX = "ray_"
 
 
 class Kind(StrEnum):
@@ -27,8 +28,8 @@ class Kind(StrEnum):
 class Exporter(StrEnum):
     """Who publishes a metric."""
 
-    MARKETPLACE = "marketplace"  # the gateway's GET /metrics
-    RAY = "ray"  # every Ray node's metrics port (:8080 in the pods)
+    MARKETPLACE = "marketplace"  # recorded by the marketplace, exported by every Ray node
+    RAY = "ray"  # Ray's own, on the same metrics port (:8080 in the pods)
     KUBE_STATE_METRICS = "kube-state-metrics"
 
 
@@ -61,13 +62,29 @@ def _app(name: str, kind: Kind) -> Metric:
     return Metric(APP_PREFIX + name, kind, Exporter.MARKETPLACE)
 
 
-# The gateway (serve_app/metrics.py). Labels: method, route (the route template), status.
+# The gateway (serve_app/metrics.py); every marketplace series also has a label namespace.
+# Labels: method, route (the route template), status.
 HTTP_REQUESTS = _app("marketplace_http_requests_total", Kind.COUNTER)
 # Labels: method, route.
 HTTP_LATENCY = _app("marketplace_http_request_seconds", Kind.HISTOGRAM)
 # Checkouts answered, labels: status, reason.
 ORDERS = _app("marketplace_orders_total", Kind.COUNTER)
-# The order coordinators' counters, label counter (confirmed, status_pending, ...).
+
+# The actors (actors/metrics.py). Labels: kind (the role: catalog, inventory, orders, ...).
+ACTOR_CALLS_IN_FLIGHT = _app("marketplace_actor_calls_in_flight", Kind.GAUGE)
+# Labels: kind, method.
+ACTOR_CALL_LATENCY = _app("marketplace_actor_call_seconds", Kind.HISTOGRAM)
+# Batched Ray calls sent and the calls they carried, label kind (the kind called).
+ACTOR_BATCHES = _app("marketplace_actor_batches_total", Kind.COUNTER)
+ACTOR_BATCHED_CALLS = _app("marketplace_actor_batched_calls_total", Kind.COUNTER)
+# An actor's writer: one group commit's time, and the changes committed, label kind.
+WRITER_COMMIT_LATENCY = _app("marketplace_writer_commit_seconds", Kind.HISTOGRAM)
+WRITER_CHANGES = _app("marketplace_writer_changes_total", Kind.COUNTER)
+# The coordinators' saga, label step (reserve, charge, commit, ship).
+SAGA_STEP_LATENCY = _app("marketplace_saga_step_seconds", Kind.HISTOGRAM)
+# Compensated orders, label reason.
+COMPENSATIONS = _app("marketplace_compensations_total", Kind.COUNTER)
+# Each coordinator's counters, label counter (confirmed, status_pending, ...).
 ORDER_COUNTERS = _app("marketplace_order_counters", Kind.GAUGE)
 # The outbox relay, label measure (lag, published, failed, connected).
 EVENT_RELAY = _app("marketplace_event_relay", Kind.GAUGE)
@@ -84,7 +101,21 @@ POD_RESTARTS = Metric(
     "kube_pod_container_status_restarts_total", Kind.COUNTER, Exporter.KUBE_STATE_METRICS
 )
 
-APP_METRICS: tuple[Metric, ...] = (HTTP_REQUESTS, HTTP_LATENCY, ORDERS, ORDER_COUNTERS, EVENT_RELAY)
+APP_METRICS: tuple[Metric, ...] = (
+    HTTP_REQUESTS,
+    HTTP_LATENCY,
+    ORDERS,
+    ACTOR_CALLS_IN_FLIGHT,
+    ACTOR_CALL_LATENCY,
+    ACTOR_BATCHES,
+    ACTOR_BATCHED_CALLS,
+    WRITER_COMMIT_LATENCY,
+    WRITER_CHANGES,
+    SAGA_STEP_LATENCY,
+    COMPENSATIONS,
+    ORDER_COUNTERS,
+    EVENT_RELAY,
+)
 ALL_METRICS: tuple[Metric, ...] = (*APP_METRICS, RAY_ACTORS, SERVE_REPLICAS_HEALTHY, POD_RESTARTS)
 
 

@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ class Writer:
     lock: FileLock | None = None
     direct: Engine | None = None
     merge: bool = True
+    # Told (changes, seconds) after each commit: how the owner measures its commits.
+    on_commit: Callable[[int, float], None] | None = None
     commits: int = 0
     writes: int = 0
     _queue: list[_Pending] = field(default_factory=list)
@@ -183,6 +186,7 @@ class Writer:
                         _settle(pending, exc)
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         declared = [pending.work for pending in batch if isinstance(pending.work, Changes)]
         if self.direct is not None and len(declared) == len(batch):
             if self._thread is None:
@@ -193,6 +197,8 @@ class Writer:
             await self._commit_async(batch)
         self.commits += 1
         self.writes += len(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch), time.perf_counter() - started)
         for pending in batch:
             _settle(pending, None)
 

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from async_lru import alru_cache
 from fastapi import APIRouter, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from actors import scrape
 from actors.client import MarketplaceClient
-from serve_app import metrics, problems
-from serve_app.deps import Client
+from serve_app import problems
+from serve_app.deps import Client, ThisReplica
 
 log = logging.getLogger("marketplace.gateway")
 router = APIRouter(tags=["operations"])
 
-# Both endpoints answer anyone and each answer asks every actor, so a flood of them would be a
-# flood of actor calls. Within these windows a replica answers from the last figures, and
-# requests that arrive while they are being fetched wait for that one fetch (async-lru shares
-# it); a failed fetch is not kept. Probes and scrapes come every few seconds at most.
+# Both endpoints answer anyone and each answer asks every actor (or every node's metrics
+# export), so a flood of them would be a flood of calls. Within these windows a replica answers
+# from the last figures, and requests that arrive while they are being fetched wait for that one
+# fetch (async-lru shares it); a failed fetch is not kept. Probes and scrapes come every few
+# seconds at most.
 READY_TTL_S = 1.0
-SCRAPE_TTL_S = 5.0
+SCRAPE_TTL_S = 2.0
 
 
 @alru_cache(maxsize=2, ttl=READY_TTL_S)
@@ -32,13 +33,10 @@ async def actors_ready(client: MarketplaceClient) -> int:
 
 
 @alru_cache(maxsize=2, ttl=SCRAPE_TTL_S)
-async def business_figures(
-    client: MarketplaceClient,
-) -> tuple[dict[str, int], dict[str, Any] | None]:
-    """The coordinators' counters and the relay's figures (one fetch per ``SCRAPE_TTL_S``)."""
-    stats = await asyncio.wait_for(client.order_stats(), 2)
-    relay = await asyncio.wait_for(client.relay_stats(), 2)
-    return stats, relay
+async def marketplace_metrics(namespace: str) -> bytes:
+    """Every Ray node's export of ``namespace``'s metrics, summed over processes (one scrape of
+    the nodes per ``SCRAPE_TTL_S``)."""
+    return await asyncio.wait_for(scrape.cluster_metrics(namespace), 5)
 
 
 @router.get("/v1/health")
@@ -63,14 +61,15 @@ async def ready(client: Client) -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus(client: Client) -> Response:
-    """Prometheus text: request counts and latency per route, business counters (fetched from
-    the actors at most every ``SCRAPE_TTL_S`` per replica)."""
+async def prometheus(replica: ThisReplica) -> Response:
+    """Prometheus text: the marketplace's figures (requests and latency per route, checkouts,
+    actor calls, commits, saga steps, order and relay counters), each summed over every
+    process of the cluster, so any replica answers the same totals. Recorded figures reach a
+    node's export every few seconds (Ray's ``metrics_report_interval_ms``)."""
     try:
-        stats, relay = await business_figures(client)
-        metrics.record_order_counters(stats)
-        if relay is not None:
-            metrics.record_relay(relay)
-    except Exception:
-        log.warning("order counters unavailable for /metrics")
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        text = await marketplace_metrics(replica.settings.namespace)
+    except Exception as exc:
+        log.warning("metrics unavailable: %r", exc)
+        reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return problems.problem(503, f"metrics unavailable ({reason})", code="not_ready")
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
 from marketplace.domain.orders import Order, parse_place_order
 from marketplace.domain.users import Role
-from serve_app import metrics
 from serve_app.deps import Caller, Client, IdempotencyKey, ThisReplica, rate_limit, require
 from serve_app.problems import ProblemError
 from serve_app.schemas import OrderCreate, OrderOut, OrderPage
@@ -64,7 +63,7 @@ async def place_order(
                 code="checkout_in_progress",
                 headers={"Retry-After": "1"},
             ) from None
-    metrics.record_checkout(order.status.value, order.failure_reason)
+    replica.metrics.checkout(order.status.value, order.failure_reason)
     return _order_out(order)
 
 

@@ -345,6 +345,8 @@ def test_prod_has_what_production_needs(rendered: dict[str, list[Manifest]]) -> 
         p["name"] for _, t in pod_templates(service) for p in t["spec"]["containers"][0]["ports"]
     }
     assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    # Only the node exports: the gateway's /metrics sums the same series (counted twice if both).
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels[1].items()
 
 

@@ -157,6 +157,23 @@ async def eventually(
         await asyncio.sleep(0.2)
 
 
+async def scrape_with(http: httpx.AsyncClient, *wanted: str, timeout_s: float = 30.0) -> str:
+    """GET /metrics until every line of ``wanted`` is in it (a recorded figure reaches the
+    scrape within a few seconds: Ray's report interval, then the gateway's scrape window)."""
+
+    async def read() -> str:
+        reply = await http.get("/metrics")
+        assert reply.status_code == 200, reply.text
+        return reply.text
+
+    try:
+        return await eventually(read, lambda text: all(w in text for w in wanted), timeout_s)
+    except AssertionError:
+        text = await read()
+        missing = [w for w in wanted if w not in text]
+        raise AssertionError(f"not in GET /metrics: {missing}") from None
+
+
 async def audit_ok(http: httpx.AsyncClient) -> dict[str, Any]:
     """The admin audit, asserted clean."""
     reply = await http.get("/v1/admin/audit", headers=await admin_headers(http))

@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, login, signup
+from tests.e2e.support import scrape_with
 
 pytestmark = pytest.mark.e2e
 
@@ -70,8 +71,9 @@ async def test_checkout_over_http(http: httpx.AsyncClient) -> None:
     admin = await login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
     audit = await http.get("/v1/admin/audit", headers={"Authorization": f"Bearer {admin}"})
     assert audit.status_code == 200 and audit.json()["ok"], audit.text
-    metrics = (await http.get("/metrics")).text
-    assert (
-        'marketplace_http_requests_total{method="POST",route="/v1/orders",status="201"}' in metrics
+    await scrape_with(
+        http,
+        'ray_marketplace_http_requests_total{marketplace="',
+        'method="POST",route="/v1/orders",status="201"}',
+        'ray_marketplace_order_counters{counter="confirmed"',
     )
-    assert 'marketplace_order_counters{counter="confirmed"}' in metrics

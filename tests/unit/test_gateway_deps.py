@@ -16,6 +16,7 @@ from marketplace.config import Settings
 from marketplace.domain.catalog import Product, ProductDraft
 from marketplace.domain.users import Principal, Role, User
 from serve_app.gateway import build_api
+from serve_app.metrics import GatewayMetrics
 from serve_app.rate_limits import RateLimiter
 from serve_app.replica import Replica
 from serve_app.tokens import TokenService
@@ -78,6 +79,7 @@ def gateway_over(client: object, settings: Settings) -> Iterator[TestClient]:
         tokens=TOKENS,
         login_limit=RateLimiter(settings.login_rate_per_minute),
         checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+        metrics=GatewayMetrics(settings.namespace),
     )
     with TestClient(build_api(replica)) as http:
         yield http

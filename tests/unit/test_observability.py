@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from actors import metrics as actor_metrics
+from actors import scrape as scrape_module
 from cluster.observability import alerts, dashboard, generate, metric_names, queries
 from serve_app import metrics as gateway_metrics
+from tests.unit.ray_exports import exported_families, ray_export
 
 pytestmark = pytest.mark.unit
 
@@ -93,14 +96,9 @@ def test_names_come_out_of_nested_queries() -> None:
         queries.metric_names('{__name__=~"marketplace_.*"}')
 
 
-def test_the_listed_names_are_the_gateways() -> None:
-    registered = {}
-    for family in gateway_metrics.REGISTRY.collect():
-        # prometheus_client names a counter's family without its _total sample suffix.
-        name = family.name + "_total" if family.type == "counter" else family.name
-        registered[name] = family.type
+def test_the_listed_names_are_the_ones_the_marketplace_records() -> None:
     listed = {m.name: str(m.kind) for m in metric_names.APP_METRICS}
-    assert listed == registered
+    assert listed == exported_families()
 
 
 def test_the_ray_names_are_the_ones_rays_own_dashboards_query() -> None:
@@ -191,12 +189,17 @@ def test_each_alerts_tests_catch_a_rule_that_never_or_always_fires(
     assert f"alertname: {alert}" in _test_with(tmp_path / "always", promtool, alert, always)
 
 
-def test_the_gateways_scrape_declares_every_queried_family_and_lints_clean(promtool: str) -> None:
-    # Samples for every family, as a replica has them after a checkout and a /metrics call.
-    gateway_metrics.record_checkout("confirmed", None)
-    gateway_metrics.record_order_counters({"confirmed": 1, "status_pending": 0})
-    gateway_metrics.record_relay({"lag": 0, "published": 1, "failed": 0, "connected": True})
-    scrape = gateway_metrics.exposition().decode()
+def test_the_summed_scrape_declares_every_queried_family_and_lints_clean(promtool: str) -> None:
+    # A node's export with a sample of every family from two processes, summed as GET /metrics
+    # sums it.
+    export = ray_export(
+        [
+            (metric, worker, {key: "x" for key in metric.info["tag_keys"]})
+            for metric in (*gateway_metrics.METRICS, *actor_metrics.METRICS)
+            for worker in ("w1", "w2")
+        ]
+    )
+    scrape = scrape_module.exposition(scrape_module.summed([export], "x")).decode()
     declared = queries.declared_types(scrape)
     queried = {m for m in queries.queried_metrics(committed()) if m.exporter == "marketplace"}
     assert queried == set(metric_names.APP_METRICS)

@@ -1,6 +1,6 @@
-"""/v1/ready and /metrics ask every actor; a flood of them must not become a flood of actor
-calls: within a short window a replica reuses its last figures, concurrent requests share one
-fetch, and a failed fetch is not kept."""
+"""/v1/ready asks every actor and /metrics every node's export; a flood of them must not
+become a flood of calls: within a short window a replica reuses its last figures, concurrent
+requests share one fetch, and a failed fetch is not kept."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ class CountingClient:
 
     def __init__(self) -> None:
         self.ready_calls = 0
-        self.stats_calls = 0
         self.fail = False
 
     async def ready(self) -> list[dict[str, Any]]:
@@ -28,14 +27,6 @@ class CountingClient:
         if self.fail:
             raise RuntimeError("an actor is gone")
         return [{"kind": "OrderCoordinator"}, {"kind": "InventoryPartition"}]
-
-    async def order_stats(self) -> dict[str, int]:
-        self.stats_calls += 1
-        await asyncio.sleep(0.01)
-        return {"confirmed": self.stats_calls}
-
-    async def relay_stats(self) -> None:
-        return None
 
 
 async def test_concurrent_readiness_checks_share_one_fetch() -> None:
@@ -57,11 +48,19 @@ async def test_a_failed_readiness_fetch_is_not_kept() -> None:
     assert client.ready_calls == 2
 
 
-async def test_scrapes_reuse_the_figures_until_the_window_ends() -> None:
-    client = CountingClient()
-    first = await asyncio.gather(*(operations.business_figures(client) for _ in range(20)))  # type: ignore[arg-type]
-    assert {stats["confirmed"] for stats, _ in first} == {1}
-    assert client.stats_calls == 1
-    operations.business_figures.cache_clear()  # the window's end, without waiting 5 s
-    stats, relay = await operations.business_figures(client)  # type: ignore[arg-type]
-    assert stats == {"confirmed": 2} and relay is None
+async def test_scrapes_reuse_the_figures_until_the_window_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scrapes: list[str] = []
+
+    async def cluster_metrics(namespace: str) -> bytes:
+        scrapes.append(namespace)
+        await asyncio.sleep(0.01)
+        return f"scrape {len(scrapes)}".encode()
+
+    monkeypatch.setattr(operations.scrape, "cluster_metrics", cluster_metrics)
+    operations.marketplace_metrics.cache_clear()
+    first = await asyncio.gather(*(operations.marketplace_metrics("ns") for _ in range(20)))
+    assert set(first) == {b"scrape 1"} and scrapes == ["ns"]
+    operations.marketplace_metrics.cache_clear()  # the window's end, without waiting for it
+    assert await operations.marketplace_metrics("ns") == b"scrape 2"

@@ -1,0 +1,257 @@
+"""What the actors measure, recorded through Ray's metrics (``ray.util.metrics``).
+
+Each process records its own series; the metrics agent of its node exports them on the node's
+metrics port (``ray start --metrics-export-port``) with the ``ray_`` prefix and the process's
+``WorkerId`` among the labels. Summed over those labels, one scrape per node gives the
+cluster's totals however many actors and replicas there are (``actors.scrape`` does that sum
+for ``GET /metrics``). Every series carries the marketplace's namespace as its ``marketplace``
+label, so that several marketplaces on one Ray (the test suite's) stay apart (``namespace`` is
+the Kubernetes namespace Prometheus adds).
+
+Recording costs about a microsecond (measured in ``bench_gateway``'s metrics figure); outside a
+Ray worker, in unit tests, it records nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from ray.util.metrics import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+# Seconds: from a fast in-memory call to a saga that waited out a slow payment. (A latency
+# histogram's quantiles come from its buckets; its exported _sum is Ray's estimate from them.)
+LATENCY_BOUNDARIES: list[float] = [
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+]
+# How often an actor publishes its gauges (the coordinators' counters, the relay's lag).
+GAUGE_PERIOD_S = 2.0
+
+CALLS_IN_FLIGHT = Gauge(
+    "marketplace_actor_calls_in_flight",
+    "Calls an actor has received and not answered yet (queued on its locks, its writer or its "
+    "peers included), by actor kind (catalog, inventory, orders, ...)",
+    tag_keys=("marketplace", "kind"),
+)
+CALL_SECONDS = Histogram(
+    "marketplace_actor_call_seconds",
+    "Time an actor took to answer a call, by actor kind and method",
+    boundaries=LATENCY_BOUNDARIES,
+    tag_keys=("marketplace", "kind", "method"),
+)
+# Sizes are counted rather than observed: Ray exports a histogram's sum as the sum of its
+# buckets' midpoints, so the mean of a size histogram would be off; the ratio of two counters
+# is exact.
+BATCHES = Counter(
+    "marketplace_actor_batches",
+    "Batched Ray calls (or in-process batches) sent, by the kind of actor they went to",
+    tag_keys=("marketplace", "kind"),
+)
+BATCHED_CALLS = Counter(
+    "marketplace_actor_batched_calls",
+    "Calls those batches carried, by the kind of actor they went to",
+    tag_keys=("marketplace", "kind"),
+)
+COMMIT_SECONDS = Histogram(
+    "marketplace_writer_commit_seconds",
+    "Time of one group commit of an actor's writer, by actor kind",
+    boundaries=LATENCY_BOUNDARIES,
+    tag_keys=("marketplace", "kind"),
+)
+COMMIT_CHANGES = Counter(
+    "marketplace_writer_changes",
+    "State changes an actor's writer committed, by actor kind (per commit: over the count of "
+    "marketplace_writer_commit_seconds)",
+    tag_keys=("marketplace", "kind"),
+)
+SAGA_STEP_SECONDS = Histogram(
+    "marketplace_saga_step_seconds",
+    "Time of a checkout saga's step at the coordinator: reserve, charge, commit, ship",
+    boundaries=LATENCY_BOUNDARIES,
+    tag_keys=("marketplace", "step"),
+)
+COMPENSATIONS = Counter(
+    "marketplace_compensations",
+    "Orders a coordinator compensated (reservations released, payment refunded or voided), "
+    "by failure reason",
+    tag_keys=("marketplace", "reason"),
+)
+ORDER_COUNTERS = Gauge(
+    "marketplace_order_counters",
+    "One coordinator's order counters since it started (confirmed, cancelled_<reason>, "
+    "compensations, resumed, replayed) and its orders by status (status_<status>); summed "
+    "over coordinators they are the marketplace's",
+    tag_keys=("marketplace", "counter"),
+)
+EVENT_RELAY = Gauge(
+    "marketplace_event_relay",
+    "The outbox relay: lag (unpublished events), published and failed (since it started), "
+    "connected (1 when it holds a broker connection)",
+    tag_keys=("marketplace", "measure"),
+)
+
+METRICS = (
+    CALLS_IN_FLIGHT,
+    CALL_SECONDS,
+    BATCHES,
+    BATCHED_CALLS,
+    COMMIT_SECONDS,
+    COMMIT_CHANGES,
+    SAGA_STEP_SECONDS,
+    COMPENSATIONS,
+    ORDER_COUNTERS,
+    EVENT_RELAY,
+)
+
+# Methods of an actor class that are not calls from others: start-up hooks.
+_NOT_CALLS = frozenset({"load", "started"})
+
+
+class ActorMetrics:
+    """One actor's metric tags, and the recording it does with them."""
+
+    def __init__(self, namespace: str, kind: str) -> None:
+        self.namespace = namespace
+        self.kind = kind
+        self.in_flight = 0
+        self._tags = {"marketplace": namespace, "kind": kind}
+        self._method_tags: dict[str, dict[str, str]] = {}
+
+    def call_started(self) -> None:
+        """A call arrived."""
+        self.in_flight += 1
+        CALLS_IN_FLIGHT.set(self.in_flight, self._tags)
+
+    def call_ended(self, method: str, seconds: float) -> None:
+        """A call was answered (or failed) after ``seconds``."""
+        self.in_flight -= 1
+        CALLS_IN_FLIGHT.set(self.in_flight, self._tags)
+        tags = self._method_tags.get(method)
+        if tags is None:
+            tags = self._method_tags[method] = {**self._tags, "method": method}
+        CALL_SECONDS.observe(seconds, tags)
+
+    def committed(self, changes: int, seconds: float) -> None:
+        """The actor's writer committed ``changes`` in one transaction of ``seconds``."""
+        COMMIT_SECONDS.observe(seconds, self._tags)
+        COMMIT_CHANGES.inc(changes, self._tags)
+
+    def saga_step(self, step: str, seconds: float) -> None:
+        """A saga step took ``seconds``."""
+        SAGA_STEP_SECONDS.observe(seconds, {"marketplace": self.namespace, "step": step})
+
+    def compensated(self, reason: str) -> None:
+        """An order was compensated because of ``reason``."""
+        COMPENSATIONS.inc(1, {"marketplace": self.namespace, "reason": reason})
+
+    def order_counters(self, counters: Mapping[str, int]) -> None:
+        """One coordinator's counters, as gauges."""
+        for name, value in counters.items():
+            ORDER_COUNTERS.set(value, {"marketplace": self.namespace, "counter": name})
+
+    def relay(self, stats: Mapping[str, object]) -> None:
+        """The relay's figures, as gauges (``connected`` as 0 or 1)."""
+        for name in ("lag", "published", "failed", "connected"):
+            value = stats.get(name)
+            if isinstance(value, bool | int | float):
+                EVENT_RELAY.set(float(value), {"marketplace": self.namespace, "measure": name})
+
+
+class NoMetrics(ActorMetrics):
+    """What an actor records with ``MARKETPLACE_METRICS=false``: nothing (calls are still
+    counted in flight, in memory, which costs an addition)."""
+
+    def call_started(self) -> None:
+        self.in_flight += 1
+
+    def call_ended(self, method: str, seconds: float) -> None:
+        self.in_flight -= 1
+
+    def committed(self, changes: int, seconds: float) -> None:
+        pass
+
+    def saga_step(self, step: str, seconds: float) -> None:
+        pass
+
+    def compensated(self, reason: str) -> None:
+        pass
+
+    def order_counters(self, counters: Mapping[str, int]) -> None:
+        pass
+
+    def relay(self, stats: Mapping[str, object]) -> None:
+        pass
+
+
+def actor_metrics(namespace: str, kind: str, enabled: bool) -> ActorMetrics:
+    """An actor's recording: real, or ``NoMetrics`` when metrics are off."""
+    return ActorMetrics(namespace, kind) if enabled else NoMetrics(namespace, kind)
+
+
+def batch_sent(namespace: str, kind: str, calls: int) -> None:
+    """A batch of ``calls`` left for an actor of ``kind``."""
+    tags = {"marketplace": namespace, "kind": kind}
+    BATCHES.inc(1, tags)
+    BATCHED_CALLS.inc(calls, tags)
+
+
+def timed_calls(cls: type) -> None:
+    """Wrap the public coroutine methods ``cls`` itself defines so that each call counts in its
+    actor's ``metrics`` (an ``ActorMetrics``): in flight while it runs, then its latency.
+
+    Only the class's own methods: what every actor inherits (``ready``, ``run_batch``, ...) is
+    plumbing, and ``run_batch``'s calls are counted one by one as they reach these methods.
+    """
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or name in _NOT_CALLS or not inspect.iscoroutinefunction(method):
+            continue
+        setattr(cls, name, _timed(name, method))
+
+
+def _timed(name: str, method: F) -> F:
+    @functools.wraps(method)
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        metrics: ActorMetrics = self.metrics
+        metrics.call_started()
+        started = time.perf_counter()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            metrics.call_ended(name, time.perf_counter() - started)
+
+    return call  # type: ignore[return-value]
+
+
+async def publish_every(period_s: float, publish: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``publish`` every ``period_s`` for as long as the actor lives; a failure is logged
+    once until publishing works again (the database may be down for a while)."""
+    failing = False
+    while True:
+        try:
+            await publish()
+            failing = False
+        except Exception as exc:
+            if not failing:
+                log.warning("publishing %s failed (retrying every %.0f s): %r", what, period_s, exc)
+            failing = True
+        await asyncio.sleep(period_s)

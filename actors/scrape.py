@@ -1,0 +1,137 @@
+"""One marketplace's metrics, summed over every process of the Ray cluster.
+
+Each Ray node's metrics agent exports what the processes on it recorded (``actors.metrics``,
+``serve_app.metrics``), one series per process (the ``WorkerId`` label and its siblings).
+Prometheus scrapes those node exports and sums in its queries; ``GET /metrics`` and
+``marketplace top`` have no Prometheus, so this module scrapes every node and sums here: the
+same totals from any gateway replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import httpx
+import ray
+from prometheus_client import Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+# What Ray's exporter puts before the names the marketplace records.
+PREFIX = "ray_marketplace_"
+# Labels that say which process (and which exporter) a series came from.
+PROCESS_LABELS = frozenset(
+    {"Component", "NodeAddress", "SessionName", "Version", "WorkerId", "JobId", "instance"}
+)
+
+
+def node_exports() -> list[str]:
+    """The metrics URL of every live node of the Ray cluster this process belongs to."""
+    urls = []
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        port = node.get("MetricsExportPort")
+        if node.get("Alive") and port:
+            urls.append(f"http://{node['NodeManagerAddress']}:{port}/metrics")
+    return urls
+
+
+async def fetch(urls: Iterable[str], timeout_s: float = 2.0) -> tuple[list[str], list[str]]:
+    """The text of each export, and the URLs that did not answer (in that order)."""
+    targets = list(urls)
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        replies = await asyncio.gather(
+            *(client.get(url) for url in targets), return_exceptions=True
+        )
+    texts, failed = [], []
+    for url, reply in zip(targets, replies, strict=True):
+        if isinstance(reply, httpx.Response) and reply.status_code == 200:
+            texts.append(reply.text)
+        else:
+            failed.append(url)
+    return texts, failed
+
+
+@dataclass
+class _Family:
+    name: str
+    documentation: str
+    kind: str
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+
+
+def marketplace_lines(text: str) -> str:
+    """The lines of an export about the marketplace's families (the rest is Ray's own, and
+    most of the text: skipping it first keeps the parse short)."""
+    return "\n".join(line for line in text.splitlines() if PREFIX in line) + "\n"
+
+
+def summed(texts: Iterable[str], namespace: str) -> list[Metric]:
+    """The ``namespace``'s marketplace families in ``texts``, each series summed over the
+    processes that recorded it (a gauge too: one coordinator's counters, one actor's calls in
+    flight add up to the marketplace's)."""
+    families: dict[str, _Family] = {}
+    for text in texts:
+        for parsed in text_string_to_metric_families(marketplace_lines(text)):
+            if not parsed.name.startswith(PREFIX):
+                continue
+            family = families.setdefault(
+                parsed.name, _Family(parsed.name, parsed.documentation, parsed.type)
+            )
+            for sample in parsed.samples:
+                if sample.labels.get("marketplace") != namespace:
+                    continue
+                labels = tuple(
+                    sorted(
+                        (key, value)
+                        for key, value in sample.labels.items()
+                        if key not in PROCESS_LABELS and not key.startswith("otel_")
+                    )
+                )
+                key = (sample.name, labels)
+                family.samples[key] = family.samples.get(key, 0.0) + sample.value
+    metrics = []
+    for family in sorted(families.values(), key=lambda f: f.name):
+        if not family.samples:  # recorded only by other marketplaces
+            continue
+        metric = Metric(family.name, family.documentation, family.kind)
+        for (name, labels), value in sorted(family.samples.items(), key=_sample_order):
+            metric.add_sample(name, dict(labels), value)
+        metrics.append(metric)
+    return metrics
+
+
+def _sample_order(
+    item: tuple[tuple[str, tuple[tuple[str, str], ...]], float],
+) -> tuple[object, ...]:
+    (name, labels), _ = item
+    # Histogram buckets in ascending ``le`` order, as Prometheus expects them.
+    le = dict(labels).get("le")
+    bound = float(le) if le is not None else 0.0
+    return (name, tuple((k, v) for k, v in labels if k != "le"), bound)
+
+
+def exposition(metrics: list[Metric]) -> bytes:
+    """``metrics`` in the Prometheus text format."""
+    return generate_latest(_Collected(metrics))  # type: ignore[arg-type]
+
+
+@dataclass
+class _Collected:
+    metrics: list[Metric]
+
+    def collect(self) -> list[Metric]:
+        return self.metrics
+
+
+async def cluster_metrics(namespace: str) -> bytes:
+    """Every node's export, summed for ``namespace``, as Prometheus text.
+
+    Raises ``ConnectionError`` when no node's export answered.
+    """
+    urls = await asyncio.to_thread(node_exports)
+    texts, failed = await fetch(urls)
+    if not texts:
+        raise ConnectionError(f"no Ray node's metrics export answered ({', '.join(failed)})")
+    return exposition(summed(texts, namespace))
