@@ -1,8 +1,8 @@
-"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``load``, ``simulate``, ``chaos``,
-``experiment``, ``faults`` and ``events``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``top``, ``load``, ``simulate``,
+``chaos``, ``experiment``, ``faults`` and ``events``.
 
-One module per command (``up.py``, ``seed.py``, ``audit.py``, ``simulate.py``, ``chaos.py``,
-``experiment.py``, ``faults.py``, ``events.py``; ``load`` is ``load/cli.py``);
+One module per command (``up.py``, ``seed.py``, ``audit.py``, ``top.py``, ``simulate.py``,
+``chaos.py``, ``experiment.py``, ``faults.py``, ``events.py``; ``load`` is ``load/cli.py``);
 ``runtime_state.py`` is what ``up`` leaves in ``.marketplace/`` and ``session.py`` how ``seed``
 and ``audit`` join it or start their own marketplace.
 
@@ -36,6 +36,7 @@ from marketplace.cli.faults import faults_app
 from marketplace.cli.output import err_console
 from marketplace.cli.seed import seed_command
 from marketplace.cli.simulate import simulate_command
+from marketplace.cli.top import top
 from marketplace.cli.up import up
 
 app = typer.Typer(
@@ -72,6 +73,7 @@ def main(
 app.command()(up)
 app.command("seed")(seed_command)
 app.command()(audit)
+app.command()(top)
 app.command("load")(load_command)
 app.command("simulate")(simulate_command)
 app.command("chaos")(chaos_command)

@@ -139,3 +139,38 @@ async def test_a_live_scrape_has_every_queried_marketplace_metric(http: httpx.As
     lints = queries.promtool_check_metrics(promtool, scrape_text)
     assert [line for line in lints if line not in queries.TOLERATED_METRIC_LINTS] == []
 
+
+async def test_top_shows_the_traffic_of_its_interval(
+    http: httpx.AsyncClient, served: dict[str, Any]
+) -> None:
+    from typer.testing import CliRunner
+
+    from marketplace.cli import app
+
+    stop = asyncio.Event()
+
+    async def traffic() -> int:
+        sent = 0
+        while not stop.is_set():
+            assert (await http.get("/v1/products?limit=1")).status_code == 200
+            sent += 1
+            await asyncio.sleep(0.01)
+        return sent
+
+    sending = asyncio.ensure_future(traffic())
+    try:
+        run = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["top", "--once", "--url", served["url"], "--interval", "4"],
+            env={"COLUMNS": "160"},
+        )
+    finally:
+        stop.set()
+    assert await sending > 0
+    assert run.exit_code == 0, run.output
+    routes = [line for line in run.output.splitlines() if "GET /v1/products " in line]
+    assert routes, run.output
+    assert float(routes[0].split("│")[2]) > 0  # requests per second over the interval
+    for heading in ("Checkouts", "Order counters", "Actors", "Saga steps", "Writers"):
+        assert heading in run.output

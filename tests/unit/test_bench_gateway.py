@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from marketplace.bench.gateway.command import config_from, parse_args
@@ -149,3 +151,31 @@ def test_goals_of_endpoints_not_measured_are_left_out() -> None:
 
     met, lines = goals({"haproxy": {"endpoints": {"health": {"rps": 100.0}}}})
     assert met == {} and lines == []
+
+
+def test_the_cost_of_metrics_compares_a_run_with_its_twin_without() -> None:
+    from marketplace.bench.gateway.config import run_label
+    from marketplace.bench.gateway.report import metrics_cost, metrics_cost_lines
+
+    def run(rps: float, cpu: dict[str, float], metrics: bool) -> dict[str, Any]:
+        return {
+            "ingress": "haproxy",
+            "topology": "distributed",
+            "metrics": metrics,
+            "endpoints": {"checkout": {"rps": rps, "cpu_ms": cpu}},
+        }
+
+    assert metrics_cost({"haproxy": run(100, {"a": 1}, True)}) is None
+    runs = {
+        "haproxy": run(96.0, {"gateway": 2.0, "actors": 4.2}, True),
+        run_label("haproxy", "distributed", metrics=False): run(
+            100.0, {"gateway": 2.0, "actors": 4.0}, False
+        ),
+    }
+    assert list(runs) == ["haproxy", "haproxy-nometrics"]
+    cost = metrics_cost(runs)
+    assert cost is not None
+    assert cost["checkout"]["rps_on_over_off"] == pytest.approx(0.96)
+    assert cost["checkout"]["cpu_on_over_off"] == pytest.approx(6.2 / 6.0)
+    (line,) = metrics_cost_lines(cost)
+    assert "checkout" in line and "0.960x" in line and "1.033x" in line

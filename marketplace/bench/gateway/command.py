@@ -19,7 +19,13 @@ from marketplace.bench.gateway.config import (
 from marketplace.bench.gateway.driver import load_main
 from marketplace.bench.gateway.markdown import markdown
 from marketplace.bench.gateway.noop import noop_main
-from marketplace.bench.gateway.report import error_lines, goals, render, render_cpu
+from marketplace.bench.gateway.report import (
+    error_lines,
+    goals,
+    metrics_cost_lines,
+    render,
+    render_cpu,
+)
 from marketplace.bench.gateway.run import bench
 from marketplace.bench.gateway.server import serve_main
 from marketplace.bench.gateway.signups import signup_line
@@ -85,6 +91,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--markdown", type=Path, default=None, help="also write the figures as a Markdown table"
     )
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="also run the first ingress (distributed) with MARKETPLACE_METRICS=false, and "
+        "print what recording metrics costs per endpoint (throughput and CPU per request, "
+        "with over without)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_serve", choices=INGRESSES, default=None, help=argparse.SUPPRESS)
@@ -126,6 +139,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         rounds=args.rounds,
         topologies=TOPOLOGIES if args.topology == "both" else (args.topology,),
         signups=args.signups,
+        metrics_cost=args.metrics_cost,
     )
 
 
@@ -187,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, lines = goals(figures["ingresses"], noop)
     for line in lines:
         console.print(line, highlight=False)
+    if figures["metrics_cost"]:
+        for line in metrics_cost_lines(figures["metrics_cost"]):
+            console.print(line, highlight=False)
     for label, run in figures["ingresses"].items():
         if run.get("signups"):
             console.print(signup_line(label, run["signups"]), highlight=False)

@@ -52,11 +52,18 @@ class BenchConfig:
     rounds: int = 1
     topologies: tuple[str, ...] = TOPOLOGIES
     signups: int = 100
+    # Also measure the first ingress with MARKETPLACE_METRICS=false: what recording costs.
+    metrics_cost: bool = False
 
 
-def run_label(ingress: str, topology: str) -> str:
-    """The key of one measured marketplace: its ingress, and ``+colocated`` when it is."""
-    return ingress if topology == "distributed" else f"{ingress}+{topology}"
+NO_METRICS = "-nometrics"
+
+
+def run_label(ingress: str, topology: str, metrics: bool = True) -> str:
+    """The key of one measured marketplace: its ingress, ``+colocated`` when it is, and
+    ``-nometrics`` when it records no metrics."""
+    label = ingress if topology == "distributed" else f"{ingress}+{topology}"
+    return label if metrics else label + NO_METRICS
 
 
 def runs_of(config: BenchConfig) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from marketplace.bench.gateway.config import (
     ENDPOINTS,
     GOALS,
     HAPROXY_OVER_PYTHON_GOAL,
+    NO_METRICS,
     PATHS,
     BenchConfig,
 )
@@ -151,3 +152,43 @@ def error_lines(figures: dict[str, Any]) -> Iterator[str]:
                     f"{ingress} {name}: {r['errors']} errors {r['statuses']}; "
                     f"first: {r['first_error']}"
                 )
+
+
+def metrics_cost(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]] | None:
+    """What recording metrics costs, per endpoint: throughput and CPU ms per request with
+    metrics over the same without (from the run with ``-nometrics`` and its twin)."""
+    off = next((label for label, run in runs.items() if run.get("metrics") is False), None)
+    if off is None:
+        return None
+    on = runs.get(off.removesuffix(NO_METRICS))
+    if on is None:
+        return None
+    cost: dict[str, dict[str, float | None]] = {}
+    for name, with_metrics in on["endpoints"].items():
+        without = runs[off]["endpoints"].get(name)
+        if without is None:
+            continue
+        cpu_on, cpu_off = sum(with_metrics["cpu_ms"].values()), sum(without["cpu_ms"].values())
+        cost[name] = {
+            "rps_on_over_off": ratio(with_metrics["rps"], without["rps"]),
+            "cpu_ms_on": cpu_on or None,
+            "cpu_ms_off": cpu_off or None,
+            "cpu_on_over_off": ratio(cpu_on, cpu_off) if cpu_on and cpu_off else None,
+        }
+    return cost
+
+
+def metrics_cost_lines(cost: dict[str, dict[str, float | None]]) -> list[str]:
+    """The cost of metrics, a line per endpoint."""
+    lines = []
+    for name, figures in cost.items():
+        rps, cpu = figures["rps_on_over_off"], figures["cpu_on_over_off"]
+        cpu_text = (
+            f"CPU {figures['cpu_ms_on']:.2f} / {figures['cpu_ms_off']:.2f} ms per request = "
+            f"{cpu:.3f}x"
+            if cpu is not None
+            else "CPU n/a"
+        )
+        rps_text = "n/a" if rps is None else f"{rps:.3f}x"
+        lines.append(f"metrics on / off, {name}: throughput {rps_text}, {cpu_text}")
+    return lines

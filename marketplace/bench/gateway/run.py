@@ -21,7 +21,7 @@ from marketplace.bench.gateway.config import (
 )
 from marketplace.bench.gateway.driver import drive
 from marketplace.bench.gateway.noop import measure_noop
-from marketplace.bench.gateway.report import goals, haproxy_over_python
+from marketplace.bench.gateway.report import goals, haproxy_over_python, metrics_cost
 from marketplace.bench.gateway.results import EndpointResult, merge_rounds
 from marketplace.bench.gateway.server import Marketplace, server_args
 from marketplace.bench.gateway.signups import signup_burst, signup_line
@@ -34,13 +34,19 @@ def bench_ingress(
     workdir: Path,
     console: Console,
     topology: str = "distributed",
+    metrics: bool = True,
 ) -> dict[str, Any]:
-    """Start a marketplace with ``ingress`` and ``topology`` in a subprocess, drive every
-    endpoint, stop it."""
-    label = run_label(ingress, topology)
+    """Start a marketplace with ``ingress`` and ``topology`` (recording metrics or not) in a
+    subprocess, drive every endpoint, stop it."""
+    label = run_label(ingress, topology, metrics)
     console.print(f"[bold]{label}[/]: starting Ray, the actors and the gateway (subprocess)")
     server = Marketplace(
-        ingress, workdir, config, [*server_args(config), "--_topology", topology], label=label
+        ingress,
+        workdir,
+        config,
+        [*server_args(config), "--_topology", topology],
+        label=label,
+        env=None if metrics else {"MARKETPLACE_METRICS": "false"},
     )
     by_endpoint: dict[str, list[EndpointResult]] = {e: [] for e in config.endpoints}
     try:
@@ -93,6 +99,7 @@ def bench_ingress(
     return {
         "ingress": ingress,
         "topology": topology,
+        "metrics": metrics,
         "startup_s": ready["startup_s"],
         "replicas": ready["replicas"],
         "ray_num_cpus": ready["ray_num_cpus"],
@@ -137,6 +144,15 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             except Exception as exc:
                 skipped[label] = f"failed: {exc!r}"
                 console.print(f"[red]{label}: {skipped[label]}[/]", highlight=False)
+        measured = [label for label in runs if runs[label]["topology"] == "distributed"]
+        if config.metrics_cost and measured:
+            ingress = runs[measured[0]]["ingress"]
+            label = run_label(ingress, "distributed", metrics=False)
+            try:
+                runs[label] = bench_ingress(ingress, config, workdir, console, metrics=False)
+            except Exception as exc:
+                skipped[label] = f"failed: {exc!r}"
+                console.print(f"[red]{label}: {skipped[label]}[/]", highlight=False)
     met, _ = goals(runs, asdict(noop) if noop is not None else None)
     return {
         "config": asdict(config),
@@ -150,5 +166,6 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
         "ingresses": runs,
         "skipped": skipped,
         "haproxy_over_python_health": haproxy_over_python(runs),
+        "metrics_cost": metrics_cost(runs),
         "goals": met,
     }

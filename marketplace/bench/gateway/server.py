@@ -174,7 +174,9 @@ class Marketplace:
         config: BenchConfig,
         args: list[str],
         label: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env`` adds to the subprocess's environment (a setting, say)."""
         self.ingress = label or ingress
         self.log_path = workdir / f"server-{self.ingress}.log"
         self._log: IO[str] = self.log_path.open("w", encoding="utf-8")
@@ -184,7 +186,7 @@ class Marketplace:
             stdout=subprocess.PIPE,
             stderr=self._log,
             cwd=ROOT,
-            env={k: v for k, v in child_env().items() if k != "RAY_ADDRESS"},
+            env={**{k: v for k, v in child_env().items() if k != "RAY_ADDRESS"}, **(env or {})},
             text=True,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
