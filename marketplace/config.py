@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         "one into .marketplace/secrets.json (development only)",
     )
     jwt_ttl_s: int = Field(default=900, ge=1)
+    revocation_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often each gateway replica reads the store's token revocations "
+        "(password and role changes): how long an old token still works on another replica",
+    )
     admin_email: str = "admin@marketplace.local"
     admin_password: SecretStr | None = Field(
         default=None,

@@ -62,12 +62,18 @@ def principal_from(authorization: str | None, tokens: TokenService) -> Principal
         ) from None
 
 
+async def authenticate(authorization: str | None, replica: Replica) -> Principal:
+    """``principal_from`` once this replica knows the recent token revocations."""
+    await replica.revocations.ready()
+    return principal_from(authorization, replica.tokens)
+
+
 async def current_principal(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>``; 401 otherwise."""
-    return principal_from(authorization, replica_of(request).tokens)
+    """The caller, from ``Authorization: Bearer <token>``; 401 otherwise (revoked included)."""
+    return await authenticate(authorization, replica_of(request))
 
 
 def require(principal: Principal, *roles: Role) -> None:

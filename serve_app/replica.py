@@ -20,19 +20,23 @@ from marketplace.config import Settings
 from serve_app.metrics import GatewayMetrics
 from serve_app.password_hashing import AuthCalls
 from serve_app.rate_limits import RateLimiter
+from serve_app.revocations import Revocations
 from serve_app.tokens import TokenService
 
 
 @dataclass(frozen=True)
 class Replica:
-    """The settings, the client, the Auth handle, the token keys and the rate limits of one
-    gateway replica. Its replicas share nothing but the actors and the store."""
+    """The settings, the client, the Auth handle, the token keys, the revoked token versions
+    and the rate limits of one gateway replica. Its replicas share nothing but the actors and
+    the store."""
 
     settings: Settings
     client: MarketplaceClient
     # The Auth deployment (serve_app/password_hashing.py): argon2id off this event loop.
     auth: AuthCalls
     tokens: TokenService
+    # Polled from the store (serve_app/revocations.py); ``tokens`` refuses what it revoked.
+    revocations: Revocations
     login_limit: RateLimiter
     checkout_limit: RateLimiter
     metrics: GatewayMetrics
@@ -42,11 +46,15 @@ class Replica:
         """Connect to the actors (made on first use) and the store, per ``settings``."""
         client = connect(settings)
         create_actors(client.directory)  # get-or-create: the first replica up makes the actors
+        revocations = Revocations(
+            client.users.revocations_since, settings.jwt_ttl_s, settings.revocation_poll_s
+        )
         return cls(
             settings=settings,
             client=client,
             auth=AuthCalls(auth),
-            tokens=TokenService.from_settings(settings),
+            tokens=TokenService.from_settings(settings, revocations),
+            revocations=revocations,
             login_limit=RateLimiter(settings.login_rate_per_minute),
             checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
             metrics=GatewayMetrics(settings.namespace, settings.metrics),

@@ -32,6 +32,15 @@ class UserCreate(Strict):
     role: Literal["buyer", "seller", "carrier", "admin"] = "buyer"
 
 
+class PasswordChange(Strict):
+    old_password: str = Field(min_length=1, max_length=256, examples=["correct horse battery"])
+    new_password: str = Field(min_length=8, max_length=256, examples=["staple horse battery"])
+
+
+class PasswordReset(Strict):
+    new_password: str = Field(min_length=8, max_length=256, examples=["staple horse battery"])
+
+
 class UserOut(BaseModel):
     id: str
     email: str

@@ -31,6 +31,9 @@ class User(BaseModel):
     name: str
     role: Role
     password_hash: str
+    # Tokens carry the version they were issued at; changing the password or the role bumps it,
+    # which revokes every token issued before.
+    token_version: int = 0
 
 
 def normalize_email(email: str) -> str:
@@ -41,12 +44,18 @@ def normalize_email(email: str) -> str:
     return cleaned
 
 
+def validate_password(password: str, field: str = "password") -> None:
+    """The rules every new password meets (registration, a change, an admin's reset);
+    raises InvalidInput naming ``field`` otherwise."""
+    if not 8 <= len(password) <= 256:
+        raise InvalidInput("password must be 8 to 256 characters", field=field)
+    if not password.strip():
+        raise InvalidInput("password must not be only whitespace", field=field)
+
+
 def validate_registration(email: str, password: str, name: str) -> str:
     """Check a registration; returns the normalized email."""
-    if not 8 <= len(password) <= 256:
-        raise InvalidInput("password must be 8 to 256 characters", field="password")
-    if not password.strip():
-        raise InvalidInput("password must not be only whitespace", field="password")
+    validate_password(password)
     if not 1 <= len(name.strip()) <= 200:
         raise InvalidInput("name must be 1 to 200 characters", field="name")
     return normalize_email(email)

@@ -38,6 +38,10 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Bumped by a password or role change; tokens carrying an older one are refused.
+    Column("token_version", Integer, nullable=False, server_default="0"),
+    # When it was last bumped: gateway replicas poll the recent changes (serve_app/revocations.py).
+    Column("tokens_revoked_at", UtcDateTime(), nullable=True, index=True),
 )
 
 products = Table(

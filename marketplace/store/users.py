@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -83,13 +84,55 @@ class UserStore:
             return user
         validate_registration(email, password, user.name)
         hashed = await asyncio.to_thread(hash_password, password)
+        changed = await self._set_credentials(user.id, hashed, role=Role.ADMIN)
+        assert changed is not None  # users are never deleted
+        return changed
+
+    async def set_password(
+        self, user_id: str, password_hash: str, *, expected_hash: str | None = None
+    ) -> User | None:
+        """Store a new password hash and revoke the user's tokens (their version goes up).
+
+        With ``expected_hash`` only while the stored hash is still that one (the caller proved
+        the old password against it), so of two changes racing, the second changes nothing.
+        None when no user matched: unknown, or its hash was no longer ``expected_hash``.
+        """
+        return await self._set_credentials(user_id, password_hash, expected_hash=expected_hash)
+
+    async def _set_credentials(
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        role: Role | None = None,
+        expected_hash: str | None = None,
+    ) -> User | None:
+        condition = users.c.id == user_id
+        if expected_hash is not None:
+            condition &= users.c.password_hash == expected_hash
+        values = {
+            "password_hash": password_hash,
+            "token_version": users.c.token_version + 1,
+            "tokens_revoked_at": utcnow(),
+        }
+        if role is not None:
+            values["role"] = role.value
         async with self.engine.begin() as conn:
-            await conn.execute(
-                users.update()
-                .where(users.c.id == user.id)
-                .values(password_hash=hashed, role=Role.ADMIN.value)
-            )
-        return user.model_copy(update={"password_hash": hashed, "role": Role.ADMIN})
+            updated = await conn.execute(users.update().where(condition).values(values))
+            if updated.rowcount != 1:
+                return None
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).mappings().one()
+        return User.model_validate(dict(row))
+
+    async def revocations_since(self, since: datetime) -> list[tuple[str, int, datetime]]:
+        """(user id, token version, when) of every user whose tokens were revoked at or after
+        ``since``: what a gateway replica needs to refuse the tokens issued before."""
+        query = select(users.c.id, users.c.token_version, users.c.tokens_revoked_at).where(
+            users.c.tokens_revoked_at >= since
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row[0], row[1], row[2]) for row in rows]
 
     async def ensure(self, email: str, password: str, name: str, role: Role) -> User:
         """The user with this email, created if missing (the admin account at start-up)."""

@@ -1,4 +1,4 @@
-"""Registration, login (access tokens) and the caller's account."""
+"""Registration, login (access tokens), the caller's account and password."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from fastapi.security import OAuth2PasswordRequestForm
 
-from marketplace.domain.errors import InvalidInput
+from marketplace.domain.errors import Conflict, InvalidInput
 from marketplace.domain.text import storable
-from marketplace.domain.users import Role, User, normalize_email, validate_registration
-from serve_app.deps import Caller, Client, ThisReplica, principal_from, rate_limit, require
+from marketplace.domain.users import (
+    Role,
+    User,
+    normalize_email,
+    validate_password,
+    validate_registration,
+)
+from serve_app.deps import Caller, Client, ThisReplica, authenticate, rate_limit, require
 from serve_app.problems import ProblemError
-from serve_app.schemas import TokenOut, UserCreate, UserOut
+from serve_app.replica import Replica
+from serve_app.schemas import PasswordChange, TokenOut, UserCreate, UserOut
 
 router = APIRouter(tags=["users"])
 
@@ -30,7 +37,7 @@ async def register(
     """Register a buyer or seller (carriers and admins: an admin's token is needed)."""
     role = Role(body.role)
     if role in (Role.CARRIER, Role.ADMIN):
-        require(principal_from(authorization, replica.tokens), Role.ADMIN)
+        require(await authenticate(authorization, replica), Role.ADMIN)
     validate_registration(body.email, body.password, body.name)
     password_hash = await replica.auth.hash_password(body.password)
     user = await replica.client.users.register(
@@ -60,7 +67,15 @@ async def token(
             code="bad_credentials",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return _token_out(replica, user)
+
+
+def _token_out(replica: Replica, user: User) -> TokenOut:
     return TokenOut(access_token=replica.tokens.issue(user), expires_in=replica.settings.jwt_ttl_s)
+
+
+def _user_gone() -> ProblemError:
+    return ProblemError(401, "the token's user no longer exists", code="invalid_token")
 
 
 @router.get("/v1/users/me", response_model=UserOut)
@@ -68,5 +83,30 @@ async def me(caller: Caller, client: Client) -> UserOut:
     """The caller's account."""
     user = await client.users.by_id(caller.id)
     if user is None:
-        raise ProblemError(401, "the token's user no longer exists", code="invalid_token")
+        raise _user_gone()
     return _user_out(user)
+
+
+@router.post("/v1/users/me/password", response_model=TokenOut)
+async def change_password(body: PasswordChange, caller: Caller, replica: ThisReplica) -> TokenOut:
+    """Change the caller's password, given the current one (403 ``wrong_password`` if it is
+    not). Every token issued before is revoked, this one included; the answer is a fresh one.
+
+    Each attempt counts against the login rate limit of the account's email, so the old
+    password cannot be guessed here faster than at ``/v1/auth/token``.
+    """
+    validate_password(body.new_password, field="new_password")
+    user = await replica.client.users.by_id(caller.id)
+    if user is None:
+        raise _user_gone()
+    rate_limit(replica.login_limit, user.email, "too many login attempts")
+    if not await replica.auth.verify_password(user.password_hash, body.old_password):
+        raise ProblemError(403, "the old password is wrong", code="wrong_password")
+    password_hash = await replica.auth.hash_password(body.new_password)
+    changed = await replica.client.users.set_password(
+        user.id, password_hash, expected_hash=user.password_hash
+    )
+    if changed is None:
+        raise Conflict("the password was changed meanwhile; nothing was changed")
+    replica.revocations.note(changed.id, changed.token_version)
+    return _token_out(replica, changed)

@@ -4,6 +4,8 @@ never 5xx, and changes nothing.
 Each case snapshots what it could touch (the product and its stock, an inactive product, the
 buyer's cart and orders, the order's shipment, the seller's catalog and dashboard, both
 accounts), sends the bad request, and compares the snapshot after. The admin audit closes.
+The password routes act on an account of their own, so that the control (each valid body
+accepted) revokes no token the other cases use.
 """
 
 import asyncio
@@ -67,6 +69,7 @@ async def world(served: dict[str, Any]) -> AsyncIterator[World]:
             "seller": await signup(http, "seller"),
             "carrier": await signup(http, "carrier", admin_token=admin["Authorization"][7:]),
             "admin": {"headers": admin},
+            "account": await signup(http, "buyer"),
         }
         seller, buyer = users["seller"], users["buyer"]
         product = await create_product(http, seller, initial_stock=50, price_cents=999)
@@ -106,6 +109,8 @@ async def snapshot(world: World) -> dict[str, Any]:
         "dashboard": http.get("/v1/sellers/me/dashboard", headers=seller),
         "buyer": http.get("/v1/users/me", headers=buyer),
         "seller": http.get("/v1/users/me", headers=seller),
+        # a password change, even to the same password, revokes this token
+        "account": http.get("/v1/users/me", headers=world.headers("account")),
     }
     replies = dict(zip(reads, await asyncio.gather(*reads.values()), strict=True))
     state: dict[str, Any] = {}
@@ -214,6 +219,20 @@ BODY_ROUTES = [
         lambda w: f"/v1/shipments/{w.shipment['id']}",
         "carrier",
         lambda w: {"status": "shipped"},
+    ),
+    BodyRoute(
+        "password",
+        "POST",
+        lambda w: "/v1/users/me/password",
+        "account",
+        lambda w: {"old_password": PASSWORD, "new_password": "another-password-1"},
+    ),
+    BodyRoute(
+        "reset-password",
+        "POST",
+        lambda w: f"/v1/admin/users/{w.users['account']['id']}/password",
+        "admin",
+        lambda w: {"new_password": "another-password-2"},
     ),
 ]
 
@@ -402,8 +421,30 @@ def field_cases() -> list[Bad]:
     patch, put = route_named("patch-product"), route_named("put-product")
     stock, cart = route_named("stock"), route_named("cart-item")
     order, shipment = route_named("order"), route_named("shipment")
+    password, reset = route_named("password"), route_named("reset-password")
     v = frozenset({422})
     cases: list[Bad] = []
+    # passwords: a new one follows the registration rules; a wrong old one is 403
+    cases += missing_cases(password, "old_password", "new_password")
+    cases += str_field_cases(password, "old_password", 256, min_length=0)
+    cases += str_field_cases(password, "new_password", 256)
+    cases += [
+        body_case(password, "old_password-empty", with_fields(old_password=""), v),
+        body_case(
+            password, "old_password-wrong", with_fields(old_password="wrong-pass"), frozenset({403})
+        ),
+        body_case(password, "new_password-short", with_fields(new_password="short"), v),
+        body_case(password, "new_password-spaces", with_fields(new_password=" " * 12), v),
+        body_case(password, "role-given", with_fields(role="admin"), v),
+    ]
+    cases += missing_cases(reset, "new_password")
+    cases += str_field_cases(reset, "new_password", 256)
+    cases += [
+        body_case(reset, "new_password-short", with_fields(new_password="short"), v),
+        body_case(reset, "new_password-spaces", with_fields(new_password=" " * 12), v),
+        body_case(reset, "by-buyer", with_fields(), frozenset({403}), actor="buyer"),
+        body_case(reset, "anonymous", with_fields(), frozenset({401}), actor="anonymous"),
+    ]
     # users
     cases += missing_cases(users, "email", "password", "name")
     cases += str_field_cases(users, "email", 320)
@@ -646,6 +687,13 @@ ID_ROUTES: list[tuple[str, str, str, str, Callable[[World], dict[str, Any]]]] = 
     ("POST", "/v1/orders/{id}/cancel", "ord", "buyer", lambda w: {}),
     ("GET", "/v1/orders/{id}/shipment", "ord", "buyer", lambda w: {}),
     ("PATCH", "/v1/shipments/{id}", "shp", "carrier", lambda w: {"json": {"status": "shipped"}}),
+    (
+        "POST",
+        "/v1/admin/users/{id}/password",
+        "usr",
+        "admin",
+        lambda w: {"json": {"new_password": "another-password-3"}},
+    ),
 ]
 
 

@@ -152,9 +152,23 @@ def known(served: dict[str, Any], tokens: dict[str, str]) -> dict[str, str]:
             assert reply.status_code == 201 and reply.json()["status"] == "confirmed", reply.text
             return str(reply.json()["id"])
 
+        def user() -> str:
+            """An account of its own: resetting its password revokes nobody else's token."""
+            reply = http.post(
+                "/v1/users",
+                json={
+                    "email": f"st-reset-{uuid.uuid4().hex[:10]}@example.com",
+                    "password": PASSWORD,
+                    "name": "Reset",
+                },
+            )
+            assert reply.status_code == 201, reply.text
+            return str(reply.json()["id"])
+
         main = product()
         shipped = order(main)
         return {
+            "user": user(),
             "product": main,
             "doomed_product": product(),
             "order": order(main),
@@ -165,7 +179,12 @@ def known(served: dict[str, Any], tokens: dict[str, str]) -> dict[str, str]:
 
 # Which known resource fills each path parameter (an operation that destroys its resource
 # gets one of its own).
-KNOWN_PARAMETERS = {"product_id": "product", "order_id": "order", "shipment_id": "shipment"}
+KNOWN_PARAMETERS = {
+    "product_id": "product",
+    "order_id": "order",
+    "shipment_id": "shipment",
+    "user_id": "user",
+}
 KNOWN_OVERRIDES = {
     "DELETE /v1/products/{product_id}": {"product_id": "doomed_product"},
     "POST /v1/orders/{order_id}/cancel": {"order_id": "cancelled_order"},

@@ -19,6 +19,7 @@ from serve_app.gateway import build_api
 from serve_app.metrics import GatewayMetrics
 from serve_app.rate_limits import RateLimiter
 from serve_app.replica import Replica
+from serve_app.revocations import Revocations
 from serve_app.tokens import TokenService
 
 pytestmark = pytest.mark.unit
@@ -66,17 +67,23 @@ def fake() -> FakeClient:
     return FakeClient()
 
 
+async def _no_revocations(since: object) -> list[Any]:
+    return []
+
+
 TOKENS = TokenService("s" * 40, ttl_s=900)
 
 
 @contextmanager
 def gateway_over(client: object, settings: Settings) -> Iterator[TestClient]:
     """The gateway's routes over ``client`` (a fake of the marketplace client), in process."""
+    revocations = Revocations(_no_revocations, token_ttl_s=900, poll_s=60)
     replica = Replica(
         settings=settings,
         client=cast(MarketplaceClient, client),
         auth=cast(Any, None),  # no route here hashes or checks a password
-        tokens=TOKENS,
+        tokens=TokenService(TOKENS.secret, TOKENS.ttl_s, revocations),
+        revocations=revocations,
         login_limit=RateLimiter(settings.login_rate_per_minute),
         checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
         metrics=GatewayMetrics(settings.namespace),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.users import Principal, Role, normalize_email, validate_registration
+from marketplace.domain.users import (
+    Principal,
+    Role,
+    normalize_email,
+    validate_password,
+    validate_registration,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +62,17 @@ def test_principal_roles() -> None:
         assert not Principal(id="usr_x", role=role).is_admin
     assert Principal(id="usr_x", role="seller").role is Role.SELLER
     assert {r.value for r in Role} == {"buyer", "seller", "admin", "carrier"}
+
+
+@pytest.mark.parametrize("password", ["x" * 8, "correct horse", "x" * 256, " padded  "])
+def test_new_passwords_follow_the_registration_rules(password: str) -> None:
+    validate_password(password)
+    assert validate_registration("a@b.co", password, "A") == "a@b.co"
+
+
+@pytest.mark.parametrize("password", ["", "short", "x" * 7, "x" * 257, " " * 8, "\t \n" * 4])
+def test_bad_new_passwords_name_their_field(password: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_password(password, field="new_password")
+    assert info.value.details["field"] == "new_password"
+    assert info.value.status == 422
