@@ -134,4 +134,6 @@ async def cluster_metrics(namespace: str) -> bytes:
     texts, failed = await fetch(urls)
     if not texts:
         raise ConnectionError(f"no Ray node's metrics export answered ({', '.join(failed)})")
-    return exposition(summed(texts, namespace))
+    # Off the event loop: an export is most of a megabyte of Ray's own series, and even
+    # filtered first, reading them takes tens of milliseconds.
+    return await asyncio.to_thread(lambda: exposition(summed(texts, namespace)))

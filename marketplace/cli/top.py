@@ -119,5 +119,8 @@ def render(shown: Figures, source: str) -> Group:
         relay.add_row(measure, f"{value:.0f}")
     if not shown.relay:
         relay.add_row("(no relay: no broker configured)", "")
+    for table in (routes, orders, counters, actors, steps, writers):
+        if not table.row_count:
+            table.add_row("(none in this interval)", *[""] * (len(table.columns) - 1))
     header = f"{source}/metrics, over the last {shown.seconds:.1f} s (Ctrl-C to quit)"
     return Group(header, routes, orders, counters, actors, steps, writers, relay)

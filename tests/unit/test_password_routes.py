@@ -21,6 +21,7 @@ from marketplace.store import migrate
 from marketplace.store.engine import create_engine
 from marketplace.store.users import UserStore
 from serve_app.gateway import build_api
+from serve_app.metrics import GatewayMetrics
 from serve_app.password_hashing import AuthCalls
 from serve_app.rate_limits import RateLimiter
 from serve_app.replica import Replica
@@ -68,6 +69,7 @@ def replica_over(url: str, settings: Settings) -> Iterator[TestClient]:
         revocations=revocations,
         login_limit=RateLimiter(settings.login_rate_per_minute),
         checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+        metrics=GatewayMetrics(settings.namespace),
     )
     with TestClient(build_api(replica)) as http:
         yield http
