@@ -135,12 +135,9 @@ class ActorBase:
                     _exit_process()
                 raise
         await self.started()
-        publishes = type(self).publish_gauges is not ActorBase.publish_gauges
-        if publishes and self.settings.metrics and _in_ray_actor():
+        if self.settings.metrics and _in_ray_actor():
             self._publisher = asyncio.get_running_loop().create_task(
-                publish_every(
-                    GAUGE_PERIOD_S, self.publish_gauges, f"{type(self).__name__}'s gauges"
-                )
+                publish_every(GAUGE_PERIOD_S, self._publish, f"{type(self).__name__}'s gauges")
             )
 
     async def _load_until_done(self) -> None:
@@ -178,8 +175,12 @@ class ActorBase:
         """Run once state is loaded (subclasses override, e.g. to resume work)."""
 
     async def publish_gauges(self) -> None:
-        """Set this actor's gauges (``actors.metrics``); a subclass that has figures to publish
-        overrides it, and a Ray actor then calls it every ``GAUGE_PERIOD_S``."""
+        """Set this actor's own gauges (``actors.metrics``): a subclass that has figures to
+        publish overrides it. A Ray actor calls it every ``GAUGE_PERIOD_S``."""
+
+    async def _publish(self) -> None:
+        self.metrics.publish_in_flight()
+        await self.publish_gauges()
 
     async def ready(self) -> dict[str, Any]:
         """Wait for start-up loading; returns who and where this is (used as a health probe,
