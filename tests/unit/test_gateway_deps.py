@@ -75,20 +75,30 @@ TOKENS = TokenService("s" * 40, ttl_s=900)
 
 
 @contextmanager
-def gateway_over(client: object, settings: Settings) -> Iterator[TestClient]:
-    """The gateway's routes over ``client`` (a fake of the marketplace client), in process."""
-    revocations = Revocations(_no_revocations, token_ttl_s=900, poll_s=60)
+def served_in_process(
+    settings: Settings, client: object, auth: object, secret: str, revocations: Revocations
+) -> Iterator[TestClient]:
+    """One replica's routes over fakes of its client and Auth handle, in process."""
     replica = Replica(
         settings=settings,
         client=cast(MarketplaceClient, client),
-        auth=cast(Any, None),  # no route here hashes or checks a password
-        tokens=TokenService(TOKENS.secret, TOKENS.ttl_s, revocations),
+        auth=cast(Any, auth),
+        tokens=TokenService(secret, settings.jwt_ttl_s, revocations),
         revocations=revocations,
         login_limit=RateLimiter(settings.login_rate_per_minute),
         checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
         metrics=GatewayMetrics(settings.namespace),
     )
     with TestClient(build_api(replica)) as http:
+        yield http
+
+
+@contextmanager
+def gateway_over(client: object, settings: Settings) -> Iterator[TestClient]:
+    """The gateway's routes over ``client`` (a fake of the marketplace client), in process."""
+    revocations = Revocations(_no_revocations, token_ttl_s=900, poll_s=60)
+    # No route here hashes or checks a password: no Auth handle.
+    with served_in_process(settings, client, None, TOKENS.secret, revocations) as http:
         yield http
 
 

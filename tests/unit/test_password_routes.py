@@ -13,20 +13,14 @@ from typing import Any, cast
 import pytest
 from fastapi.testclient import TestClient
 
-from actors.client import MarketplaceClient
 from marketplace.config import Settings
 from marketplace.domain.catalog import Product
 from marketplace.domain.users import Role, User
 from marketplace.store import migrate
 from marketplace.store.engine import create_engine
 from marketplace.store.users import UserStore
-from serve_app.gateway import build_api
-from serve_app.metrics import GatewayMetrics
-from serve_app.password_hashing import AuthCalls
-from serve_app.rate_limits import RateLimiter
-from serve_app.replica import Replica
 from serve_app.revocations import Revocations
-from serve_app.tokens import TokenService
+from tests.unit.test_gateway_deps import served_in_process
 
 pytestmark = pytest.mark.unit
 
@@ -61,17 +55,7 @@ def replica_over(url: str, settings: Settings) -> Iterator[TestClient]:
     revocations = Revocations(
         users.revocations_since, settings.jwt_ttl_s, settings.revocation_poll_s
     )
-    replica = Replica(
-        settings=settings,
-        client=cast(MarketplaceClient, FakeClient(users)),
-        auth=cast(AuthCalls, FakeAuth()),
-        tokens=TokenService(SECRET, settings.jwt_ttl_s, revocations),
-        revocations=revocations,
-        login_limit=RateLimiter(settings.login_rate_per_minute),
-        checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
-        metrics=GatewayMetrics(settings.namespace),
-    )
-    with TestClient(build_api(replica)) as http:
+    with served_in_process(settings, FakeClient(users), FakeAuth(), SECRET, revocations) as http:
         yield http
 
 
