@@ -10,6 +10,7 @@ same totals from any gateway replica.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ import ray
 from prometheus_client import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger(__name__)
 
 # What Ray's exporter puts before the names the marketplace records.
 PREFIX = "ray_marketplace_"
@@ -134,6 +137,8 @@ async def cluster_metrics(namespace: str) -> bytes:
     texts, failed = await fetch(urls)
     if not texts:
         raise ConnectionError(f"no Ray node's metrics export answered ({', '.join(failed)})")
+    if failed:  # the totals leave those nodes out: say so where an operator looks
+        log.warning("metrics exports that did not answer (left out of the sums): %s", failed)
     # Off the event loop: an export is most of a megabyte of Ray's own series, and even
     # filtered first, reading them takes tens of milliseconds.
     return await asyncio.to_thread(lambda: exposition(summed(texts, namespace)))
