@@ -24,7 +24,9 @@ from actors.metrics import (
     actor_metrics,
     publish_every,
     timed_calls,
+    untraced_calls,
 )
+from marketplace import trace_export
 from marketplace.config import Durability, Settings
 from marketplace.store.engine import create_engine, sqlite_writer_engine
 from marketplace.store.failures import database_unavailable, is_transient
@@ -109,9 +111,11 @@ class ActorBase:
         self.index = index
         self.count = count
         self.locks = KeyedLocks()
+        role = self.SOURCE.rpartition("/")[2]
+        trace_export.configure(self.settings, f"{role}-{index}")
         # Labelled by role (orders, inventory, ...), as the directory names the kinds.
         self.metrics: ActorMetrics = actor_metrics(
-            self.settings.namespace, self.SOURCE.rpartition("/")[2], self.settings.metrics
+            self.settings.namespace, role, self.settings.metrics
         )
         self.writer = writer or _writer(self.settings)
         if self.writer.on_commit is None:
@@ -237,6 +241,9 @@ class ActorBase:
         """The store's engine, for code that runs only when there is one (``load``)."""
         assert self.engine is not None, "no database: durability is none"
         return self.engine
+
+
+untraced_calls(ActorBase)
 
 
 def _containers(actor: ActorBase) -> dict[str, Any]:

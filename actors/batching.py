@@ -23,6 +23,9 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from opentelemetry.trace import Span
+
+from marketplace import tracing
 from marketplace.domain.errors import DomainError
 from marketplace.store.failures import database_unavailable, is_transient
 
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 # A call as it travels: (method name, positional arguments, keyword arguments).
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 Send = Callable[[list[Call]], Awaitable[list[tuple[bool, Any]]]]
+# A call waiting for its batch: the call, its answer, and the caller's span when traced.
+_Pending = tuple[Call, "asyncio.Future[Any]", "Span | None"]
 A = TypeVar("A")
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,13 +50,19 @@ class CallBatcher(Generic[A]):
     """
 
     def __init__(
-        self, send: Send, max_batch: int = 256, on_batch: Callable[[int], None] | None = None
+        self,
+        send: Send,
+        max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+        kind: str = "actor",
     ) -> None:
-        """``on_batch`` is told the size of each batch as it leaves (for metrics)."""
+        """``on_batch`` is told the size of each batch as it leaves (for metrics); ``kind``
+        names the actor in traces."""
         self._send = send
         self._on_batch = on_batch
         self._max_batch = max_batch
-        self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._kind = kind
+        self._pending: list[_Pending] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._unanswered: set[asyncio.Future[Any]] = set()
@@ -68,7 +79,7 @@ class CallBatcher(Generic[A]):
         """Call ``method(*args, **kwargs)`` on the actor; its result, or its exception here."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._enqueue(loop, (method.__name__, args, kwargs), future)
+        self._enqueue(loop, method.__name__, args, kwargs, future)
         return await future
 
     def tell(
@@ -82,7 +93,7 @@ class CallBatcher(Generic[A]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(partial(_log_failure, method.__name__))
-        self._enqueue(loop, (method.__name__, args, kwargs), future)
+        self._enqueue(loop, method.__name__, args, kwargs, future)
 
     async def settle(self) -> None:
         """Wait until every call made so far on this loop is answered, ``tell`` ones included.
@@ -95,11 +106,24 @@ class CallBatcher(Generic[A]):
             await asyncio.wait(sent)
 
     def _enqueue(
-        self, loop: asyncio.AbstractEventLoop, call: Call, future: asyncio.Future[Any]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: asyncio.Future[Any],
     ) -> None:
         self._unanswered.add(future)
         future.add_done_callback(self._unanswered.discard)
-        self._pending.append((call, future))
+        # A traced caller's span covers the call from here: its wait for the batch to leave
+        # (the ``sent`` event marks it), the Ray call and the callee's work.
+        traced = tracing.start_call(self._kind, method)
+        span = None
+        if traced is not None:
+            span, parent = traced
+            kwargs = {**kwargs, tracing.TRACE_KW: parent}
+            future.add_done_callback(partial(_end_span, span))
+        self._pending.append(((method, args, kwargs), future, span))
         # Scheduled once per turn, on the caller's loop (a notebook or a test may run several
         # loops one after another; a dispatch left on a closed one would never run).
         if self._scheduled_on is not loop:
@@ -109,11 +133,11 @@ class CallBatcher(Generic[A]):
     def _dispatch(self) -> None:
         self._scheduled_on = None
         loop = asyncio.get_running_loop()
-        pending = [(c, f) for c, f in self._pending if f.get_loop() is loop and not f.done()]
+        pending = [p for p in self._pending if p[1].get_loop() is loop and not p[1].done()]
         self._pending = [
-            (c, f)
-            for c, f in self._pending
-            if f.get_loop() is not loop and not f.get_loop().is_closed()
+            p
+            for p in self._pending
+            if p[1].get_loop() is not loop and not p[1].get_loop().is_closed()
         ]
         for start in range(0, len(pending), self._max_batch):
             task = asyncio.get_running_loop().create_task(
@@ -122,23 +146,26 @@ class CallBatcher(Generic[A]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+    async def _deliver(self, batch: list[_Pending]) -> None:
         self.batches += 1
         self.calls += len(batch)
         if self._on_batch is not None:
             self._on_batch(len(batch))
+        for _, _, span in batch:
+            if span is not None:
+                span.add_event(tracing.SENT, {tracing.BATCH_SIZE: len(batch)})
         try:
-            results = await self._send([call for call, _ in batch])
+            results = await self._send([call for call, _, _ in batch])
         except asyncio.CancelledError:
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.cancel()
             raise
         except Exception as exc:  # the whole batch failed: the actor, or the transport
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), (ok, value) in zip(batch, results, strict=True):
+        for (_, future, _), (ok, value) in zip(batch, results, strict=True):
             if future.done():  # its caller gave up (a timeout)
                 continue
             if ok:
@@ -180,6 +207,13 @@ async def run_calls(target: object, calls: list[Call]) -> list[tuple[bool, Any]]
 
 class BatchedCallFailed(RuntimeError):
     """A call in a batch failed with something other than a domain error."""
+
+
+def _end_span(span: Span, future: asyncio.Future[Any]) -> None:
+    if future.cancelled():
+        tracing.end_call(span, asyncio.CancelledError())
+    else:
+        tracing.end_call(span, future.exception())
 
 
 def _log_failure(method: str, future: asyncio.Future[Any]) -> None:

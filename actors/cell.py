@@ -35,10 +35,12 @@ from actors.directory import CELL, cell_roles
 from actors.endpoints import host
 from actors.faults import FAULTS, fault_from
 from actors.inventory import InventoryPartition
+from actors.metrics import untraced_calls
 from actors.orders import OrderCoordinator
 from actors.payments import PaymentProcessor
 from actors.sellers import SellerView
 from actors.shipments import ShipmentCoordinator
+from marketplace import trace_export
 from marketplace.config import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Cell:
         self.settings = Settings.model_validate(settings)
         self.index = index
         self.count = count
+        trace_export.configure(self.settings, f"{CELL}-{index}")
         self.roles: dict[str, ActorBase] = {}
         for kind, kind_count in cell_roles(self.settings, index):
             name = f"{kind.name}-{index}"
@@ -124,4 +127,5 @@ class Cell:
         await asyncio.gather(*(role.flush() for role in self.roles.values()))
 
 
+untraced_calls(Cell)
 CellActor = ray.remote(Cell)

@@ -293,9 +293,11 @@ class Directory:
         if batcher is None:
             batcher = self._batchers[name] = CallBatcher(
                 partial(self._send_batch, kind.name, name),
+                max_batch=self.settings.batch_max_calls,
                 on_batch=partial(metrics.batch_sent, self.settings.namespace, kind.name)
                 if self.settings.metrics
                 else None,
+                kind=kind.name,
             )
         # One batcher per actor name, and a name belongs to one kind.
         return cast("CallBatcher[A]", batcher)

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
+from marketplace import tracing
+
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -124,8 +126,10 @@ METRICS = (
     EVENT_RELAY,
 )
 
-# Methods of an actor class that are not calls from others: start-up hooks.
+# Methods of an actor class that are not calls from others: start-up hooks (and, in
+# ``ActorBase``, the wait every call starts with and the gauges' timer).
 _NOT_CALLS = frozenset({"load", "started"})
+_INTERNAL = _NOT_CALLS | {"loaded", "publish_gauges"}
 
 
 class ActorMetrics:
@@ -222,7 +226,9 @@ def batch_sent(namespace: str, kind: str, calls: int) -> None:
 
 def timed_calls(cls: type) -> None:
     """Wrap the public coroutine methods ``cls`` itself defines so that each call counts in its
-    actor's ``metrics`` (an ``ActorMetrics``): in flight while it runs, then its latency.
+    actor's ``metrics`` (an ``ActorMetrics``): in flight while it runs, then its latency; and,
+    when the call carries a trace context (``marketplace.tracing.TRACE_KW``), runs in a span
+    of its own under its caller's.
 
     Only the class's own methods: what every actor inherits (``ready``, ``run_batch``, ...) is
     plumbing, and ``run_batch``'s calls are counted one by one as they reach these methods.
@@ -233,18 +239,61 @@ def timed_calls(cls: type) -> None:
         setattr(cls, name, _timed(name, method))
 
 
+def untraced_calls(cls: type) -> None:
+    """Let the public coroutine methods ``cls`` defines take (and drop) a trace context, so
+    that a traced caller may call any actor method: the plumbing that ``timed_calls`` leaves
+    alone (``ActorBase``'s own, a cell's)."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or name in _INTERNAL or not inspect.iscoroutinefunction(method):
+            continue
+        setattr(cls, name, _dropping_trace(method))
+
+
+def takes_trace(method: object) -> bool:
+    """Whether ``method`` was wrapped to take a trace context (a test checks every actor's)."""
+    return bool(getattr(method, "_takes_trace", False))
+
+
 def _timed(name: str, method: F) -> F:
     @functools.wraps(method)
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        parent = kwargs.pop(tracing.TRACE_KW, None)
         metrics: ActorMetrics = self.metrics
         metrics.call_started()
         started = time.perf_counter()
         try:
-            return await method(self, *args, **kwargs)
+            if parent is None:
+                return await method(self, *args, **kwargs)
+            with tracing.handling(parent, metrics.kind, name):
+                return await method(self, *args, **kwargs)
         finally:
             metrics.call_ended(name, time.perf_counter() - started)
 
-    return call  # type: ignore[return-value]
+    return _taking_trace(call, method)
+
+
+def _dropping_trace(method: F) -> F:
+    @functools.wraps(method)
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop(tracing.TRACE_KW, None)
+        return await method(self, *args, **kwargs)
+
+    return _taking_trace(call, method)
+
+
+def _taking_trace(wrapper: Callable[..., Any], method: F) -> F:
+    """``wrapper``, marked, with ``method``'s signature plus the keyword-only trace argument:
+    Ray checks a call's arguments against the signature before it sends the call. Ray reads
+    the signature of the innermost ``__wrapped__`` function, so the wrapper keeps none."""
+    signature = inspect.signature(method)
+    params = list(signature.parameters.values())
+    extra = inspect.Parameter(tracing.TRACE_KW, inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+    params.insert(len(params) if at is None else at, extra)
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper._takes_trace = True  # type: ignore[attr-defined]
+    del wrapper.__wrapped__  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 async def publish_every(period_s: float, publish: Callable[[], Awaitable[None]], what: str) -> None:

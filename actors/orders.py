@@ -13,7 +13,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from actors.calls import call_until_done
 from actors.directory import Directory
 from actors.peers import DirectoryPeers, OrderPeers
 from actors.protocols import OrderCoordinatorApi
+from marketplace import tracing
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -114,6 +115,7 @@ class OrderCoordinator(ActorBase):
         """Check out; the same idempotency key with the same body returns the same order."""
         await self.loaded()
         order_id = command.order_id()
+        tracing.annotate(**{tracing.ORDER_ID: order_id})
         fingerprint = command.fingerprint()
         async with self.locks.hold(order_id):
             existing = self.orders.get(order_id)
@@ -155,6 +157,7 @@ class OrderCoordinator(ActorBase):
     async def cancel_order(self, principal: Principal, order_id: str) -> Order:
         """Cancel an order that has not shipped: refund, restock, cancel its shipment."""
         await self.loaded()
+        tracing.annotate(**{tracing.ORDER_ID: order_id})
         async with self.locks.hold(order_id):
             order = self._visible(principal, order_id)
             if _needs_saga(order):
@@ -261,11 +264,13 @@ class OrderCoordinator(ActorBase):
         """Reserve, charge, then commit and open the shipment. Returns why it failed, or None."""
         timeout = self.settings.saga_step_timeout_s
         groups = self._lines_by_partition(order)
-        calls = [self.peers.reserve(index, order.id, lines) for index, lines in groups.items()]
+
+        def reserve() -> Awaitable[list[ReserveOutcome]]:
+            calls = [self.peers.reserve(index, order.id, lines) for index, lines in groups.items()]
+            return asyncio.wait_for(asyncio.gather(*calls), timeout)
+
         try:
-            outcomes: list[ReserveOutcome] = await self._step(
-                "reserve", asyncio.wait_for(asyncio.gather(*calls), timeout)
-            )
+            outcomes = await self._step("reserve", reserve)
         except Exception as exc:
             log.warning("reserving stock for %s failed: %r", order.id, exc)
             return "inventory_unavailable"
@@ -285,7 +290,7 @@ class OrderCoordinator(ActorBase):
                 with attempt:
                     payment = await self._step(
                         "charge",
-                        asyncio.wait_for(
+                        lambda: asyncio.wait_for(
                             self.peers.charge(order.id, order.total_cents, order.card_token),
                             timeout,
                         ),
@@ -304,7 +309,7 @@ class OrderCoordinator(ActorBase):
         await asyncio.gather(
             self._step(
                 "commit",
-                asyncio.gather(
+                lambda: asyncio.gather(
                     *(
                         call_until_done(
                             partial(self.peers.commit, index, order.id), "commit reservation"
@@ -314,21 +319,28 @@ class OrderCoordinator(ActorBase):
                 ),
             ),
             self._step(
-                "ship", call_until_done(partial(self.peers.open_shipment, order), "open shipment")
+                "ship",
+                lambda: call_until_done(partial(self.peers.open_shipment, order), "open shipment"),
             ),
         )
         return None
 
-    async def _step(self, step: str, work: Awaitable[T]) -> T:
-        """Await a saga step, timing it (whether it succeeds or fails)."""
+    async def _step(self, step: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run a saga step, timing it (whether it succeeds or fails). ``work`` starts the
+        step's calls inside the step's span, so that they are its children in a trace."""
         started = time.perf_counter()
         try:
-            return await work
+            with tracing.step(f"saga.{step}"):
+                return await work()
         finally:
             self.metrics.saga_step(step, time.perf_counter() - started)
 
     async def _compensate(self, order: Order) -> None:
         """Undo what the order may hold: its reservations (or sold units) and its payment."""
+        with tracing.step("saga.compensate", reason=str(order.failure_reason)):
+            await self._undo(order)
+
+    async def _undo(self, order: Order) -> None:
         self.counters["compensations"] += 1
         self.metrics.compensated(str(order.failure_reason))
         releases: list[Any] = [

@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Concatenate, Generic, ParamSpec, TypeVar
 
+from opentelemetry.trace import Span
+
 from actors.endpoints import Endpoint
 from actors.faults import FAULTS
+from marketplace import tracing
 
 A = TypeVar("A")
 P = ParamSpec("P")
@@ -42,9 +45,26 @@ class Remote(Generic[A]):
         actor is another process or this one (a colocated cell's own role).
         """
         name = method.__name__
+        traced = None if self.kind is None else tracing.start_call(self.kind, name)
+        if traced is not None:
+            kwargs = {**kwargs, tracing.TRACE_KW: traced[1]}  # type: ignore[assignment]
+        answer: Awaitable[R]
         if self.kind is not None and FAULTS.touches(self.kind):
-            return FAULTS.through(self.kind, lambda: self.endpoint.invoke(name, args, kwargs))
-        return self.endpoint.invoke(name, args, kwargs)
+            answer = FAULTS.through(self.kind, lambda: self.endpoint.invoke(name, args, kwargs))
+        else:
+            answer = self.endpoint.invoke(name, args, kwargs)
+        return answer if traced is None else _ended(traced[0], answer)
 
     def __repr__(self) -> str:
         return f"Remote({self.endpoint!r})"
+
+
+async def _ended(span: Span, answer: Awaitable[R]) -> R:
+    """``answer``, ending the call's span when it comes."""
+    try:
+        result = await answer
+    except BaseException as exc:
+        tracing.end_call(span, exc)
+        raise
+    tracing.end_call(span, None)
+    return result

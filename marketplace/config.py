@@ -93,6 +93,28 @@ class Settings(BaseSettings):
         description="record metrics through Ray (GET /metrics, the nodes' metrics ports); "
         "false records nothing, for measuring what recording costs",
     )
+    trace_sample: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="the fraction of requests the gateway traces across every actor they reach "
+        "(OpenTelemetry; 0 builds no span at all)",
+    )
+    trace_dir: str = Field(
+        default="", description="where span files go; default .marketplace/traces/"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="send spans to this OTLP/HTTP traces URL (e.g. "
+        "http://otel-collector:4318/v1/traces) instead of files",
+    )
+    batch_max_calls: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="the most calls one batched Ray call carries (actors.batching); 1 sends "
+        "every call as a Ray call of its own, to see what batching saves",
+    )
     sqlite_write_lock: bool = Field(
         default=True,
         description="queue SQLite writers on a file lock instead of SQLite's sleeping busy wait",

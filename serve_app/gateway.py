@@ -24,6 +24,7 @@ from serve_app.replica import Replica
 from serve_app.routes import admin, carts, operations, orders, products, sellers, shipments, users
 from serve_app.schemas import Problem
 from serve_app.storable_params import RefuseUnstorableParams
+from serve_app.tracing import TraceRequests
 
 # Every error is a problem+json body (serve_app/problems.py). The schema is given inline under
 # that media type: FastAPI's ``"model"`` key would document it under application/json instead,
@@ -59,19 +60,25 @@ def build_api(replica: Replica | None = None) -> FastAPI:
         description="An actor-model marketplace. Money is in integer cents; ids are strings; "
         "errors are RFC 9457 problem details.",
         responses=ERRORS,
+        # FastAPI's own OpenTelemetry (on whenever a tracer provider is set) would open a second
+        # server span per request, continue any traceparent a client sends and meter requests
+        # through OpenTelemetry: the gateway's span is serve_app.tracing's, metrics are Ray's.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     api.state.replica = replica
     problems.install(api)
     for router in ROUTERS:
         api.include_router(router)
     if replica is not None:
-        # Innermost first: RequestMetrics(BodyLimit(RefuseUnstorableParams(HeldProductReads(
-        # FastAPI's own stack)))).
+        # Innermost first: TraceRequests(RequestMetrics(BodyLimit(RefuseUnstorableParams(
+        # HeldProductReads(FastAPI's own stack))))).
         api.add_middleware(HeldProductReads, held=replica.client.held_product)
         api.add_middleware(RefuseUnstorableParams)
         api.add_middleware(BodyLimit, max_bytes=replica.settings.max_body_bytes)
         if replica.metrics.enabled:
             api.add_middleware(RequestMetrics, metrics=replica.metrics)
+        if replica.settings.trace_sample > 0:
+            api.add_middleware(TraceRequests)
     return api
 
 

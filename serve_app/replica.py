@@ -16,6 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.client import MarketplaceClient
 from actors.wiring import connect, create_actors
+from marketplace import trace_export
 from marketplace.config import Settings
 from serve_app.metrics import GatewayMetrics
 from serve_app.password_hashing import AuthCalls
@@ -44,6 +45,7 @@ class Replica:
     @classmethod
     def start(cls, settings: Settings, auth: DeploymentHandle[Any]) -> Replica:
         """Connect to the actors (made on first use) and the store, per ``settings``."""
+        trace_export.configure(settings, "gateway", root=True)
         client = connect(settings)
         create_actors(client.directory)  # get-or-create: the first replica up makes the actors
         revocations = Revocations(

@@ -3,8 +3,10 @@
 In a Ray actor (started here on a local Ray, or ``RAY_ADDRESS``) it times ``--records`` of
 each kind the marketplace makes, with the marketplace's own metric objects and tag shapes
 (``actors.metrics``, ``serve_app.metrics``): a counter increment, a histogram observation, a
-gauge set; and a call of an actor method wrapped by ``actors.metrics.timed_calls`` against the
-same method unwrapped. Prints microseconds per operation, the median of ``--rounds``.
+gauge set; a call of an actor method wrapped by ``actors.metrics.timed_calls`` against the
+same method unwrapped; and what tracing adds to an actor call, off (the check) and on (the
+caller's and the callee's spans). Prints microseconds per operation, the median of
+``--rounds``.
 
     python -m marketplace.bench.metrics [--records 20000 --rounds 5]
 
@@ -69,7 +71,43 @@ class _Recorder:
                 op()
             out[name] = (time.perf_counter() - began) / records * 1e6
         out.update(asyncio.run(_calls(records, marketplace)))
+        out.update(_tracing(records))
         return out
+
+
+def _tracing(records: int) -> dict[str, float]:
+    """What tracing costs per actor call: the check every call makes when nothing is traced,
+    and a traced call's two spans (the caller's, the callee's), exported to a sink that drops
+    them (the file write happens on the exporter's thread)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from marketplace import tracing
+
+    class _Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    out = {}
+    began = time.perf_counter()
+    for _ in range(records):
+        tracing.start_call("orders", "place_order")
+    out["trace check, off"] = (time.perf_counter() - began) / records * 1e6
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_Drop()))
+    trace.set_tracer_provider(provider)
+    with trace.get_tracer("bench").start_as_current_span("root"):
+        began = time.perf_counter()
+        for _ in range(records):
+            started = tracing.start_call("orders", "place_order")
+            assert started is not None
+            with tracing.handling(started[1], "orders", "place_order"):
+                pass
+            tracing.end_call(started[0], None)
+        out["traced call, 2 spans"] = (time.perf_counter() - began) / records * 1e6
+    provider.shutdown()
+    return out
 
 
 async def _calls(records: int, marketplace: str) -> dict[str, float]:
@@ -108,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"in a Ray worker, {args.records} of each, median of {args.rounds} rounds:")
     for name in rounds[0]:
         median = statistics.median(r[name] for r in rounds)
-        print(f"  {name:<20} {median:6.2f} us")
+        print(f"  {name:<22} {median:6.2f} us")
     return 0
 
 

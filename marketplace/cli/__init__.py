@@ -1,8 +1,9 @@
-"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``top``, ``load``, ``simulate``,
-``chaos``, ``experiment``, ``faults`` and ``events``.
+"""The ``marketplace`` command: ``up``, ``seed``, ``audit``, ``top``, ``trace``, ``load``,
+``simulate``, ``chaos``, ``experiment``, ``faults`` and ``events``.
 
-One module per command (``up.py``, ``seed.py``, ``audit.py``, ``top.py``, ``simulate.py``,
-``chaos.py``, ``experiment.py``, ``faults.py``, ``events.py``; ``load`` is ``load/cli.py``);
+One module per command (``up.py``, ``seed.py``, ``audit.py``, ``top.py``, ``trace.py``,
+``simulate.py``, ``chaos.py``, ``experiment.py``, ``faults.py``, ``events.py``; ``load`` is
+``load/cli.py``);
 ``runtime_state.py`` is what ``up`` leaves in ``.marketplace/`` and ``session.py`` how ``seed``
 and ``audit`` join it or start their own marketplace.
 
@@ -37,6 +38,7 @@ from marketplace.cli.output import err_console
 from marketplace.cli.seed import seed_command
 from marketplace.cli.simulate import simulate_command
 from marketplace.cli.top import top
+from marketplace.cli.trace import trace_command
 from marketplace.cli.up import up
 
 app = typer.Typer(
@@ -74,6 +76,7 @@ app.command()(up)
 app.command("seed")(seed_command)
 app.command()(audit)
 app.command()(top)
+app.command("trace")(trace_command)
 app.command("load")(load_command)
 app.command("simulate")(simulate_command)
 app.command("chaos")(chaos_command)

@@ -91,6 +91,15 @@ def up(
     gateway: Annotated[
         bool, typer.Option(help="Serve the HTTP gateway (--no-gateway: actors only).")
     ] = True,
+    trace_sample: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Trace this fraction of requests across the actors (default 0: none); "
+            "`marketplace trace ORDER_ID` shows one.",
+        ),
+    ] = None,
 ) -> None:
     """Start the marketplace and run it in the foreground until Ctrl+C (SIGINT) or SIGTERM.
 
@@ -115,6 +124,7 @@ def up(
             ray_num_cpus=num_cpus,
             http_host=host,
             http_port=port,
+            trace_sample=trace_sample,
         )
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +280,17 @@ def _up_panel(
         " · ".join(f"{name} {count}" for name, count in counts.items()) + f"  ({where})",
     )
     grid.add_row("Admin", _admin_line(settings, generated))
+    if settings.trace_sample > 0:
+        from marketplace.trace_export import trace_dir
+
+        where_to = settings.otlp_endpoint or str(trace_dir(settings))
+        grid.add_row(
+            "Traces",
+            Text(
+                f"{settings.trace_sample:.0%} of requests -> {where_to} "
+                "(marketplace trace ORDER_ID)"
+            ),
+        )
     grid.add_row("State file", Text(str(runtime_file)))
     body = Group(
         grid,

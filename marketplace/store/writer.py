@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from marketplace import tracing
 from marketplace.config import Durability
 from marketplace.domain.errors import TransientFailure
 from marketplace.store.changes import Changes, apply_all, sqlite_statements
@@ -116,7 +117,9 @@ class Writer:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         if self.mode is Durability.SYNC:
-            await done
+            # In a trace: the wait for this change's group commit, the commit included.
+            with tracing.step("store.commit"):
+                await done
         else:
             done.add_done_callback(_log_failure)
 

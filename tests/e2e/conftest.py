@@ -52,6 +52,10 @@ def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # Two replicas, as a cluster has: per-replica state must not show through (metrics
         # add up, a held product copy is as fresh on either).
         gateway_min_replicas=2,
+        # Every request is traced, so every test also checks that a traced call reaches its
+        # actor method intact (tests/e2e/test_tracing.py follows one checkout's trace).
+        trace_sample=1.0,
+        trace_dir=str(db.parent / "traces"),
         auth_num_cpus=0.05,
         **SPREAD_OVER_ACTORS,
     )

@@ -153,29 +153,37 @@ def test_goals_of_endpoints_not_measured_are_left_out() -> None:
     assert met == {} and lines == []
 
 
-def test_the_cost_of_metrics_compares_a_run_with_its_twin_without() -> None:
+def test_the_cost_of_metrics_and_tracing_compares_runs_with_their_twins_without() -> None:
     from marketplace.bench.gateway.config import run_label
-    from marketplace.bench.gateway.report import metrics_cost, metrics_cost_lines
+    from marketplace.bench.gateway.report import observability_cost, observability_cost_lines
 
-    def run(rps: float, cpu: dict[str, float], metrics: bool) -> dict[str, Any]:
+    def run(rps: float, cpu: dict[str, float], variant: str) -> dict[str, Any]:
         return {
             "ingress": "haproxy",
             "topology": "distributed",
-            "metrics": metrics,
+            "variant": variant,
             "endpoints": {"checkout": {"rps": rps, "cpu_ms": cpu}},
         }
 
-    assert metrics_cost({"haproxy": run(100, {"a": 1}, True)}) is None
+    assert observability_cost({"haproxy": run(100, {"a": 1}, "")}) is None
     runs = {
-        "haproxy": run(96.0, {"gateway": 2.0, "actors": 4.2}, True),
-        run_label("haproxy", "distributed", metrics=False): run(
-            100.0, {"gateway": 2.0, "actors": 4.0}, False
+        "haproxy": run(96.0, {"gateway": 2.0, "actors": 4.2}, ""),
+        run_label("haproxy", "distributed", "-nometrics"): run(
+            100.0, {"gateway": 2.0, "actors": 4.0}, "-nometrics"
+        ),
+        run_label("haproxy", "distributed", "-trace100%"): run(
+            48.0, {"gateway": 4.0, "actors": 8.4}, "-trace100%"
         ),
     }
-    assert list(runs) == ["haproxy", "haproxy-nometrics"]
-    cost = metrics_cost(runs)
-    assert cost is not None
-    assert cost["checkout"]["rps_on_over_off"] == pytest.approx(0.96)
-    assert cost["checkout"]["cpu_on_over_off"] == pytest.approx(6.2 / 6.0)
-    (line,) = metrics_cost_lines(cost)
-    assert "checkout" in line and "0.960x" in line and "1.033x" in line
+    assert list(runs) == ["haproxy", "haproxy-nometrics", "haproxy-trace100%"]
+    cost = observability_cost(runs)
+    assert cost is not None and list(cost) == ["metrics on / off", "tracing 100% / off"]
+    # Metrics: the default (on) over the run without; tracing: the traced run over the default.
+    assert cost["metrics on / off"]["checkout"]["rps_on_over_off"] == pytest.approx(0.96)
+    assert cost["metrics on / off"]["checkout"]["cpu_on_over_off"] == pytest.approx(6.2 / 6.0)
+    assert cost["tracing 100% / off"]["checkout"]["rps_on_over_off"] == pytest.approx(0.5)
+    assert cost["tracing 100% / off"]["checkout"]["cpu_on_over_off"] == pytest.approx(2.0)
+    metrics_line, tracing_line = observability_cost_lines(cost)
+    assert metrics_line.startswith("metrics on / off, checkout")
+    assert "0.960x" in metrics_line and "1.033x" in metrics_line
+    assert tracing_line.startswith("tracing 100% / off, checkout") and "0.500x" in tracing_line

@@ -22,7 +22,7 @@ from marketplace.bench.gateway.noop import noop_main
 from marketplace.bench.gateway.report import (
     error_lines,
     goals,
-    metrics_cost_lines,
+    observability_cost_lines,
     render,
     render_cpu,
 )
@@ -92,11 +92,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--markdown", type=Path, default=None, help="also write the figures as a Markdown table"
     )
     parser.add_argument(
-        "--metrics-cost",
+        "--observability-cost",
         action="store_true",
-        help="also run the first ingress (distributed) with MARKETPLACE_METRICS=false, and "
-        "print what recording metrics costs per endpoint (throughput and CPU per request, "
-        "with over without)",
+        help="also run the first ingress (distributed) with metrics off, and with 1%% and "
+        "100%% of requests traced, and print what metrics and tracing cost per endpoint "
+        "(throughput and CPU per request, with over without)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
@@ -139,7 +139,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         rounds=args.rounds,
         topologies=TOPOLOGIES if args.topology == "both" else (args.topology,),
         signups=args.signups,
-        metrics_cost=args.metrics_cost,
+        observability_cost=args.observability_cost,
     )
 
 
@@ -201,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, lines = goals(figures["ingresses"], noop)
     for line in lines:
         console.print(line, highlight=False)
-    if figures["metrics_cost"]:
-        for line in metrics_cost_lines(figures["metrics_cost"]):
+    if figures["observability_cost"]:
+        for line in observability_cost_lines(figures["observability_cost"]):
             console.print(line, highlight=False)
     for label, run in figures["ingresses"].items():
         if run.get("signups"):

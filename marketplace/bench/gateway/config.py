@@ -52,18 +52,25 @@ class BenchConfig:
     rounds: int = 1
     topologies: tuple[str, ...] = TOPOLOGIES
     signups: int = 100
-    # Also measure the first ingress with MARKETPLACE_METRICS=false: what recording costs.
-    metrics_cost: bool = False
+    # Also measure the first ingress in each of COST_VARIANTS: what metrics and tracing cost.
+    observability_cost: bool = False
 
 
 NO_METRICS = "-nometrics"
+# What --observability-cost measures besides the default (metrics on, tracing off): a label
+# suffix each, with the environment of that marketplace and what the comparison says.
+COST_VARIANTS: dict[str, tuple[dict[str, str], str]] = {
+    NO_METRICS: ({"MARKETPLACE_METRICS": "false"}, "metrics on / off"),
+    "-trace1%": ({"MARKETPLACE_TRACE_SAMPLE": "0.01"}, "tracing 1% / off"),
+    "-trace100%": ({"MARKETPLACE_TRACE_SAMPLE": "1"}, "tracing 100% / off"),
+}
 
 
-def run_label(ingress: str, topology: str, metrics: bool = True) -> str:
-    """The key of one measured marketplace: its ingress, ``+colocated`` when it is, and
-    ``-nometrics`` when it records no metrics."""
+def run_label(ingress: str, topology: str, variant: str = "") -> str:
+    """The key of one measured marketplace: its ingress, ``+colocated`` when it is, and the
+    suffix of its ``COST_VARIANTS`` entry when it is one."""
     label = ingress if topology == "distributed" else f"{ingress}+{topology}"
-    return label if metrics else label + NO_METRICS
+    return label + variant
 
 
 def runs_of(config: BenchConfig) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from marketplace.bench.gateway.config import (
     COLOCATED_GOALS,
+    COST_VARIANTS,
     ENDPOINTS,
     GOALS,
     HAPROXY_OVER_PYTHON_GOAL,
@@ -154,23 +155,34 @@ def error_lines(figures: dict[str, Any]) -> Iterator[str]:
                 )
 
 
-def metrics_cost(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]] | None:
-    """What recording metrics costs, per endpoint: throughput and CPU ms per request with
-    metrics over the same without (from the run with ``-nometrics`` and its twin)."""
-    off = next((label for label, run in runs.items() if run.get("metrics") is False), None)
-    if off is None:
-        return None
-    on = runs.get(off.removesuffix(NO_METRICS))
-    if on is None:
-        return None
-    cost: dict[str, dict[str, float | None]] = {}
-    for name, with_metrics in on["endpoints"].items():
-        without = runs[off]["endpoints"].get(name)
-        if without is None:
+def observability_cost(
+    runs: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, dict[str, float | None]]] | None:
+    """What metrics and tracing cost, per ``COST_VARIANTS`` entry measured and endpoint:
+    throughput and CPU ms per request with the feature over without. Metrics: the default run
+    (on) over its ``-nometrics`` twin; tracing: a ``-traceN%`` run over the default (off)."""
+    found: dict[str, dict[str, dict[str, float | None]]] = {}
+    for label, run in runs.items():
+        variant = run.get("variant") or ""
+        if not variant or variant not in COST_VARIANTS:
             continue
-        cpu_on, cpu_off = sum(with_metrics["cpu_ms"].values()), sum(without["cpu_ms"].values())
+        base = runs.get(label.removesuffix(variant))
+        if base is None:
+            continue
+        with_it, without = (base, run) if variant == NO_METRICS else (run, base)
+        found[COST_VARIANTS[variant][1]] = _cost(with_it, without)
+    return found or None
+
+
+def _cost(with_it: dict[str, Any], without: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    cost: dict[str, dict[str, float | None]] = {}
+    for name, on in with_it["endpoints"].items():
+        off = without["endpoints"].get(name)
+        if off is None:
+            continue
+        cpu_on, cpu_off = sum(on["cpu_ms"].values()), sum(off["cpu_ms"].values())
         cost[name] = {
-            "rps_on_over_off": ratio(with_metrics["rps"], without["rps"]),
+            "rps_on_over_off": ratio(on["rps"], off["rps"]),
             "cpu_ms_on": cpu_on or None,
             "cpu_ms_off": cpu_off or None,
             "cpu_on_over_off": ratio(cpu_on, cpu_off) if cpu_on and cpu_off else None,
@@ -178,17 +190,18 @@ def metrics_cost(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float |
     return cost
 
 
-def metrics_cost_lines(cost: dict[str, dict[str, float | None]]) -> list[str]:
-    """The cost of metrics, a line per endpoint."""
+def observability_cost_lines(cost: dict[str, dict[str, dict[str, float | None]]]) -> list[str]:
+    """The cost of metrics and of tracing, a line per comparison and endpoint."""
     lines = []
-    for name, figures in cost.items():
-        rps, cpu = figures["rps_on_over_off"], figures["cpu_on_over_off"]
-        cpu_text = (
-            f"CPU {figures['cpu_ms_on']:.2f} / {figures['cpu_ms_off']:.2f} ms per request = "
-            f"{cpu:.3f}x"
-            if cpu is not None
-            else "CPU n/a"
-        )
-        rps_text = "n/a" if rps is None else f"{rps:.3f}x"
-        lines.append(f"metrics on / off, {name}: throughput {rps_text}, {cpu_text}")
+    for comparison, endpoints in cost.items():
+        for name, figures in endpoints.items():
+            rps, cpu = figures["rps_on_over_off"], figures["cpu_on_over_off"]
+            cpu_text = (
+                f"CPU {figures['cpu_ms_on']:.2f} / {figures['cpu_ms_off']:.2f} ms per request = "
+                f"{cpu:.3f}x"
+                if cpu is not None
+                else "CPU n/a"
+            )
+            rps_text = "n/a" if rps is None else f"{rps:.3f}x"
+            lines.append(f"{comparison}, {name}: throughput {rps_text}, {cpu_text}")
     return lines

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from marketplace.bench.gateway.ceiling import measure_ceiling
 from marketplace.bench.gateway.config import (
+    COST_VARIANTS,
     SERVER_START_TIMEOUT_S,
     BenchConfig,
     run_label,
@@ -21,7 +22,7 @@ from marketplace.bench.gateway.config import (
 )
 from marketplace.bench.gateway.driver import drive
 from marketplace.bench.gateway.noop import measure_noop
-from marketplace.bench.gateway.report import goals, haproxy_over_python, metrics_cost
+from marketplace.bench.gateway.report import goals, haproxy_over_python, observability_cost
 from marketplace.bench.gateway.results import EndpointResult, merge_rounds
 from marketplace.bench.gateway.server import Marketplace, server_args
 from marketplace.bench.gateway.signups import signup_burst, signup_line
@@ -34,11 +35,14 @@ def bench_ingress(
     workdir: Path,
     console: Console,
     topology: str = "distributed",
-    metrics: bool = True,
+    variant: str = "",
 ) -> dict[str, Any]:
-    """Start a marketplace with ``ingress`` and ``topology`` (recording metrics or not) in a
-    subprocess, drive every endpoint, stop it."""
-    label = run_label(ingress, topology, metrics)
+    """Start a marketplace with ``ingress`` and ``topology`` (in one of ``COST_VARIANTS``, or
+    the default) in a subprocess, drive every endpoint, stop it."""
+    label = run_label(ingress, topology, variant)
+    env = dict(COST_VARIANTS[variant][0]) if variant else None
+    if env is not None and "MARKETPLACE_TRACE_SAMPLE" in env:
+        env["MARKETPLACE_TRACE_DIR"] = str(workdir / f"{label}-traces")
     console.print(f"[bold]{label}[/]: starting Ray, the actors and the gateway (subprocess)")
     server = Marketplace(
         ingress,
@@ -46,7 +50,7 @@ def bench_ingress(
         config,
         [*server_args(config), "--_topology", topology],
         label=label,
-        env=None if metrics else {"MARKETPLACE_METRICS": "false"},
+        env=env,
     )
     by_endpoint: dict[str, list[EndpointResult]] = {e: [] for e in config.endpoints}
     try:
@@ -99,7 +103,7 @@ def bench_ingress(
     return {
         "ingress": ingress,
         "topology": topology,
-        "metrics": metrics,
+        "variant": variant,
         "startup_s": ready["startup_s"],
         "replicas": ready["replicas"],
         "ray_num_cpus": ready["ray_num_cpus"],
@@ -145,11 +149,11 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
                 skipped[label] = f"failed: {exc!r}"
                 console.print(f"[red]{label}: {skipped[label]}[/]", highlight=False)
         measured = [label for label in runs if runs[label]["topology"] == "distributed"]
-        if config.metrics_cost and measured:
+        for variant in COST_VARIANTS if config.observability_cost and measured else ():
             ingress = runs[measured[0]]["ingress"]
-            label = run_label(ingress, "distributed", metrics=False)
+            label = run_label(ingress, "distributed", variant)
             try:
-                runs[label] = bench_ingress(ingress, config, workdir, console, metrics=False)
+                runs[label] = bench_ingress(ingress, config, workdir, console, variant=variant)
             except Exception as exc:
                 skipped[label] = f"failed: {exc!r}"
                 console.print(f"[red]{label}: {skipped[label]}[/]", highlight=False)
@@ -166,6 +170,6 @@ def bench(config: BenchConfig, console: Console) -> dict[str, Any]:
         "ingresses": runs,
         "skipped": skipped,
         "haproxy_over_python_health": haproxy_over_python(runs),
-        "metrics_cost": metrics_cost(runs),
+        "observability_cost": observability_cost(runs),
         "goals": met,
     }
