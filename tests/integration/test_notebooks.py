@@ -95,6 +95,8 @@ QUICK: dict[str, dict[str, Any]] = {
         "RATE_STEPS": [(0.0, 5.0), (5.0, 40.0), (20.0, 5.0)],
         "DURATION_S": 25.0,
     },
+    # shorter runs with fewer buyers, still enough at once for batches to form
+    "08_latency_anatomy.ipynb": {"SECONDS": 2.0, "WARMUP_S": 1.0, "BUSY_USERS": 16},
 }
 
 
