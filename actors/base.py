@@ -121,6 +121,8 @@ class ActorBase:
         if self.writer.on_commit is None:
             self.writer.on_commit = self.metrics.committed
         self._publisher: asyncio.Task[None] | None = None
+        # How many times Ray restarted this actor's process before this one (read at start).
+        self._restart_count = 0
         self.engine: AsyncEngine | None = self.writer.engine
         # The transient failure of the last attempt to load, while loading is being retried.
         self._load_failure: BaseException | None = None
@@ -140,6 +142,7 @@ class ActorBase:
                 raise
         await self.started()
         if self.settings.metrics and _in_ray_actor():
+            self._restart_count = await asyncio.to_thread(_restarts)
             self._publisher = asyncio.get_running_loop().create_task(
                 publish_every(GAUGE_PERIOD_S, self._publish, f"{type(self).__name__}'s gauges")
             )
@@ -183,6 +186,10 @@ class ActorBase:
         publish overrides it. A Ray actor calls it every ``GAUGE_PERIOD_S``."""
 
     async def _publish(self) -> None:
+        # Every period, like every gauge: Ray drops a gauge's value that is not set again
+        # within its TTL.
+        role = self.SOURCE.rpartition("/")[2]
+        self.metrics.restarts(f"{role}-{self.index}", self._restart_count)
         self.metrics.publish_in_flight()
         await self.publish_gauges()
 
@@ -262,6 +269,18 @@ def _containers(actor: ActorBase) -> dict[str, Any]:
 def _in_ray_actor() -> bool:
     """Whether this process is a Ray actor (in-process unit tests are not)."""
     return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+
+def _restarts() -> int:
+    """How many times Ray restarted this actor's process before this one (a GCS lookup)."""
+    context = ray.get_runtime_context()
+    try:
+        # What RuntimeContext.was_current_actor_reconstructed reads, with the count kept.
+        from ray._private.state import actors
+
+        return int(actors(actor_id=context.get_actor_id())["NumRestarts"])
+    except Exception:  # a private API that may move: the public answer, as 0 or 1
+        return int(bool(context.was_current_actor_reconstructed))
 
 
 def _exit_process() -> None:

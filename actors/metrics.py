@@ -113,6 +113,14 @@ EVENT_RELAY = Gauge(
     tag_keys=("marketplace", "measure"),
 )
 
+ACTOR_RESTARTS = Gauge(
+    "marketplace_actor_restarts",
+    "Times Ray restarted an actor's process (its own count, as the new process starts), by "
+    "actor kind and actor (kind-index): take the max per actor over processes, since a dead "
+    "process's last value may linger a while, then sum by kind",
+    tag_keys=("marketplace", "kind", "actor"),
+)
+
 METRICS = (
     CALLS_IN_FLIGHT,
     CALL_SECONDS,
@@ -124,6 +132,7 @@ METRICS = (
     COMPENSATIONS,
     ORDER_COUNTERS,
     EVENT_RELAY,
+    ACTOR_RESTARTS,
 )
 
 # Methods of an actor class that are not calls from others: start-up hooks (and, in
@@ -160,6 +169,10 @@ class ActorMetrics:
         in a worker."""
         CALLS_IN_FLIGHT.set(self.in_flight, self._tags)
 
+    def restarts(self, actor: str, count: int) -> None:
+        """Ray restarted this actor's process ``count`` times before this one."""
+        ACTOR_RESTARTS.set(count, {**self._tags, "actor": actor})
+
     def committed(self, changes: int, seconds: float) -> None:
         """The actor's writer committed ``changes`` in one transaction of ``seconds``."""
         COMMIT_SECONDS.observe(seconds, self._tags)
@@ -194,6 +207,9 @@ class NoMetrics(ActorMetrics):
         self.in_flight -= 1
 
     def publish_in_flight(self) -> None:
+        pass
+
+    def restarts(self, actor: str, count: int) -> None:
         pass
 
     def committed(self, changes: int, seconds: float) -> None:

@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 # What Ray's exporter puts before the names the marketplace records.
 PREFIX = "ray_marketplace_"
+# Ray Serve's healthy replicas per deployment (its controller's gauge), passed through so that
+# `marketplace top` shows replicas per deployment.
+SERVE_REPLICAS = "ray_serve_deployment_replica_healthy"
+# Families whose series are the highest value over processes rather than the sum: a restart
+# count per actor, which a dead process may still show its older value of for a while.
+MAX_OVER_PROCESSES = frozenset({"ray_marketplace_actor_restarts"})
 # Labels that say which process (and which exporter) a series came from.
 PROCESS_LABELS = frozenset(
     {"Component", "NodeAddress", "SessionName", "Version", "WorkerId", "JobId", "instance"}
@@ -65,9 +71,12 @@ class _Family:
 
 
 def marketplace_lines(text: str) -> str:
-    """The lines of an export about the marketplace's families (the rest is Ray's own, and
-    most of the text: skipping it first keeps the parse short)."""
-    return "\n".join(line for line in text.splitlines() if PREFIX in line) + "\n"
+    """The lines of an export about the marketplace's families and Serve's replica count (the
+    rest is Ray's own, and most of the text: skipping it first keeps the parse short)."""
+    return (
+        "\n".join(line for line in text.splitlines() if PREFIX in line or SERVE_REPLICAS in line)
+        + "\n"
+    )
 
 
 def summed(texts: Iterable[str], namespace: str) -> list[Metric]:
@@ -77,12 +86,20 @@ def summed(texts: Iterable[str], namespace: str) -> list[Metric]:
     families: dict[str, _Family] = {}
     for text in texts:
         for parsed in text_string_to_metric_families(marketplace_lines(text)):
-            if not parsed.name.startswith(PREFIX):
+            if not parsed.name.startswith(PREFIX) and parsed.name != SERVE_REPLICAS:
                 continue
             family = families.setdefault(
                 parsed.name, _Family(parsed.name, parsed.documentation, parsed.type)
             )
+            highest = parsed.name in MAX_OVER_PROCESSES
             for sample in parsed.samples:
+                if parsed.name == SERVE_REPLICAS:
+                    # Serve's, not the marketplace's: one Serve per Ray, so every deployment
+                    # on it, by (application, deployment) only.
+                    kept = {k: sample.labels.get(k, "") for k in ("application", "deployment")}
+                    key = (sample.name, tuple(sorted(kept.items())))
+                    family.samples[key] = family.samples.get(key, 0.0) + sample.value
+                    continue
                 if sample.labels.get("marketplace") != namespace:
                     continue
                 labels = tuple(
@@ -93,7 +110,10 @@ def summed(texts: Iterable[str], namespace: str) -> list[Metric]:
                     )
                 )
                 key = (sample.name, labels)
-                family.samples[key] = family.samples.get(key, 0.0) + sample.value
+                if highest:
+                    family.samples[key] = max(family.samples.get(key, 0.0), sample.value)
+                else:
+                    family.samples[key] = family.samples.get(key, 0.0) + sample.value
     metrics = []
     for family in sorted(families.values(), key=lambda f: f.name):
         if not family.samples:  # recorded only by other marketplaces

@@ -19,6 +19,7 @@ from cluster.observability.metric_names import (
     ACTOR_BATCHES,
     ACTOR_CALL_LATENCY,
     ACTOR_CALLS_IN_FLIGHT,
+    ACTOR_RESTARTS,
     COMPENSATIONS,
     EVENT_RELAY,
     HTTP_LATENCY,
@@ -279,6 +280,16 @@ ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
                 "Every Ray actor by lifecycle state, as the GCS counts them.",
                 "short",
                 (f'sum by (State) ({RAY_ACTORS}{{Source="gcs"}})', "{{State}}"),
+            ),
+            _panel(
+                "Actor restarts by kind",
+                "How many times Ray restarted the processes of each actor kind (every restart "
+                "reloads the actor's state from the store).",
+                "short",
+                (
+                    f"sum by (kind) (max by (kind, actor) ({ACTOR_RESTARTS}))",
+                    "{{kind}}",
+                ),
             ),
             _panel(
                 "Restarting actors by class",

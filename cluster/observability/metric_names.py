@@ -88,6 +88,8 @@ COMPENSATIONS = _app("marketplace_compensations_total", Kind.COUNTER)
 ORDER_COUNTERS = _app("marketplace_order_counters", Kind.GAUGE)
 # The outbox relay, label measure (lag, published, failed, connected).
 EVENT_RELAY = _app("marketplace_event_relay", Kind.GAUGE)
+# Restarts of each actor's process, labels kind and actor (kind-index): max per actor.
+ACTOR_RESTARTS = _app("marketplace_actor_restarts", Kind.GAUGE)
 
 # Ray: actors by State (ALIVE, RESTARTING, DEAD, ...), Name (the class) and Source ("gcs"
 # counts every actor once; "executor" counts the live ones per node). RAY_METRIC_CARDINALITY_LEVEL
@@ -115,6 +117,7 @@ APP_METRICS: tuple[Metric, ...] = (
     COMPENSATIONS,
     ORDER_COUNTERS,
     EVENT_RELAY,
+    ACTOR_RESTARTS,
 )
 ALL_METRICS: tuple[Metric, ...] = (*APP_METRICS, RAY_ACTORS, SERVE_REPLICAS_HEALTHY, POD_RESTARTS)
 

@@ -33,7 +33,8 @@ def top(
 ) -> None:
     """Watch the running marketplace: requests per second and latency per route, checkouts by
     outcome, the order counters, actors (calls in flight, calls per second, p99, calls per
-    batch), saga steps, writers' commits and the event relay.
+    batch, restarts), saga steps, writers' commits, the event relay and Serve's healthy
+    replicas per deployment.
 
     Every figure is summed over all gateway replicas and actors (the gateway's GET /metrics),
     over the last interval. Figures reach it a few seconds after they happen.
@@ -103,10 +104,13 @@ def render(shown: Figures, source: str) -> Group:
     counters = _table("Order counters", "counter", "value")
     for name, value in shown.order_counters.items():
         counters.add_row(name, f"{value:.0f}")
-    actors = _table("Actors", "kind", "in flight", "calls/s", "p99 ms", "calls/batch")
-    for kind, (in_flight, rate, p99, per_batch) in shown.actors.items():
+    actors = _table("Actors", "kind", "in flight", "calls/s", "p99 ms", "calls/batch", "restarts")
+    for kind, (in_flight, rate, p99, per_batch, restarts) in shown.actors.items():
         batch = "-" if per_batch is None else f"{per_batch:.1f}"
-        actors.add_row(kind, f"{in_flight:.0f}", f"{rate:.1f}", _ms(p99), batch)
+        actors.add_row(kind, f"{in_flight:.0f}", f"{rate:.1f}", _ms(p99), batch, f"{restarts:.0f}")
+    replicas = _table("Serve replicas", "deployment", "healthy")
+    for (application, deployment), count in shown.replicas.items():
+        replicas.add_row(f"{application} {deployment}".strip(), f"{count:.0f}")
     steps = _table("Saga steps", "step", "p50 ms", "p99 ms")
     for step, (p50, p99) in shown.steps.items():
         steps.add_row(step, _ms(p50), _ms(p99))
@@ -119,8 +123,8 @@ def render(shown: Figures, source: str) -> Group:
         relay.add_row(measure, f"{value:.0f}")
     if not shown.relay:
         relay.add_row("(no relay: no broker configured)", "")
-    for table in (routes, orders, counters, actors, steps, writers):
+    for table in (routes, orders, counters, actors, steps, writers, replicas):
         if not table.row_count:
             table.add_row("(none in this interval)", *[""] * (len(table.columns) - 1))
     header = f"{source}/metrics, over the last {shown.seconds:.1f} s (Ctrl-C to quit)"
-    return Group(header, routes, orders, counters, actors, steps, writers, relay)
+    return Group(header, routes, orders, counters, actors, steps, writers, relay, replicas)

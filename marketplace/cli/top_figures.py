@@ -32,6 +32,8 @@ COMMIT_LATENCY = P + "writer_commit_seconds_bucket"
 CHANGES = P + "writer_changes_total"
 COMPENSATIONS = P + "compensations_total"
 RELAY = P + "event_relay"
+RESTARTS = P + "actor_restarts"
+REPLICAS = "ray_serve_deployment_replica_healthy"
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,12 @@ class Figures:
     checkouts: dict[Key, float] = field(default_factory=dict)
     # counter -> value (summed over coordinators)
     order_counters: dict[str, float] = field(default_factory=dict)
-    # kind -> (in flight, calls/s, p99 s, calls per batch sent to it)
-    actors: dict[str, tuple[float, float, float | None, float | None]] = field(default_factory=dict)
+    # kind -> (in flight, calls/s, p99 s, calls per batch sent to it, restarts since start)
+    actors: dict[str, tuple[float, float, float | None, float | None, float]] = field(
+        default_factory=dict
+    )
+    # (application, deployment) -> healthy replicas
+    replicas: dict[Key, float] = field(default_factory=dict)
     # step -> (p50 s, p99 s)
     steps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     # kind -> (commits/s, changes per commit, p99 s)
@@ -170,14 +176,18 @@ def figures(before: Scrape, after: Scrape) -> Figures:
     call_p99 = quantiles(before, after, CALL_LATENCY, kind, 0.99)
     batches = growth(before, after, BATCHES, kind)
     batched = growth(before, after, BATCHED_CALLS, kind)
-    for key in sorted(set(in_flight) | set(calls) | set(batches)):
+    # Per actor the highest count over its processes (GET /metrics takes it), summed by kind.
+    restarts = gauge(after, RESTARTS, kind)
+    for key in sorted(set(in_flight) | set(calls) | set(batches) | set(restarts)):
         per_batch = batched.get(key, 0.0) / batches[key] if batches.get(key) else None
         out.actors[key[0]] = (
             in_flight.get(key, 0.0),
             calls.get(key, 0.0),
             call_p99.get(key),
             per_batch,
+            restarts.get(key, 0.0),
         )
+    out.replicas = dict(sorted(gauge(after, REPLICAS, ("application", "deployment")).items()))
 
     step = ("step",)
     step_p50 = quantiles(before, after, STEPS, step, 0.5)

@@ -77,3 +77,30 @@ def test_nothing_recorded_for_a_marketplace_is_an_empty_scrape() -> None:
     export = ray_export([(metrics.REQUESTS, "w1", other)])
     assert scrape.summed([export], "mine") == []
     assert scrape.exposition([]) == b""
+
+
+def test_restarts_take_the_highest_count_per_actor_and_serve_replicas_pass_through() -> None:
+    """A restarted actor's new process reports the higher count while the dead one's older
+    value may linger: the scrape keeps the highest per actor. Serve's healthy replicas (its
+    controller's gauge, not the marketplace's) come through by application and deployment."""
+    inventory = _tags("mine", kind="inventory", actor="inventory-0")
+    dead = ray_export([(actor_metrics.ACTOR_RESTARTS, "w1", inventory)], value=1)
+    alive = ray_export([(actor_metrics.ACTOR_RESTARTS, "w2", inventory)], value=2)
+    serve = (
+        "# HELP ray_serve_deployment_replica_healthy Tracks healthy replicas.\n"
+        "# TYPE ray_serve_deployment_replica_healthy gauge\n"
+        'ray_serve_deployment_replica_healthy{Component="core_worker",WorkerId="c",'
+        'application="marketplace",deployment="Gateway"} 2.0\n'
+    )
+    text = scrape.exposition(scrape.summed([dead, alive, serve], "mine")).decode()
+    samples = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    restarts = (
+        'ray_marketplace_actor_restarts{actor="inventory-0",kind="inventory",marketplace="mine"}'
+    )
+    assert float(samples[restarts]) == 2.0
+    replicas = (
+        'ray_serve_deployment_replica_healthy{application="marketplace",deployment="Gateway"}'
+    )
+    assert float(samples[replicas]) == 2.0

@@ -42,6 +42,14 @@ def scrape(taken_at: float, requests: float, slow: float, fast: float, **extra: 
         f"{extra.get('batched', 0)}",
         "# TYPE ray_marketplace_order_counters gauge",
         f'ray_marketplace_order_counters{{counter="confirmed",{M}}} {extra.get("confirmed", 0)}',
+        # GET /metrics has taken the highest count per actor over processes already.
+        "# TYPE ray_marketplace_actor_restarts gauge",
+        f'ray_marketplace_actor_restarts{{actor="inventory-0",kind="inventory",{M}}} '
+        f"{extra.get('restarts', 0)}",
+        f'ray_marketplace_actor_restarts{{actor="inventory-1",kind="inventory",{M}}} 1',
+        "# TYPE ray_serve_deployment_replica_healthy gauge",
+        'ray_serve_deployment_replica_healthy{application="marketplace",deployment="Gateway"} '
+        f"{extra.get('gateways', 1)}",
     ]
     return Scrape.parse("\n".join(lines) + "\n", taken_at)
 
@@ -58,16 +66,27 @@ def test_bucket_quantiles_interpolate_as_prometheus_does() -> None:
 def test_rates_and_quantiles_are_over_the_interval_only() -> None:
     before = scrape(100.0, requests=1000, slow=500, fast=500, batches=10, batched=30)
     after = scrape(
-        102.0, requests=1040, slow=500, fast=540, in_flight=3, batches=20, batched=70, confirmed=7
+        102.0,
+        requests=1040,
+        slow=500,
+        fast=540,
+        in_flight=3,
+        batches=20,
+        batched=70,
+        confirmed=7,
+        restarts=2,
+        gateways=3,
     )
     shown = figures(before, after)
     rate, errors, p50, p99 = shown.routes[("POST", "/v1/orders")]
     assert rate == pytest.approx(20.0) and errors == 0.0
     # The 40 requests of the interval were all fast; since start half were slow.
     assert p50 is not None and p99 is not None and p99 <= 0.01
-    in_flight, calls, call_p99, _ = shown.actors["orders"]
-    assert (in_flight, calls, call_p99) == (3.0, 0.0, None)
+    in_flight, calls, call_p99, _, restarts = shown.actors["orders"]
+    assert (in_flight, calls, call_p99, restarts) == (3.0, 0.0, None, 0.0)
     assert shown.actors["inventory"][3] == pytest.approx(4.0)  # 40 calls in 10 batches
+    assert shown.actors["inventory"][4] == 3.0  # inventory-0 restarted twice, inventory-1 once
+    assert shown.replicas == {("marketplace", "Gateway"): 3.0}
     assert shown.order_counters == {"confirmed": 7.0}
 
 
@@ -84,8 +103,17 @@ def test_the_view_renders_every_table() -> None:
     console = Console(width=120, record=True)
     console.print(render(figures(before, after), "http://x"))
     text = console.export_text()
-    for heading in ("Requests", "Checkouts", "Order counters", "Actors", "Saga steps", "Writers"):
+    for heading in (
+        "Requests",
+        "Checkouts",
+        "Order counters",
+        "Actors",
+        "Saga steps",
+        "Writers",
+        "Serve replicas",
+    ):
         assert heading in text
+    assert "marketplace Gateway" in text and "restarts" in text
     assert "POST /v1/orders" in text and "10.0" in text
     assert "no broker configured" in text
 
