@@ -222,6 +222,17 @@ class OrderCoordinator(ActorBase):
         await self.loaded()
         return self._visible(principal, order_id)
 
+    async def order_for_key(self, buyer_id: str, key_id: str) -> Order:
+        """The order a buyer's Idempotency-Key stands for while inside its window (after it,
+        the key may have placed a newer order, whose id is not ``key_id``); NotFound when
+        none is recorded here."""
+        await self.loaded()
+        use = self._key_use(key_id)
+        order = None if use is None else self.orders.get(use.order_id)
+        if order is None or order.buyer_id != buyer_id:
+            raise NotFound(f"no order for this Idempotency-Key yet ({key_id})", order_id=key_id)
+        return order
+
     async def orders_of(
         self,
         buyer_id: str,

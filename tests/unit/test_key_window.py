@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from actors.orders import OrderCoordinator
-from marketplace.domain.errors import IdempotencyKeyReused
+from marketplace.domain.errors import IdempotencyKeyReused, NotFound
 from marketplace.domain.ids import owner_index
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.users import Principal, Role
@@ -100,6 +100,10 @@ async def test_a_key_reused_after_its_window_places_a_new_order(
         await coordinator.place_order(checkout("k1", [(P1, 3)]))
     assert peers.charges == 2
     assert await _keys_stored(coordinator) == 1  # the expired row went with the reuse
+    # what the gateway asks when a checkout outlasts its wait: the key's order now
+    assert await coordinator.order_for_key(BUYER, command.order_id()) == second
+    with pytest.raises(NotFound):
+        await coordinator.order_for_key(BUYER, checkout("unused", [(P1, 1)]).order_id())
 
     # and a third time, after the second's window
     await asyncio.sleep(TTL_S + 0.1)
