@@ -458,7 +458,8 @@ class MarketplaceClient:
         if self.directory.settings.durability is Durability.NONE:
             return audit(live, max_pending_age_s=max_pending_age_s)
         await self.flush()
-        stored = await load_audit_data(self.engine, taken_at)
+        settings = self.directory.settings
+        stored = await load_audit_data(self.engine, taken_at, settings.outbox_retention_s)
         stored.dashboards = live.dashboards
         # Rows written after the live snapshot are in the store only; a second look tells
         # them from rows that no actor loaded.
