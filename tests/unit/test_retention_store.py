@@ -1,5 +1,6 @@
 """The store's retention queries on SQLite: a buyer's orders paged by keyset, Idempotency-Keys
-loaded by their window and pruned in batches (tests/integration runs the same on PostgreSQL)."""
+loaded by their window and pruned in batches, old published events and inbox ids pruned
+(tests/integration runs the same on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from sqlalchemy.exc import IntegrityError
 
 from marketplace.domain.ids import order_id_for, owner_index
 from marketplace.domain.orders import Order
+from marketplace.events import inbox as inbox_store
+from marketplace.events import outbox as outbox_store
 from marketplace.store import migrate
 from marketplace.store import orders as store
 from marketplace.store.changes import Changes
 from marketplace.store.engine import create_engine
-from marketplace.store.tables import idempotency_keys, orders
+from marketplace.store.tables import idempotency_keys, inbox, orders, outbox
 from tests.unit.factories import BUYER, T0, hex_id, make_order
 
 pytestmark = pytest.mark.unit
@@ -30,6 +33,10 @@ async def test_a_buyers_orders_page_in_the_store(tmp_path: Path) -> None:
 
 async def test_keys_load_by_window_and_prune_in_batches(tmp_path: Path) -> None:
     await check_key_window(f"sqlite:///{tmp_path / 'keys.db'}")
+
+
+async def test_old_published_events_and_inbox_ids_are_pruned(tmp_path: Path) -> None:
+    await check_event_pruning(f"sqlite:///{tmp_path / 'events.db'}")
 
 
 def _order(n: int, buyer: str, minutes: int) -> Order:
@@ -139,5 +146,52 @@ async def check_key_window(url: str) -> None:
             assert [row.key for row in left] == ["key-1", "key-5", "key-6", "key-7"]
             count = await conn.scalar(select(func.count()).select_from(orders))
             assert count == 8  # orders themselves are kept: only their keys expire
+    finally:
+        await engine.dispose()
+
+
+async def check_event_pruning(url: str) -> None:
+    """Outbox rows published before the cutoff go, in batches; unpublished rows stay however
+    old they are; inbox ids applied before the cutoff go, newer ones stay."""
+    await migrate.upgrade_async(url)
+    engine = create_engine(url)
+    cutoff = T0 + timedelta(hours=1)
+    old, new = T0, T0 + timedelta(hours=2)
+    # (sequence, published_at): 1..5 published long ago, 6 published lately, 7 and 8 never
+    published = {1: old, 2: old, 3: old, 4: old, 5: old, 6: new, 7: None, 8: None}
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                outbox.insert(),
+                [
+                    {
+                        "id": f"evt_{n}",
+                        "type": "stock.changed",
+                        "source": "test",
+                        "subject": "prd_1",
+                        "sequence": n,
+                        "time": old,
+                        "data": {},
+                        "published_at": at,
+                    }
+                    for n, at in published.items()
+                ],
+            )
+            await conn.execute(
+                inbox.insert(),
+                [
+                    {"message_id": f"m{n}", "routing_key": "stock.replenished", "processed_at": at}
+                    for n, at in enumerate([old, old, old, new])
+                ],
+            )
+        assert await outbox_store.prune_published(engine, cutoff, batch=2) == 5
+        assert await outbox_store.prune_published(engine, new + timedelta(days=1)) == 1
+        assert await inbox_store.prune(engine, cutoff, batch=2) == 3
+        async with engine.connect() as conn:
+            left = [row.id for row in await conn.execute(select(outbox.c.id).order_by(outbox.c.id))]
+            assert left == ["evt_7", "evt_8"]  # unpublished: kept whatever their age
+            ids = [row.message_id for row in await conn.execute(select(inbox.c.message_id))]
+            assert ids == ["m3"]
+        assert await inbox_store.seen(engine, "m3") and not await inbox_store.seen(engine, "m0")
     finally:
         await engine.dispose()
