@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.domain.events import DomainEvent
-from marketplace.domain.ids import order_id_for, stable_hash
+from marketplace.domain.ids import order_id_for, owner_index, stable_hash
 from marketplace.domain.orders import Order, OrderItem, OrderStatus, ShippingAddress
 from marketplace.store.changes import Changes
 from marketplace.store.failures import unavailable_on_outage
@@ -75,24 +75,23 @@ async def load_owned(
     engine: AsyncEngine, index: int, count: int, keys_since: datetime
 ) -> tuple[list[Order], dict[str, KeyUse]]:
     """The orders coordinator ``index`` of ``count`` owns, and the Idempotency-Keys used since
-    ``keys_since`` (the start of their window) whose orders it owns, by the key's home id
-    (``order_id_for(buyer, key)``, where replays of the key are routed).
+    ``keys_since`` (the start of their window) whose home it is, by the key's home id
+    (``order_id_for(buyer, key)``, where replays of the key are routed; a key's orders are
+    owned by its home, unless the count of coordinators changed since).
 
     Only keys inside the window are read (an index on ``created_at``), not the whole table.
     """
     async with engine.connect() as conn:
         rows = await conn.execute(select(orders).where(owned(orders, index, count)))
         loaded = [order_from_row(row) for row in rows.mappings()]
-        ids = {order.id for order in loaded}
         recent = await conn.execute(
             select(idempotency_keys).where(idempotency_keys.c.created_at >= keys_since)
         )
+        homes = ((order_id_for(row["buyer_id"], row["key"]), row) for row in recent.mappings())
         keys = {
-            order_id_for(row["buyer_id"], row["key"]): KeyUse(
-                row["order_id"], row["fingerprint"], row["created_at"]
-            )
-            for row in recent.mappings()
-            if row["order_id"] in ids
+            home: KeyUse(row["order_id"], row["fingerprint"], row["created_at"])
+            for home, row in homes
+            if owner_index(home, count) == index
         }
     return loaded, keys
 

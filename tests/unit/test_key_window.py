@@ -166,6 +166,35 @@ async def test_a_renewed_order_is_owned_by_the_keys_coordinator(
         await _stopped(home)
 
 
+async def test_after_the_count_of_coordinators_changes_a_replay_gets_the_stored_order(
+    on_disk: dict[str, Any], peers: FakePeers
+) -> None:
+    # A key renewed under one coordinator; then there are two, and the renewed order is owned
+    # by the one that is not the key's home. The home still knows the key (keys load by home)
+    # and answers the stored order instead of placing another.
+    alone = await _started(on_disk, peers)
+    for n in range(100):
+        command = checkout(f"moved-{n}", [(P1, 1)])
+        first = await alone.place_order(command)
+        await asyncio.sleep(TTL_S + 0.05)
+        renewed = await alone.place_order(command)
+        if owner_index(renewed.id, 2) != owner_index(command.order_id(), 2):
+            break
+    else:
+        pytest.fail("no renewed order landed away from its key's home")
+    await _stopped(alone)
+    charges = peers.charges
+
+    longer = {**on_disk, "idempotency_ttl_s": 3600}  # the renewal is inside this window
+    home = await _started(longer, peers, owner_index(command.order_id(), 2), 2)
+    try:
+        assert await home.place_order(command) == renewed
+        assert peers.charges == charges and renewed.id not in home.orders
+        assert first.id != renewed.id
+    finally:
+        await _stopped(home)
+
+
 async def test_keys_expire_without_a_store(peers: FakePeers) -> None:
     settings = {**IN_MEMORY, "idempotency_ttl_s": TTL_S}
     coordinator = await _started(settings, peers)
