@@ -198,7 +198,8 @@ def check_orders_settle(data: AuditData, max_pending_age_s: float) -> tuple[Chec
 
 
 def check_events(data: AuditData) -> CheckResult:
-    """I4 (outbox side): every order's current status has its event in the outbox."""
+    """I4 (outbox side): every order's current status has its event in the outbox (orders
+    last changed before ``events_kept_since`` excepted: their events may be pruned)."""
     if data.order_events is None:
         return CheckResult(ok=True, checked=0, violations=[], skipped="no store (durability none)")
     out = _Collector()
