@@ -347,6 +347,14 @@ class MarketplaceClient:
         coordinator = self.directory.route(ORDERS, order_id)
         return await coordinator.call(OrderCoordinatorApi.get_order, principal, order_id)
 
+    async def order_for_key(self, command: PlaceOrder) -> Order:
+        """The order a checkout's Idempotency-Key stands for now (NotFound when none is
+        recorded yet): the key's first order, or the newer one it placed after its window."""
+        coordinator = self.directory.route(ORDERS, command.order_id())
+        return await coordinator.call(
+            OrderCoordinatorApi.order_for_key, command.buyer_id, command.order_id()
+        )
+
     async def list_orders(
         self, buyer_id: str, *, limit: int | None = None, after: Order | None = None
     ) -> list[Order]:
@@ -450,7 +458,8 @@ class MarketplaceClient:
         if self.directory.settings.durability is Durability.NONE:
             return audit(live, max_pending_age_s=max_pending_age_s)
         await self.flush()
-        stored = await load_audit_data(self.engine, taken_at)
+        settings = self.directory.settings
+        stored = await load_audit_data(self.engine, taken_at, settings.outbox_retention_s)
         stored.dashboards = live.dashboards
         # Rows written after the live snapshot are in the store only; a second look tells
         # them from rows that no actor loaded.

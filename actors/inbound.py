@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 import ray
@@ -28,6 +29,7 @@ from marketplace.domain.errors import Conflict, DomainError
 from marketplace.domain.ids import sibling_id
 from marketplace.domain.shipments import ShipmentStatus
 from marketplace.domain.users import Principal, Role
+from marketplace.events import inbox
 from marketplace.events.consumer import Consumer
 from marketplace.events.messages import (
     InboundMessage,
@@ -36,6 +38,7 @@ from marketplace.events.messages import (
     StockReplenished,
     request_id_for,
 )
+from marketplace.store.rows import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class InboundConsumer(ActorBase):
     def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
         self.consumer: Consumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
+        self.pruned = 0
         super().__init__(settings, index, count)
         self.directory = Directory(self.settings)
 
@@ -59,6 +64,20 @@ class InboundConsumer(ActorBase):
             return
         self.consumer = Consumer.from_settings(self.settings, self.apply, self.engine)
         self._loop_task = asyncio.get_running_loop().create_task(self._run(self.consumer))
+        if self.engine is not None:
+            self._prune_task = asyncio.get_running_loop().create_task(self._prune_every())
+
+    async def _prune_every(self) -> None:
+        """Every ``retention_interval_s``, forget the message ids applied longer than the
+        inbox's retention ago (a failure is logged and left for the next time)."""
+        assert self.engine is not None
+        retention = timedelta(seconds=self.settings.inbox_retention_s)
+        while True:
+            await asyncio.sleep(self.settings.retention_interval_s)
+            try:
+                self.pruned += await inbox.prune(self.engine, utcnow() - retention)
+            except Exception as exc:
+                log.warning("pruning the inbox failed: %r", exc)
 
     async def _run(self, consumer: Consumer) -> None:
         names = [
@@ -83,7 +102,7 @@ class InboundConsumer(ActorBase):
         await self.loaded()
         if self.consumer is None:
             return {"connected": False}
-        return self.consumer.snapshot()
+        return {**self.consumer.snapshot(), "pruned": self.pruned}
 
     async def apply(self, message: InboundMessage) -> None:
         """The effect of one valid message; ``Rejected`` when it can never take effect."""

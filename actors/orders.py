@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from actors.directory import Directory
 from actors.peers import DirectoryPeers, OrderPeers
 from actors.protocols import OrderCoordinatorApi
 from marketplace import tracing
+from marketplace.config import Durability
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -36,6 +38,7 @@ from marketplace.domain.errors import (
     PriceChanged,
     TransientFailure,
 )
+from marketplace.domain.ids import owner_index, renewed_order_id
 from marketplace.domain.inventory import ReserveOutcome
 from marketplace.domain.orders import (
     FailureReason,
@@ -81,7 +84,11 @@ class OrderCoordinator(ActorBase):
         """``peers`` and ``writer`` default to the real ones (the directory's actors, a writer
         per the settings); a test passes fakes."""
         self.orders: dict[str, Order] = {}
-        self.fingerprints: dict[str, str] = {}
+        # Idempotency-Keys inside their window, by the key's home id (``PlaceOrder.order_id``,
+        # where every replay of the key is routed): older ones are forgotten (``_key_use``).
+        self.keys: dict[str, store.KeyUse] = {}
+        self._swept_at = time.monotonic()
+        self._sweeps: set[asyncio.Task[Any]] = set()
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
         # Kept as orders change, so that publishing the figures every few seconds walks none.
@@ -96,10 +103,12 @@ class OrderCoordinator(ActorBase):
         self.peers: OrderPeers = peers
 
     async def load(self) -> None:
-        loaded, fingerprints = await store.load_owned(self.database, self.index, self.count)
+        loaded, keys = await store.load_owned(
+            self.database, self.index, self.count, utcnow() - self._key_ttl
+        )
         for order in loaded:
             self._remember(order)
-        self.fingerprints.update(fingerprints)
+        self.keys.update(keys)
 
     async def started(self) -> None:
         await self.peers.resolve()
@@ -114,22 +123,34 @@ class OrderCoordinator(ActorBase):
     async def place_order(self, command: PlaceOrder) -> Order:
         """Check out; the same idempotency key with the same body returns the same order."""
         await self.loaded()
-        order_id = command.order_id()
-        tracing.annotate(**{tracing.ORDER_ID: order_id})
+        self._sweep_now_and_then()
+        key_id = command.order_id()
+        tracing.annotate(**{tracing.ORDER_ID: key_id})
         fingerprint = command.fingerprint()
-        async with self.locks.hold(order_id):
-            existing = self.orders.get(order_id)
-            if existing is not None:
-                if self.fingerprints.get(order_id) != fingerprint:
+        async with self.locks.hold(key_id):
+            use = self._key_use(key_id)
+            if use is not None:
+                if use.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(
                         "this Idempotency-Key was used with a different request",
-                        order_id=order_id,
+                        order_id=use.order_id,
                     )
                 self.counters["replayed"] += 1
+                tracing.annotate(**{tracing.ORDER_ID: use.order_id})
+                existing = self.orders.get(use.order_id)
+                if existing is None:
+                    # Another coordinator owns the order (the count of coordinators changed
+                    # since the key was used): answer the stored order, which its owner runs.
+                    stored, _ = await store.load_stored(self.database, use.order_id)
+                    if stored is None:
+                        raise NotFound(f"order {use.order_id} not found", order_id=use.order_id)
+                    return stored
                 return await self._saga(existing) if _needs_saga(existing) else existing
             from_cart = command.lines is None
             lines = command.lines if command.lines is not None else await self._cart_lines(command)
-            order = await self._new_order(order_id, command, lines)
+            order = await self._new_order(self._fresh_order_id(command, key_id), command, lines)
+            if order.id != key_id:  # a key used again after its window: a renewed order
+                tracing.annotate(**{tracing.ORDER_ID: order.id})
             expected = command.expected_total_cents
             if expected is not None and order.total_cents != expected:
                 # Before anything is written: the buyer decides again at the new prices.
@@ -140,12 +161,12 @@ class OrderCoordinator(ActorBase):
                     items=[item.model_dump() for item in order.items],
                 )
             try:
-                await self._insert(order, command, fingerprint)
+                await self._insert(key_id, order, command, fingerprint)
             except store.AlreadyStored:
                 # An earlier attempt's insert committed, but its answer was lost with the
                 # connection (a database restart): the store has an order this coordinator
                 # does not. Take it up from there instead of refusing the retry.
-                stored = await self._stored_order(order_id, fingerprint)
+                stored = await self._stored_order(key_id, order.id, fingerprint)
                 if stored is None:
                     raise
                 order = stored
@@ -207,6 +228,17 @@ class OrderCoordinator(ActorBase):
         await self.loaded()
         return self._visible(principal, order_id)
 
+    async def order_for_key(self, buyer_id: str, key_id: str) -> Order:
+        """The order a buyer's Idempotency-Key stands for while inside its window (after it,
+        the key may have placed a newer order, whose id is not ``key_id``); NotFound when
+        none is recorded here."""
+        await self.loaded()
+        use = self._key_use(key_id)
+        order = None if use is None else self.orders.get(use.order_id)
+        if order is None or order.buyer_id != buyer_id:
+            raise NotFound(f"no order for this Idempotency-Key yet ({key_id})", order_id=key_id)
+        return order
+
     async def orders_of(
         self,
         buyer_id: str,
@@ -217,6 +249,12 @@ class OrderCoordinator(ActorBase):
         those whose ``(created_at, id)`` comes before ``before`` (a page's cursor), so a page
         sends ``limit`` orders over Ray, not every order the buyer ever placed."""
         await self.loaded()
+        if self.settings.durability is Durability.SYNC and self.engine is not None:
+            # Every order here is committed before it is remembered: the store's page is
+            # this coordinator's, read on an index instead of walked in memory.
+            return await store.buyer_page(
+                self.engine, buyer_id, self.index, self.count, limit, before
+            )
         mine = (self.orders[oid] for oid in self.by_buyer.get(buyer_id, []))
         if before is not None:
             mine = (order for order in mine if (order.created_at, order.id) < before)
@@ -371,7 +409,7 @@ class OrderCoordinator(ActorBase):
         except Exception:
             log.exception("resuming %s failed", order_id)
 
-    async def _stored_order(self, order_id: str, fingerprint: str) -> Order | None:
+    async def _stored_order(self, key_id: str, order_id: str, fingerprint: str) -> Order | None:
         """The order a lost insert committed, now remembered here (None when the store has
         none: the conflict was something else)."""
         stored, stored_fingerprint = await store.load_stored(self.database, order_id)
@@ -381,9 +419,58 @@ class OrderCoordinator(ActorBase):
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request", order_id=order_id
             )
-        self.fingerprints[order_id] = fingerprint
+        self.keys[key_id] = store.KeyUse(order_id, fingerprint, stored.created_at)
         self._remember(stored)
         return stored
+
+    # -- Idempotency-Keys' window ------------------------------------------------------------
+
+    @property
+    def _key_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.idempotency_ttl_s)
+
+    def _key_use(self, key_id: str) -> store.KeyUse | None:
+        """What the key stands for while inside its window; None (and forgotten) after it."""
+        use = self.keys.get(key_id)
+        if use is not None and use.created_at < utcnow() - self._key_ttl:
+            del self.keys[key_id]
+            return None
+        return use
+
+    def _fresh_order_id(self, command: PlaceOrder, key_id: str) -> str:
+        """The id of a new order for the key: its home id the first time; when the key comes
+        back after its window, the first renewal id that is owned here (so the order lives
+        where the key's replays are routed) and not taken by an earlier order."""
+        if key_id not in self.orders:
+            return key_id
+        for renewal in itertools.count(1):
+            candidate = renewed_order_id(command.buyer_id, command.idempotency_key, renewal)
+            if owner_index(candidate, self.count) == self.index and candidate not in self.orders:
+                return candidate
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sweep_now_and_then(self) -> None:
+        """At most once per ``retention_interval_s``, forget the keys past their window and
+        (coordinator 0, for all of them) prune their rows from the store, in the background."""
+        now = time.monotonic()
+        if now - self._swept_at < self.settings.retention_interval_s:
+            return
+        self._swept_at = now
+        cutoff = utcnow() - self._key_ttl
+        for key_id in [k for k, use in self.keys.items() if use.created_at < cutoff]:
+            del self.keys[key_id]
+        if self.index == 0 and self.engine is not None:
+            task = asyncio.get_running_loop().create_task(self._prune_keys(cutoff))
+            self._sweeps.add(task)
+            task.add_done_callback(self._sweeps.discard)
+
+    async def _prune_keys(self, cutoff: datetime) -> None:
+        try:
+            pruned = await store.prune_keys(self.database, cutoff)
+        except Exception as exc:  # an outage: the next sweep tries again
+            log.warning("pruning expired idempotency keys failed: %r", exc)
+            return
+        self.counters["keys_pruned"] += pruned
 
     # -- building and saving -----------------------------------------------------------------
 
@@ -455,12 +542,22 @@ class OrderCoordinator(ActorBase):
         self.by_status[order.status] += 1
         self.orders[order.id] = order
 
-    async def _insert(self, order: Order, command: PlaceOrder, fingerprint: str) -> None:
+    async def _insert(
+        self, key_id: str, order: Order, command: PlaceOrder, fingerprint: str
+    ) -> None:
         changes = store.placed(
             order, command.idempotency_key, fingerprint, self.SOURCE, [order_event(order)]
         )
-        await store.write_placed(self.writer, changes)
-        self.fingerprints[order.id] = fingerprint
+        if order.id != key_id:
+            # The key was used before, and its window has passed: its old row goes with it.
+            cutoff = utcnow() - self._key_ttl
+            work = store.expired_key_dropped(
+                command.buyer_id, command.idempotency_key, cutoff, changes
+            )
+            await store.write_placed(self.writer, work)
+        else:
+            await store.write_placed(self.writer, changes)
+        self.keys[key_id] = store.KeyUse(order.id, fingerprint, order.created_at)
         self._remember(order)
 
     async def _save(

@@ -263,6 +263,11 @@ class OrderCoordinatorApi(ActorApi, Protocol):
         """One order the principal may see."""
         ...
 
+    async def order_for_key(self, buyer_id: str, key_id: str) -> Order:
+        """The order a buyer's Idempotency-Key stands for inside its window (``key_id``:
+        ``PlaceOrder.order_id``); NotFound when none."""
+        ...
+
     async def orders_of(
         self,
         buyer_id: str,

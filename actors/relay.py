@@ -50,6 +50,7 @@ class EventRelay(ActorBase):
             "failed": 0,
             "connected": False,
             "rounds": 0,
+            "pruned": 0,
             "last_error": None,
         }
 

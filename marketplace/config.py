@@ -143,6 +143,27 @@ class Settings(BaseSettings):
     payment_latency_ms: float = Field(default=0.0, ge=0)
     payment_decline_rate: float = Field(default=0.0, ge=0, le=1)
     saga_step_timeout_s: float = Field(default=30.0, gt=0)
+    idempotency_ttl_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="how long an Idempotency-Key of a checkout stands for its order (24 h, as "
+        "payment APIs keep them); after it, the same key places a new order",
+    )
+    outbox_retention_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="published events stay in the outbox this long, then the relay prunes "
+        "them (unpublished ones are never pruned)",
+    )
+    inbox_retention_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="inbound message ids are remembered this long: a redelivery within it "
+        "takes no effect again",
+    )
+    retention_interval_s: float = Field(
+        default=60.0, gt=0, description="how often expired keys and old events are pruned"
+    )
 
     jwt_secret: SecretStr | None = Field(
         default=None,

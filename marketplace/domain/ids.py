@@ -11,6 +11,7 @@ _ID_RE = re.compile(r"^(?P<prefix>[a-z]{3})_(?P<hex>[0-9a-f]{32})$")
 _ORDER_NAMESPACE = uuid.UUID("6f1c1f5e-6d0b-4a9e-9c51-2b1f0a9d7e11")
 _STOCK_REQUEST_NAMESPACE = uuid.UUID("0d2a8c3e-5b7f-4e61-8f0a-93c4d1e7b25a")
 _PRODUCT_NAMESPACE = uuid.UUID("4b9e2f61-0c3d-4a7e-b8d5-6e1f2a3c9d07")
+_RENEWED_ORDER_NAMESPACE = uuid.UUID("a3e5c7d9-1b2f-4c6e-8a0d-5f7b9c1e3a64")
 
 
 def new_id(prefix: str) -> str:
@@ -39,6 +40,14 @@ def sibling_id(some_id: str, prefix: str) -> str:
 def order_id_for(buyer_id: str, idempotency_key: str) -> str:
     """The order id an idempotency key stands for, so replays meet at one coordinator."""
     return "ord_" + uuid.uuid5(_ORDER_NAMESPACE, f"{buyer_id}\x1f{idempotency_key}").hex
+
+
+def renewed_order_id(buyer_id: str, idempotency_key: str, renewal: int) -> str:
+    """The id of the ``renewal``-th order an idempotency key placed after its window had
+    passed (``order_id_for`` is the first's): derived, so a retry of a renewed checkout whose
+    answer was lost picks the same id again."""
+    name = f"{buyer_id}\x1f{idempotency_key}\x1f{renewal}"
+    return "ord_" + uuid.uuid5(_RENEWED_ORDER_NAMESPACE, name).hex
 
 
 def product_id_for(seller_id: str, idempotency_key: str) -> str:

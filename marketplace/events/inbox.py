@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from marketplace.store.rows import insert_ignore, utcnow
@@ -23,3 +25,25 @@ async def record(engine: AsyncEngine, message_id: str, routing_key: str) -> bool
     row = {"message_id": message_id, "routing_key": routing_key, "processed_at": utcnow()}
     async with engine.begin() as conn:
         return await insert_ignore(conn, inbox, row, ["message_id"])
+
+
+async def prune(engine: AsyncEngine, processed_before: datetime, batch: int = 1000) -> int:
+    """Forget the message ids applied before ``processed_before``, ``batch`` per transaction;
+    how many went. A message redelivered after that would take effect again, so the inbox's
+    retention must outlast any redelivery (the broker's and the senders' retries)."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            doomed = (
+                select(inbox.c.message_id)
+                .where(inbox.c.processed_at < processed_before)
+                .order_by(inbox.c.processed_at)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            deleted = (
+                await conn.execute(delete(inbox).where(inbox.c.message_id.in_(doomed)))
+            ).rowcount
+        total += deleted
+        if deleted < batch:
+            return total

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.store.rows import utcnow
@@ -51,3 +51,29 @@ async def lag(engine: AsyncEngine) -> int:
             select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
         )
     return int(count or 0)
+
+
+async def prune_published(
+    engine: AsyncEngine, published_before: datetime, batch: int = 1000
+) -> int:
+    """Delete the rows published before ``published_before``, oldest first, ``batch`` per
+    transaction (short ones: actors' writes wait for SQLite's one write lock); how many went.
+
+    An unpublished row (``published_at`` NULL) never matches: pruning cannot lose an event.
+    """
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            doomed = (
+                select(outbox.c.position)
+                .where(outbox.c.published_at < published_before)
+                .order_by(outbox.c.position)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            deleted = (
+                await conn.execute(delete(outbox).where(outbox.c.position.in_(doomed)))
+            ).rowcount
+        total += deleted
+        if deleted < batch:
+            return total

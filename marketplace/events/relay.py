@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,6 +34,7 @@ from marketplace.events.envelope import Envelope
 from marketplace.events.ordering import chains, publish_in_order
 from marketplace.events.publisher import Publisher, PublishFailed
 from marketplace.events.topology import Topology
+from marketplace.store.rows import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class RelayStats:
     published: int = 0
     failed: int = 0
     rounds: int = 0
+    pruned: int = 0
     last_error: str | None = None
 
 
@@ -64,12 +68,17 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.1,
         mark_delay_s: float = 0.0,
+        retention_s: float = 7 * 86_400.0,
+        prune_interval_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self.publisher = Publisher(url, topology)
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.mark_delay_s = mark_delay_s
+        self.retention = timedelta(seconds=retention_s)
+        self.prune_interval_s = prune_interval_s
+        self._pruned_at = time.monotonic()
         self.stats = RelayStats()
 
     @classmethod
@@ -84,6 +93,8 @@ class OutboxRelay:
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
             mark_delay_s=settings.relay_mark_delay_s,
+            retention_s=settings.outbox_retention_s,
+            prune_interval_s=settings.retention_interval_s,
         )
 
     @property
@@ -104,6 +115,7 @@ class OutboxRelay:
                     published = 0
                     await asyncio.sleep(MAX_BACKOFF_S)
                 if published < self.batch_size:
+                    await self.prune_now_and_then()
                     await asyncio.sleep(self.poll_interval_s)
         finally:
             await self.publisher.close()
@@ -154,6 +166,22 @@ class OutboxRelay:
             ) from exc
         return len(confirmed)
 
+    async def prune_now_and_then(self) -> int:
+        """At most once per ``prune_interval_s``, delete the rows published more than the
+        retention ago (only while the outbox is caught up: publishing comes first); how many.
+        A failure is logged and left for the next time."""
+        now = time.monotonic()
+        if now - self._pruned_at < self.prune_interval_s:
+            return 0
+        self._pruned_at = now
+        try:
+            pruned = await outbox.prune_published(self.engine, utcnow() - self.retention)
+        except Exception as exc:
+            log.warning("pruning published outbox rows failed: %r", exc)
+            return 0
+        self.stats.pruned += pruned
+        return pruned
+
     async def _mark(self, event_ids: list[str]) -> None:
         async for attempt in AsyncRetrying(
             wait=wait_exponential(multiplier=0.05, max=1.0),
@@ -171,6 +199,7 @@ class OutboxRelay:
             "failed": self.stats.failed,
             "connected": self.connected,
             "rounds": self.stats.rounds,
+            "pruned": self.stats.pruned,
             "last_error": self.stats.last_error,
         }
 

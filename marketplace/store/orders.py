@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.domain.events import DomainEvent
-from marketplace.domain.ids import stable_hash
+from marketplace.domain.ids import order_id_for, owner_index, stable_hash
 from marketplace.domain.orders import Order, OrderItem, OrderStatus, ShippingAddress
 from marketplace.store.changes import Changes
 from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.rows import owned
 from marketplace.store.tables import idempotency_keys, orders, outbox
-from marketplace.store.writer import Writer
+from marketplace.store.writer import Work, Writer
 
 
 class AlreadyStored(Exception):
@@ -59,20 +61,72 @@ def order_row(order: Order) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class KeyUse:
+    """What an Idempotency-Key stands for while it is inside its window: the order it placed,
+    the request's fingerprint and when the key was first used."""
+
+    order_id: str
+    fingerprint: str
+    created_at: datetime
+
+
 async def load_owned(
-    engine: AsyncEngine, index: int, count: int
-) -> tuple[list[Order], dict[str, str]]:
-    """The orders coordinator ``index`` of ``count`` owns, and the request fingerprint of each
-    (by order id) from its idempotency key."""
+    engine: AsyncEngine, index: int, count: int, keys_since: datetime
+) -> tuple[list[Order], dict[str, KeyUse]]:
+    """The orders coordinator ``index`` of ``count`` owns, and the Idempotency-Keys used since
+    ``keys_since`` (the start of their window) whose home it is, by the key's home id
+    (``order_id_for(buyer, key)``, where replays of the key are routed; a key's orders are
+    owned by its home, unless the count of coordinators changed since).
+
+    Only keys inside the window are read (an index on ``created_at``), not the whole table.
+    """
     async with engine.connect() as conn:
         rows = await conn.execute(select(orders).where(owned(orders, index, count)))
         loaded = [order_from_row(row) for row in rows.mappings()]
-        ids = {order.id for order in loaded}
-        keys = await conn.execute(
-            select(idempotency_keys.c.order_id, idempotency_keys.c.fingerprint)
+        recent = await conn.execute(
+            select(idempotency_keys).where(idempotency_keys.c.created_at >= keys_since)
         )
-        fingerprints = {order_id: digest for order_id, digest in keys if order_id in ids}
-    return loaded, fingerprints
+        homes = ((order_id_for(row["buyer_id"], row["key"]), row) for row in recent.mappings())
+        keys = {
+            home: KeyUse(row["order_id"], row["fingerprint"], row["created_at"])
+            for home, row in homes
+            if owner_index(home, count) == index
+        }
+    return loaded, keys
+
+
+async def buyer_page(
+    engine: AsyncEngine,
+    buyer_id: str,
+    index: int,
+    count: int,
+    limit: int | None = None,
+    before: tuple[datetime, str] | None = None,
+) -> list[Order]:
+    """One buyer's orders that coordinator ``index`` of ``count`` owns, newest first: at most
+    ``limit`` (all without) of those whose ``(created_at, id)`` comes before ``before``.
+
+    A keyset query on the index ``(buyer_id, created_at, id)``: a page reads ``limit`` rows
+    however many orders the buyer placed before the cursor. A database outage is raised as
+    ``TransientFailure`` (503).
+    """
+    query = select(orders).where(orders.c.buyer_id == buyer_id, owned(orders, index, count))
+    if before is not None:
+        at, last_id = before
+        query = query.where(
+            or_(
+                orders.c.created_at < at,
+                and_(orders.c.created_at == at, orders.c.id < last_id),
+            )
+        )
+    query = query.order_by(orders.c.created_at.desc(), orders.c.id.desc())
+    if limit:
+        query = query.limit(limit)
+    with unavailable_on_outage():
+        async with engine.connect() as conn:
+            rows = await conn.execute(query)
+            return [order_from_row(row) for row in rows.mappings()]
 
 
 async def load_stored(engine: AsyncEngine, order_id: str) -> tuple[Order | None, str | None]:
@@ -146,7 +200,55 @@ def placed(
     )
 
 
-async def write_placed(writer: Writer, changes: Changes) -> None:
+def expired_key_dropped(
+    buyer_id: str, key: str, expired_before: datetime, changes: Changes
+) -> Work:
+    """``changes`` (a ``placed`` order) preceded, in the same transaction, by deleting the
+    buyer's row for ``key`` when it was used before ``expired_before`` (outside its window):
+    a key reused after its window places a new order, and the unique index on (buyer, key)
+    would refuse the new row while the old one stays."""
+
+    async def work(conn: AsyncConnection) -> None:
+        await conn.execute(
+            delete(idempotency_keys).where(
+                idempotency_keys.c.buyer_id == buyer_id,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.created_at < expired_before,
+            )
+        )
+        await changes.apply(conn)
+
+    return work
+
+
+async def prune_keys(engine: AsyncEngine, expired_before: datetime, batch: int = 1000) -> int:
+    """Delete the Idempotency-Key rows used before ``expired_before``, oldest first, about
+    ``batch`` per transaction (short ones: other writers wait for SQLite's one write lock);
+    returns how many went."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            # The table has no single-column key: the batch ends at the created_at of its
+            # last row (ties with it go too), which the index on created_at finds.
+            last = (
+                await conn.execute(
+                    select(idempotency_keys.c.created_at)
+                    .where(idempotency_keys.c.created_at < expired_before)
+                    .order_by(idempotency_keys.c.created_at)
+                    .offset(batch - 1)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            bound = idempotency_keys.c.created_at < expired_before
+            if last is not None:
+                bound = and_(bound, idempotency_keys.c.created_at <= last)
+            deleted = (await conn.execute(delete(idempotency_keys).where(bound))).rowcount
+        total += deleted
+        if last is None:
+            return total
+
+
+async def write_placed(writer: Writer, changes: Changes | Work) -> None:
     """Write ``placed`` changes; ``AlreadyStored`` when the store has the order's rows."""
     try:
         await writer.write(changes)

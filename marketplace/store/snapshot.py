@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from marketplace.audit import AuditData
 from marketplace.store import inventory, orders, payments, sellers
 
+# A prune that runs while the audit reads may take events a little younger than the
+# retention as of ``taken_at``: orders this close to the edge are not checked either.
+PRUNE_MARGIN = timedelta(seconds=60)
 
-async def load_audit_data(engine: AsyncEngine, taken_at: datetime | None = None) -> AuditData:
-    """Everything in the store, read in one transaction."""
+
+async def load_audit_data(
+    engine: AsyncEngine, taken_at: datetime | None = None, events_kept_for_s: float | None = None
+) -> AuditData:
+    """Everything in the store, read in one transaction. ``events_kept_for_s``: the outbox's
+    retention (published events older than it may be pruned), None when nothing is pruned."""
+    taken_at = taken_at or datetime.now(UTC)
+    kept_since = None
+    if events_kept_for_s is not None:
+        retention = timedelta(seconds=events_kept_for_s)
+        kept_since = taken_at - retention + min(PRUNE_MARGIN, retention / 2)
     async with engine.connect() as conn:
         stock, held = await inventory.load_all(conn)
         order_list = await orders.load_all(conn)
@@ -29,5 +41,6 @@ async def load_audit_data(engine: AsyncEngine, taken_at: datetime | None = None)
         movements=movements,
         ledger=ledger,
         order_events=events,
-        taken_at=taken_at or datetime.now(UTC),
+        events_kept_since=kept_since,
+        taken_at=taken_at,
     )

@@ -114,6 +114,8 @@ orders = Table(
     # the seller view's frequent catch-up reads the orders changed lately
     Column("updated_at", UtcDateTime(), nullable=False, index=True),
     Column("version", Integer, nullable=False),
+    # A buyer's order list pages on it (keyset: newest first, the id breaking ties).
+    Index("ix_orders_buyer_created", "buyer_id", "created_at", "id"),
 )
 
 idempotency_keys = Table(
@@ -122,8 +124,9 @@ idempotency_keys = Table(
     Column("buyer_id", ID, nullable=False),
     Column("key", String(200), nullable=False),
     Column("fingerprint", String(64), nullable=False),
-    Column("order_id", ID, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
+    Column("order_id", ID, nullable=False, index=True),
+    # Keys expire: a coordinator loads those inside the window, and older ones are pruned.
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
     UniqueConstraint("buyer_id", "key", name="uq_idempotency_keys_buyer_key"),
 )
 
@@ -218,5 +221,6 @@ inbox = Table(
     metadata,
     Column("message_id", String(200), primary_key=True),
     Column("routing_key", String(64), nullable=False),
-    Column("processed_at", UtcDateTime(), nullable=False),
+    # Rows older than the inbox's retention are pruned (the consumer's loop).
+    Column("processed_at", UtcDateTime(), nullable=False, index=True),
 )

@@ -52,11 +52,11 @@ async def place_order(
         order = submitted.result()
     else:
         try:
-            order = await client.get_order(caller, command.order_id())
+            order = await client.order_for_key(command)
         except NotFound:
-            # The order id is the caller's own (derived from buyer and key), so "not found"
-            # can only mean its insert has not committed yet: the checkout is still on its
-            # way, and a retry with the same key meets it rather than making a second one.
+            # The key is the caller's own (scoped by buyer), so "not found" can only mean
+            # its order's insert has not committed yet: the checkout is still on its way,
+            # and a retry with the same key meets it rather than making a second one.
             raise ProblemError(
                 503,
                 "the checkout is still being recorded; retry with the same Idempotency-Key",

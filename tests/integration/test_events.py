@@ -345,6 +345,29 @@ async def test_every_committed_event_is_published(
         await relay_gauges_show(runtime, published=len(expected))
 
 
+@pytest.mark.timeout(240)
+async def test_published_events_are_pruned_after_the_retention(
+    broker: Broker, make_marketplace: Any
+) -> None:
+    # Retention of one second, considered five times a second: what the relay published is
+    # soon gone from the outbox, and the audit still holds (it looks only at recent orders).
+    runtime = await make_marketplace(
+        "sqlite", **broker.settings(outbox_retention_s=1.0, retention_interval_s=0.2)
+    )
+    market = await build_market(runtime.client, stock=[20, 20], buyers=3)
+    await checkouts(runtime, market, 10, "p")
+    await wait_published(runtime)
+
+    async def emptied() -> bool:
+        return await outbox_ids(runtime) == []
+
+    await wait_for(emptied, 30, "the relay to prune the published outbox", every=0.2)
+    stats = await relay_stats(runtime)
+    assert stats["pruned"] == stats["published"] > 0
+    report = await runtime.client.audit(max_pending_age_s=0)
+    assert report.ok, report.model_dump()
+
+
 # -- (b) the broker stops and starts mid-stream ------------------------------------------------
 
 

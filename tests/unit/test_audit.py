@@ -196,6 +196,16 @@ def test_a_young_pending_order_is_in_flight_not_stuck() -> None:
     assert report.in_flight_orders == 1
 
 
+def test_an_event_older_than_the_outbox_retention_may_be_pruned() -> None:
+    # The order last changed at T0; its event is gone from the outbox.
+    data = world()
+    data.order_events = set()
+    data.events_kept_since = T0 + timedelta(seconds=1)  # pruning may have taken it
+    assert audit(data, max_pending_age_s=30).ok
+    data.events_kept_since = T0  # inside the retention: it must be there
+    assert set(failing(data, max_pending_age_s=30)) == {"I4_events_recorded"}
+
+
 def test_memory_ahead_of_the_store_is_a_violation() -> None:
     stored, live = world(), world()
     live.stock = [live.stock[0].adjust(5)]

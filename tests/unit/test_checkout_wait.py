@@ -1,10 +1,10 @@
 """A checkout that outlasts ``checkout_wait_s`` (serve_app/routes/orders.py), on an app built
 around a fake client. No Ray: the client's coordinator is a pair of fake calls.
 
-Once the wait is over the route asks for the order. A saga that is stored but still running
-answers 201 ``pending``; an order whose insert has not committed yet is unknown to its
-coordinator, and that must read as "retry", not as 404 (the retry with the same key meets the
-order once it is stored)."""
+Once the wait is over the route asks for the order its Idempotency-Key stands for. A saga
+that is stored but still running answers 201 ``pending``; an order whose insert has not
+committed yet is unknown to its coordinator, and that must read as "retry", not as 404 (the
+retry with the same key meets the order once it is stored)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from marketplace.config import Settings
 from marketplace.domain.errors import NotFound
 from marketplace.domain.orders import Order, OrderStatus, PlaceOrder
-from marketplace.domain.users import Principal, Role, User
+from marketplace.domain.users import Role, User
 from tests.unit.factories import BUYER, address, make_order
 from tests.unit.test_gateway_deps import TOKENS, gateway_over
 
@@ -49,7 +49,8 @@ class SlowCheckouts:
         await self._answer.wait()
         return make_order(id=command.order_id(), status=OrderStatus.CONFIRMED)
 
-    async def get_order(self, principal: Principal, order_id: str) -> Order:
+    async def order_for_key(self, command: PlaceOrder) -> Order:
+        order_id = command.order_id()
         self.looked_up.append(order_id)
         assert self._answer is not None
         self._answer.set()  # the checkout goes on after the answer, as a saga would

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from marketplace.events.publisher import PublishFailed
 from marketplace.events.relay import OutboxRelay, RoundFailed
 from marketplace.events.topology import Topology, archive_arguments
 from marketplace.store.engine import create_engine
+from marketplace.store.rows import utcnow
 from marketplace.store.tables import metadata
 from marketplace.store.tables import outbox as outbox_table
 
@@ -211,3 +212,25 @@ def test_the_archive_is_on_by_default_bounded_and_a_setting_turns_it_off(
     monkeypatch.setenv("MARKETPLACE_EVENT_ARCHIVE_MAX_LENGTH", "500")
     topology = Topology.from_settings(Settings())
     assert not topology.archive and topology.archive_max_length == 500
+
+
+async def test_published_rows_past_the_retention_are_pruned_never_unpublished_ones(
+    engine: AsyncEngine,
+) -> None:
+    old = await add_events(engine, [("a", 1), ("a", 2), ("b", 1)])
+    relay, _ = make_relay(engine, retention_s=60, prune_interval_s=0)
+    assert await relay.run_once() == 3
+    # published an hour ago; then three more, of which one is published now, two wait
+    async with engine.begin() as conn:
+        await conn.execute(outbox_table.update().values(published_at=utcnow() - timedelta(hours=1)))
+    recent = await add_events(engine, [("a", 3), ("c", 1), ("c", 2)])
+    await outbox.mark_published(engine, recent[:1])
+    assert await relay.prune_now_and_then() == 3
+    async with engine.connect() as conn:
+        left = {row.id: row.published_at for row in await conn.execute(outbox_table.select())}
+    assert set(left) == set(recent) and not set(old) & set(left)
+    assert [left[i] is None for i in recent] == [False, True, True]
+    assert (await relay.snapshot())["pruned"] == 3
+    # once per interval: a relay with a long interval leaves the next prune for later
+    patient, _ = make_relay(engine, retention_s=0.001, prune_interval_s=3600)
+    assert await patient.prune_now_and_then() == 0
