@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from marketplace.store.pruning import delete_before
 from marketplace.store.rows import insert_ignore, utcnow
 from marketplace.store.tables import inbox
 
@@ -31,19 +32,6 @@ async def prune(engine: AsyncEngine, processed_before: datetime, batch: int = 10
     """Forget the message ids applied before ``processed_before``, ``batch`` per transaction;
     how many went. A message redelivered after that would take effect again, so the inbox's
     retention must outlast any redelivery (the broker's and the senders' retries)."""
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            doomed = (
-                select(inbox.c.message_id)
-                .where(inbox.c.processed_at < processed_before)
-                .order_by(inbox.c.processed_at)
-                .limit(batch)
-                .scalar_subquery()
-            )
-            deleted = (
-                await conn.execute(delete(inbox).where(inbox.c.message_id.in_(doomed)))
-            ).rowcount
-        total += deleted
-        if deleted < batch:
-            return total
+    return await delete_before(
+        engine, inbox, inbox.c.message_id, inbox.c.processed_at, processed_before, batch
+    )

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from marketplace.store.pruning import delete_before
 from marketplace.store.rows import utcnow
 from marketplace.store.tables import outbox
 
@@ -61,19 +62,6 @@ async def prune_published(
 
     An unpublished row (``published_at`` NULL) never matches: pruning cannot lose an event.
     """
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            doomed = (
-                select(outbox.c.position)
-                .where(outbox.c.published_at < published_before)
-                .order_by(outbox.c.position)
-                .limit(batch)
-                .scalar_subquery()
-            )
-            deleted = (
-                await conn.execute(delete(outbox).where(outbox.c.position.in_(doomed)))
-            ).rowcount
-        total += deleted
-        if deleted < batch:
-            return total
+    return await delete_before(
+        engine, outbox, outbox.c.position, outbox.c.published_at, published_before, batch
+    )

@@ -82,18 +82,22 @@ def _id(span: ReadableSpan) -> int:
     return context.span_id
 
 
-async def test_a_batched_call_carries_its_span_to_the_callee(spans: InMemorySpanExporter) -> None:
-    target = Echo()
+def _recording_batcher(target: Echo) -> tuple[CallBatcher[Echo], list[list[Call]]]:
+    """A batcher that runs its batches on ``target`` in process, and the batches it sent."""
     sent: list[list[Call]] = []
 
     async def send(calls: list[Call]) -> list[tuple[bool, Any]]:
         sent.append(calls)
         return await run_calls(target, calls)
 
-    batcher: CallBatcher[Echo] = CallBatcher(send, kind="echo")
+    return CallBatcher(send, kind="echo"), sent
+
+
+async def test_a_batched_call_carries_its_span_to_the_callee(spans: InMemorySpanExporter) -> None:
+    batcher, sent = _recording_batcher(Echo())
     with trace.get_tracer("test").start_as_current_span("root") as root:
         answers = await asyncio.gather(batcher.call(Echo.echo, 1), batcher.call(Echo.echo, 2))
-    assert answers == [1, 2]
+    assert list(answers) == [1, 2]
     assert len(sent) == 1 and all(tracing.TRACE_KW in kwargs for _, _, kwargs in sent[0])
 
     finished = spans.get_finished_spans()
@@ -117,13 +121,7 @@ async def test_untraced_calls_carry_nothing_and_make_no_span(
     spans: InMemorySpanExporter,
 ) -> None:
     target = Echo()
-    sent: list[list[Call]] = []
-
-    async def send(calls: list[Call]) -> list[tuple[bool, Any]]:
-        sent.append(calls)
-        return await run_calls(target, calls)
-
-    batcher: CallBatcher[Echo] = CallBatcher(send, kind="echo")
+    batcher, sent = _recording_batcher(target)
     assert await batcher.call(Echo.echo, 3) == 3
     assert sent == [[("echo", (3,), {})]]
     assert await Remote[Echo](LocalEndpoint(target, "echo-0"), "echo").call(Echo.echo, 4) == 4
