@@ -14,6 +14,7 @@ Files: ``<trace_dir>/<process>-<pid>.jsonl``, one span per line in a compact for
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from marketplace.config import Settings
 EXPORT_DELAY_MS = 500
 PROCESS = "marketplace.process"
 
+log = logging.getLogger(__name__)
 _configured: TracerProvider | None = None
 _lock = threading.Lock()
 
@@ -125,8 +127,13 @@ def configure(settings: Settings, process: str, *, root: bool = False) -> Tracer
                 }
             ),
         )
+        try:
+            exporter = _exporter(settings, process)
+        except OSError as exc:  # a read-only or missing folder: serve untraced, and say why
+            log.warning("tracing is off in %s: cannot write spans (%r)", process, exc)
+            return None
         provider.add_span_processor(
-            BatchSpanProcessor(_exporter(settings, process), schedule_delay_millis=EXPORT_DELAY_MS)
+            BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS)
         )
         trace.set_tracer_provider(provider)
         _configured = provider

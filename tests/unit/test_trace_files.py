@@ -116,6 +116,15 @@ def test_tracing_off_installs_nothing() -> None:
     assert configure(Settings(trace_sample=0.0), "gateway", root=True) is None
 
 
+def test_a_folder_spans_cannot_be_written_to_turns_tracing_off_rather_than_failing(
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    settings = Settings(trace_sample=1.0, trace_dir=str(blocked / "traces"))
+    assert configure(settings, "orders-0") is None
+
+
 class _Collector(http.server.BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]] = []
 
