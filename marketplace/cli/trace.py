@@ -4,6 +4,7 @@ time went, read from the span files (``marketplace.trace_files``)."""
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from marketplace.cli.output import CliError, console, reported
-from marketplace.cli.runtime_state import settings_from
+from marketplace.config import Settings
 from marketplace.trace_export import trace_dir
 from marketplace.trace_files import (
     CATEGORIES,
@@ -54,7 +55,9 @@ def trace_command(
     (`marketplace up --trace-sample 1`); spans reach their files within a second.
     """
     with reported():
-        where = directory or trace_dir(settings_from())
+        # The folder only: reading spans needs no secrets (settings_from would make them).
+        configured = os.environ.get("MARKETPLACE_TRACE_DIR", "")
+        where = directory or trace_dir(Settings.model_construct(trace_dir=configured))
         if not where.is_dir():
             raise CliError(
                 f"no span files in {where}: start the marketplace with tracing on "
