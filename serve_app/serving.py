@@ -8,11 +8,14 @@ first imported, and Ray's workers inherit it from the process that starts Ray, s
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import random
 import socket
 import sys
+import tempfile
 
 from marketplace.config import Settings
 
@@ -42,6 +45,17 @@ def haproxy_available() -> bool:
 HAPROXY_PORTS = range(20000, 30000)
 
 
+# Serve's settings for HAProxy's files, and where they go in the private folder.
+HAPROXY_FILES = {
+    "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": "haproxy.cfg",
+    "RAY_SERVE_HAPROXY_SOCKET_PATH": "admin.sock",
+    "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": "metrics.sock",
+    "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": "",
+    "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": "server-state",
+}
+SHORT_TMP = "/tmp"  # the platform's temporary folder may be long (macOS: /var/folders/...)
+
+
 def _free_port(taken: set[int]) -> int:
     for port in random.sample(HAPROXY_PORTS, 64):
         if port in taken:
@@ -57,6 +71,11 @@ def _free_port(taken: set[int]) -> int:
         return int(sock.getsockname()[1])
 
 
+def _remove_if_empty(folder: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
+
+
 def prepare_haproxy() -> None:
     """Set Serve's HAProxy environment, where it is not set already, before Ray starts.
 
@@ -64,11 +83,28 @@ def prepare_haproxy() -> None:
     fixed defaults (8404, 9101), so a second Serve with HAProxy on the same machine (another
     `marketplace up`, a test run) would fail to start.
 
+    Its files (config, admin socket, server state) go to a private folder of their own: Serve
+    keeps them at fixed paths under /tmp/haproxy-serve, so a second Serve on the machine
+    rewrote the first one's config and took over its admin socket, and the first HAProxy's next
+    reload could route to the second one's replicas. (The likely cause of a CI failure: a user
+    registered through an experiment's gateway could not log in through it while the e2e
+    session's Serve ran beside it.)
+
     Serve's per-request HTTP metrics are recorded by the replicas, as without HAProxy, rather
     than by HAProxy sending its manager actor one log datagram per request to parse, which
     cost the manager about 0.1 ms of CPU per request on 2 cores (README, Performance). What
     only that path counts, requests HAProxy answers itself, is not worth it.
     """
+    if not any(name in os.environ for name in HAPROXY_FILES):
+        # 0700, a name of its own, and short: Serve adds a folder named by the node's id (56
+        # characters), and HAProxy takes socket paths of at most 97.
+        private = tempfile.mkdtemp(
+            prefix="mp-haproxy-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None
+        )
+        # A process that never starts Serve leaves nothing behind (what Serve wrote stays).
+        atexit.register(_remove_if_empty, private)
+        for name, file in HAPROXY_FILES.items():
+            os.environ[name] = os.path.join(private, file) if file else private
     taken: set[int] = set()
     for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
         if name not in os.environ:
