@@ -409,3 +409,63 @@ def test_manifests_have_no_tabs_or_trailing_spaces() -> None:
     for path in Path(CLUSTER_DIR / "k8s").rglob("*.yaml"):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             assert "\t" not in line and line == line.rstrip(), f"{path}:{number}"
+
+
+def _pod_labels_and_ports(objects: list[Manifest]) -> list[tuple[dict[str, str], set[str]]]:
+    """(labels, named container ports) of every pod a layer makes."""
+    pods = []
+    for obj in objects:
+        if obj["kind"] == "RayService":
+            templates = [t for _, t in pod_templates(obj)]
+        elif obj["kind"] in ("StatefulSet", "Job", "Deployment"):
+            templates = [obj["spec"]["template"]]
+        else:
+            continue
+        for template in templates:
+            ports = {p["name"] for c in containers(template["spec"]) for p in c.get("ports", [])}
+            pods.append((template["metadata"].get("labels", {}), ports))
+    return pods
+
+
+def test_ray_answers_only_its_own_pods_but_the_gateway_answers_everyone(
+    layer: tuple[str, list[Manifest]],
+) -> None:
+    name, objects = layer
+    service = find(objects, "RayService")
+    # The GCS, dashboard and job submission want Ray's token (KubeRay generates it).
+    assert service["spec"]["rayClusterConfig"]["authOptions"] == {"mode": "token"}
+    pods = _pod_labels_and_ports(objects)
+    ray_labels = [t["metadata"]["labels"] for _, t in pod_templates(service)]
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    for policy in policies:
+        spec = policy["spec"]
+        selected = [
+            ports
+            for labels, ports in pods
+            if spec["podSelector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert selected, f"{policy['metadata']['name']} selects no pod"
+        for rule in spec["ingress"]:
+            for port in rule.get("ports", []):  # named ports the selected pods have
+                assert all(port["port"] in ports for ports in selected), (policy, port)
+    ray_rules = [
+        rule
+        for p in policies
+        if all(p["spec"]["podSelector"]["matchLabels"].items() <= pod.items() for pod in ray_labels)
+        for rule in p["spec"]["ingress"]
+    ]
+    # From anywhere (no `from`): only the gateway's port, in every layer.
+    assert [r["ports"] for r in ray_rules if "from" not in r] == [
+        [{"port": "serve", "protocol": "TCP"}]
+    ]
+    # Every other rule names its sources: Ray's own pods, or (prod) Prometheus for the metrics port.
+    for rule in ray_rules:
+        if "from" in rule and "ports" in rule:
+            assert [p["port"] for p in rule["ports"]] == ["metrics"], name
+    database = next(p for p in policies if p["metadata"]["name"] == "marketplace-postgres")
+    (only,) = database["spec"]["ingress"]
+    assert only["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "marketplace"}}}
+    ]
+    if name == "prod":
+        assert any("namespaceSelector" in s for r in ray_rules for s in r.get("from", []))
