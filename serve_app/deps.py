@@ -76,6 +76,17 @@ async def current_principal(
     return await authenticate(authorization, replica_of(request))
 
 
+async def optional_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal | None:
+    """The caller on a public route: None without an Authorization header; a header that is
+    there must hold a valid token (401 otherwise, as on every other route)."""
+    if authorization is None:
+        return None
+    return await authenticate(authorization, replica_of(request))
+
+
 def require(principal: Principal, *roles: Role) -> None:
     """403 unless the caller has one of ``roles`` (admins always pass).
 
@@ -138,4 +149,5 @@ def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
 ThisReplica = Annotated[Replica, Depends(current_replica)]
 Client = Annotated[MarketplaceClient, Depends(current_client)]
 Caller = Annotated[Principal, Depends(current_principal)]
+MaybeCaller = Annotated[Principal | None, Depends(optional_principal)]
 IdempotencyKey = Annotated[IdempotencyKeyHeader, Depends(idempotency_key_header)]

@@ -116,8 +116,12 @@ class StockOut(BaseModel):
     product_id: str
     available: int
     reserved: int
-    sold: int
-    stocked: int
+    sold: int | None = Field(
+        default=None, description="Units sold: only for the product's seller and admins"
+    )
+    stocked: int | None = Field(
+        default=None, description="Units ever stocked: only for the product's seller and admins"
+    )
 
 
 class StockDelta(Strict):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from marketplace.domain.catalog import parse_draft, parse_patch
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.users import Role
-from serve_app.deps import Caller, Client, IdempotencyKey, require
+from serve_app.deps import Caller, Client, IdempotencyKey, MaybeCaller, require
 from serve_app.etags import IfMatch, etag
 from serve_app.hot_reads import PRODUCT_ROUTE
 from serve_app.schemas import (
@@ -135,10 +135,22 @@ async def deactivate_product(
     return ProductOut.model_validate(product.model_dump())
 
 
-@router.get("/v1/products/{product_id}/stock", response_model=StockOut)
-async def stock(product_id: str, client: Client) -> StockOut:
-    """Available and reserved units (public)."""
-    return _stock_out(await client.get_stock(product_id))
+@router.get(
+    "/v1/products/{product_id}/stock", response_model=StockOut, response_model_exclude_none=True
+)
+async def stock(product_id: str, client: Client, caller: MaybeCaller) -> StockOut:
+    """Available and reserved units (public, DESIGN.md section 6). The product's seller and
+    admins, signed in, also see `sold` and `stocked`: how a product sells is its seller's."""
+    item = await client.get_stock(product_id)
+    if caller is not None and (
+        caller.role is Role.ADMIN
+        or (
+            caller.role is Role.SELLER
+            and (await client.get_product(product_id)).seller_id == caller.id
+        )
+    ):
+        return _stock_out(item)
+    return StockOut(product_id=item.product_id, available=item.available, reserved=item.reserved)
 
 
 @router.post("/v1/products/{product_id}/stock", response_model=StockOut)

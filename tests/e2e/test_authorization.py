@@ -702,3 +702,27 @@ async def test_login_of_another_user_gives_that_users_token(world: World) -> Non
     buyer = world.owner("buyer")
     token = await login(world.http, buyer["email"], PASSWORD)
     assert ok(await me_with(world, token))["id"] == buyer["id"]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_only_the_seller_and_admins_see_how_a_product_sells(world: World, actor: str) -> None:
+    # DESIGN.md section 6 makes the stock endpoint {product_id, available, reserved}, public.
+    reply = ok(
+        await world.http.get(
+            f"/v1/products/{world.product['id']}/stock", headers=world.headers(actor)
+        )
+    )
+    public = {"product_id", "available", "reserved"}
+    if actor in ("seller_owner", "admin"):
+        assert set(reply) == public | {"sold", "stocked"}, reply
+        assert reply["sold"] >= 1  # the world's confirmed order
+        assert reply["sold"] + reply["reserved"] + reply["available"] == reply["stocked"]
+    else:
+        assert set(reply) == public, reply
+
+
+async def test_a_bad_token_on_the_public_stock_endpoint_is_refused(world: World) -> None:
+    reply = await world.http.get(
+        f"/v1/products/{world.product['id']}/stock", headers={"Authorization": "Bearer nope"}
+    )
+    assert_problem(reply, 401)

@@ -130,8 +130,8 @@ async def test_flash_sale_sells_exactly_the_stock(
     assert len(confirmed) == stock
     assert all(o.status.value == "cancelled" for o in others), [o.status for o in others]
     assert {o.failure_reason for o in others} == {"out_of_stock"}
-    level = (await http.get(f"/v1/products/{product_id}/stock")).json()
-    assert level["available"] == 0 and level["sold"] == stock and level["reserved"] == 0, level
+    level = await client.get_stock(product_id)
+    assert (level.available, level.sold, level.reserved) == (0, stock, 0), level
     assert summary(report)["audit"]["ok"]
 
 
