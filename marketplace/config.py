@@ -193,7 +193,23 @@ class Settings(BaseSettings):
     access_log: bool = False
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     checkout_wait_s: float = Field(default=10.0, gt=0, description="then answer pending")
-    login_rate_per_minute: int = Field(default=30, ge=1)
+    login_rate_per_minute: int = Field(
+        default=30, ge=1, description="password attempts per account from one client address"
+    )
+    login_rate_per_address_per_minute: int = Field(
+        default=600, ge=1, description="password attempts from one client address, any accounts"
+    )
+    registration_rate_per_address_per_minute: int = Field(default=600, ge=1)
+    registration_rate_per_minute: int = Field(
+        default=6000, ge=1, description="registrations from everyone together"
+    )
+    trusted_proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="proxies in front of the gateway that append the client's address to "
+        "X-Forwarded-For (0: the address is the connection's)",
+    )
     checkout_rate_per_minute: int = Field(default=600, ge=1)
 
     gateway_min_replicas: int = Field(default=1, ge=1)

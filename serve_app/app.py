@@ -10,6 +10,7 @@ from ray.serve import Application
 from marketplace.config import Settings
 from serve_app.gateway import Gateway
 from serve_app.password_hashing import Auth
+from serve_app.shared_limits import Limits
 
 
 def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:
@@ -39,7 +40,8 @@ def gateway_autoscaling_config(
 def build_app(
     settings: Settings, *, gateway_autoscaling: dict[str, Any] | None = None
 ) -> Application:
-    """The gateway bound to an auth deployment, both autoscaled per the settings.
+    """The gateway bound to an auth deployment, both autoscaled per the settings, and to the
+    Limits deployment (one replica) that counts sign-in attempts for all of them.
 
     ``gateway_autoscaling`` adds Serve autoscaling options the settings do not carry to the
     gateway's, or overrides those they do.
@@ -55,12 +57,23 @@ def build_app(
         max_ongoing_requests=settings.auth_max_ongoing_requests,
         logging_config=logging_config,
     ).bind()
+    # One replica for every gateway replica: its buckets are the cluster's. It does a dict
+    # lookup per call, so it asks for no CPU of its own.
+    limits = Limits.options(  # type: ignore[attr-defined]
+        ray_actor_options={"num_cpus": 0},
+        logging_config=logging_config,
+    ).bind(
+        settings.login_rate_per_minute,
+        settings.login_rate_per_address_per_minute,
+        settings.registration_rate_per_address_per_minute,
+        settings.registration_rate_per_minute,
+    )
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
         autoscaling_config=gateway_autoscaling_config(settings, gateway_autoscaling),
         ray_actor_options={"num_cpus": settings.gateway_num_cpus},
         max_ongoing_requests=max(1, int(settings.gateway_target_ongoing_requests * 4)),
         logging_config=logging_config,
-    ).bind(settings.model_dump(), auth)
+    ).bind(settings.model_dump(), auth, limits)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -139,11 +139,35 @@ async def idempotency_key_header(
 
 def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
     """429 with Retry-After when ``key`` has spent its rate; otherwise one token is spent."""
-    wait = limiter.check(key)
+    refuse_while(limiter.check(key), detail)
+
+
+def refuse_while(wait: float, detail: str) -> None:
+    """429 with Retry-After when a limit asks to ``wait`` (seconds); nothing when it is 0."""
     if wait:
         raise ProblemError(
             429, detail, code="rate_limited", headers={"Retry-After": str(max(1, round(wait)))}
         )
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from, for per-address limits.
+
+    With ``TRUSTED_PROXY_HOPS`` = n, the n-th address from the right of X-Forwarded-For (each
+    trusted proxy appends the address it was reached from; what is left of them is the client's
+    to forge); otherwise, or when the header has fewer, the connection's. Serve's ingress does
+    not add one, so without a proxy in front every client shares the ingress's address.
+    """
+    hops = replica_of(request).settings.trusted_proxy_hops
+    if hops:
+        forwarded = [
+            part.strip()
+            for header in request.headers.getlist("x-forwarded-for")
+            for part in header.split(",")
+        ]
+        if len(forwarded) >= hops and forwarded[-hops]:
+            return forwarded[-hops][:64]
+    return request.client.host if request.client is not None else "unknown"
 
 
 ThisReplica = Annotated[Replica, Depends(current_replica)]

@@ -87,9 +87,11 @@ def build_api(replica: Replica | None = None) -> FastAPI:
 class Gateway:
     """The ingress deployment; its replicas share nothing but the actors and the store."""
 
-    def __init__(self, settings: dict[str, Any], auth: DeploymentHandle[Any]) -> None:
+    def __init__(
+        self, settings: dict[str, Any], auth: DeploymentHandle[Any], limits: DeploymentHandle[Any]
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
-        self.replica = Replica.start(Settings.model_validate(settings), auth)
+        self.replica = Replica.start(Settings.model_validate(settings), auth, limits)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """This replica's app: Serve calls it once, after ``__init__``."""

@@ -20,16 +20,17 @@ from marketplace import trace_export
 from marketplace.config import Settings
 from serve_app.metrics import GatewayMetrics
 from serve_app.password_hashing import AuthCalls
-from serve_app.rate_limits import RateLimiter
+from serve_app.rate_limits import RateLimiter, SignInLimits
 from serve_app.revocations import Revocations
+from serve_app.shared_limits import LimitsCalls
 from serve_app.tokens import TokenService
 
 
 @dataclass(frozen=True)
 class Replica:
     """The settings, the client, the Auth handle, the token keys, the revoked token versions
-    and the rate limits of one gateway replica. Its replicas share nothing but the actors and
-    the store."""
+    and the rate limits of one gateway replica. Its replicas share nothing but the actors, the
+    store and the Limits deployment."""
 
     settings: Settings
     client: MarketplaceClient
@@ -38,12 +39,16 @@ class Replica:
     tokens: TokenService
     # Polled from the store (serve_app/revocations.py); ``tokens`` refuses what it revoked.
     revocations: Revocations
-    login_limit: RateLimiter
+    # Logins and registrations, counted for every replica together (serve_app/shared_limits.py).
+    sign_in: SignInLimits
+    # Checkouts per buyer, counted per replica: see Replica.start.
     checkout_limit: RateLimiter
     metrics: GatewayMetrics
 
     @classmethod
-    def start(cls, settings: Settings, auth: DeploymentHandle[Any]) -> Replica:
+    def start(
+        cls, settings: Settings, auth: DeploymentHandle[Any], limits: DeploymentHandle[Any]
+    ) -> Replica:
         """Connect to the actors (made on first use) and the store, per ``settings``."""
         trace_export.configure(settings, "gateway", root=True)
         client = connect(settings)
@@ -57,7 +62,7 @@ class Replica:
             auth=AuthCalls(auth),
             tokens=TokenService.from_settings(settings, revocations),
             revocations=revocations,
-            login_limit=RateLimiter(settings.login_rate_per_minute),
+            sign_in=LimitsCalls(limits),
             checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
             metrics=GatewayMetrics(settings.namespace, settings.metrics),
         )

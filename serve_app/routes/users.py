@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from marketplace.domain.errors import Conflict, InvalidInput
@@ -16,7 +16,15 @@ from marketplace.domain.users import (
     validate_password,
     validate_registration,
 )
-from serve_app.deps import Caller, Client, ThisReplica, authenticate, rate_limit, require
+from serve_app.deps import (
+    Caller,
+    Client,
+    ThisReplica,
+    authenticate,
+    client_address,
+    refuse_while,
+    require,
+)
 from serve_app.problems import ProblemError
 from serve_app.replica import Replica
 from serve_app.schemas import PasswordChange, TokenOut, UserCreate, UserOut
@@ -32,13 +40,18 @@ def _user_out(user: User) -> UserOut:
 async def register(
     body: UserCreate,
     replica: ThisReplica,
+    request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> UserOut:
-    """Register a buyer or seller (carriers and admins: an admin's token is needed)."""
+    """Register a buyer or seller (carriers and admins: an admin's token is needed). Sign-ups
+    are limited per client address and overall (429 with Retry-After); an admin's are not."""
     role = Role(body.role)
     if role in (Role.CARRIER, Role.ADMIN):
         require(await authenticate(authorization, replica), Role.ADMIN)
     validate_registration(body.email, body.password, body.name)
+    if role in (Role.BUYER, Role.SELLER):  # anyone's sign-up; an admin's accounts are not
+        wait = await replica.sign_in.register(client_address(request))
+        refuse_while(wait, "too many registrations")
     password_hash = await replica.auth.hash_password(body.password)
     user = await replica.client.users.register(
         body.email, body.password, body.name, role, password_hash=password_hash
@@ -48,14 +61,18 @@ async def register(
 
 @router.post("/v1/auth/token", response_model=TokenOut)
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], replica: ThisReplica
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], replica: ThisReplica, request: Request
 ) -> TokenOut:
-    """Log in with the OAuth2 password form (username = email)."""
+    """Log in with the OAuth2 password form (username = email). Attempts are limited per
+    account and client address, and per address (429 with Retry-After), for all replicas
+    together: a flood against an account from one address does not lock its owner out."""
     try:
         email = normalize_email(form.username)
     except InvalidInput:
         email = form.username.strip().lower()[:320]
-    rate_limit(replica.login_limit, email, "too many login attempts")
+    refuse_while(
+        await replica.sign_in.login(email, client_address(request)), "too many login attempts"
+    )
     known = "@" in email and storable(email)  # PostgreSQL cannot even look a NUL up
     user = await replica.client.users.by_email(email) if known else None
     stored = user.password_hash if user else None
@@ -88,18 +105,23 @@ async def me(caller: Caller, client: Client) -> UserOut:
 
 
 @router.post("/v1/users/me/password", response_model=TokenOut)
-async def change_password(body: PasswordChange, caller: Caller, replica: ThisReplica) -> TokenOut:
+async def change_password(
+    body: PasswordChange, caller: Caller, replica: ThisReplica, request: Request
+) -> TokenOut:
     """Change the caller's password, given the current one (403 ``wrong_password`` if it is
     not). Every token issued before is revoked, this one included; the answer is a fresh one.
 
-    Each attempt counts against the login rate limit of the account's email, so the old
+    Each attempt counts against the login limits of the account and address, so the old
     password cannot be guessed here faster than at ``/v1/auth/token``.
     """
     validate_password(body.new_password, field="new_password")
     user = await replica.client.users.by_id(caller.id)
     if user is None:
         raise _user_gone()
-    rate_limit(replica.login_limit, user.email, "too many login attempts")
+    refuse_while(
+        await replica.sign_in.login(user.email, client_address(request)),
+        "too many login attempts",
+    )
     if not await replica.auth.verify_password(user.password_hash, body.old_password):
         raise ProblemError(403, "the old password is wrong", code="wrong_password")
     password_hash = await replica.auth.hash_password(body.new_password)

@@ -48,6 +48,9 @@ def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         http_port=port,
         checkout_rate_per_minute=100_000,
         login_rate_per_minute=100_000,
+        login_rate_per_address_per_minute=100_000,
+        registration_rate_per_address_per_minute=100_000,
+        registration_rate_per_minute=100_000,
         gateway_num_cpus=0.05,
         # Two replicas, as a cluster has: per-replica state must not show through (metrics
         # add up, a held product copy is as fresh on either).

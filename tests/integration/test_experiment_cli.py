@@ -84,6 +84,8 @@ via = "http"
 [settings]
 checkout_rate_per_minute = 100000
 login_rate_per_minute = 100000
+login_rate_per_address_per_minute = 100000
+registration_rate_per_address_per_minute = 100000
 actor_num_cpus = 0.01
 gateway_num_cpus = 0.05
 auth_num_cpus = 0.05

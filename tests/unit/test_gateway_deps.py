@@ -17,7 +17,7 @@ from marketplace.domain.catalog import Product, ProductDraft
 from marketplace.domain.users import Principal, Role, User
 from serve_app.gateway import build_api
 from serve_app.metrics import GatewayMetrics
-from serve_app.rate_limits import RateLimiter
+from serve_app.rate_limits import LocalSignInLimits, RateLimiter, SignInPolicy
 from serve_app.replica import Replica
 from serve_app.revocations import Revocations
 from serve_app.tokens import TokenService
@@ -85,7 +85,14 @@ def served_in_process(
         auth=cast(Any, auth),
         tokens=TokenService(secret, settings.jwt_ttl_s, revocations),
         revocations=revocations,
-        login_limit=RateLimiter(settings.login_rate_per_minute),
+        sign_in=LocalSignInLimits(
+            SignInPolicy.of(
+                login_per_account=settings.login_rate_per_minute,
+                login_per_address=settings.login_rate_per_address_per_minute,
+                registration_per_address=settings.registration_rate_per_address_per_minute,
+                registration_overall=settings.registration_rate_per_minute,
+            )
+        ),
         checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
         metrics=GatewayMetrics(settings.namespace),
     )
@@ -196,3 +203,32 @@ def test_an_invalid_body_is_reported_before_the_key(
 def test_the_body_limit_is_the_replicas(http: TestClient) -> None:
     big = {**PRODUCT, "description": "d" * 3000}
     assert problem(http.post("/v1/products", json=big, headers=bearer(SELLER)), 413)
+
+
+def _request(hops: int, forwarded: list[str], peer: str = "10.0.0.9") -> Any:
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    replica = SimpleNamespace(settings=Settings(trusted_proxy_hops=hops))
+    app = SimpleNamespace(state=SimpleNamespace(replica=replica))
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    return Request({"type": "http", "headers": headers, "client": (peer, 1234), "app": app})
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "address"),
+    [
+        (0, ["6.6.6.6"], "10.0.0.9"),  # no proxy trusted: a client's header is ignored
+        (1, ["6.6.6.6, 1.2.3.4"], "1.2.3.4"),  # what our proxy appended, not what came before
+        (2, ["6.6.6.6, 1.2.3.4", "10.1.1.1"], "1.2.3.4"),  # headers on several lines are one
+        (2, ["1.2.3.4"], "10.0.0.9"),  # fewer than the trusted hops: the connection's
+        (1, [], "10.0.0.9"),
+    ],
+)
+def test_the_client_address_trusts_only_the_configured_proxies(
+    hops: int, forwarded: list[str], address: str
+) -> None:
+    from serve_app.deps import client_address
+
+    assert client_address(_request(hops, forwarded)) == address

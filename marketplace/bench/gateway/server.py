@@ -117,6 +117,9 @@ async def serve_marketplace(
         auth_min_replicas=1,
         auth_max_replicas=1,
         login_rate_per_minute=100_000,
+        login_rate_per_address_per_minute=100_000,
+        registration_rate_per_address_per_minute=100_000,
+        registration_rate_per_minute=100_000,
         checkout_rate_per_minute=10_000_000,
     ).with_generated_secrets()
     chosen = choose_ingress(settings)
