@@ -32,7 +32,12 @@ DEFAULT_TIMEOUT_S = 60.0
 """Seconds one seeding request may take (connect, read, write, or wait for a connection)."""
 
 RETRIES = 5
-"""How often a 429 or 503 answer is retried (after its Retry-After) before seeding gives up."""
+"""How often a 503 answer is retried (after its Retry-After) before seeding gives up."""
+
+RATE_LIMIT_PATIENCE_S = 600.0
+"""How long a request answered 429 keeps waiting out the limit (Retry-After each time) before
+seeding gives up: sign-ups are limited per client address, so a large market seeded from one
+machine is paced by the limit rather than failed by it."""
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -88,19 +93,23 @@ async def send(
     form: Mapping[str, str] | None = None,
     retries: int = RETRIES,
 ) -> httpx.Response:
-    """One request, retried after ``Retry-After`` while the answer is 429 or 503.
+    """One request, retried after ``Retry-After`` while the answer is 429 (for up to
+    ``RATE_LIMIT_PATIENCE_S``) or 503 (``retries`` times).
 
-    Seeding must end with every account and listing made, so a rate limit (logins are limited
-    per email) or a moment of unavailability is waited out rather than reported.
+    Seeding must end with every account and listing made, so a rate limit (logins and sign-ups
+    are limited) or a moment of unavailability is waited out rather than reported.
     """
     content = None if body is None else orjson.dumps(body)
     sent = {**_JSON, **(headers or {})} if content is not None else dict(headers or {})
-    for attempt in range(retries + 1):
+    unavailable = 0
+    limited_until = asyncio.get_running_loop().time() + RATE_LIMIT_PATIENCE_S
+    while True:
         reply = await http.request(method, path, content=content, headers=sent, data=form)
-        if reply.status_code not in (429, 503) or attempt == retries:
+        if reply.status_code == 503 and unavailable < retries:
+            unavailable += 1
+        elif reply.status_code != 429 or asyncio.get_running_loop().time() > limited_until:
             return reply
         await asyncio.sleep(retry_after(reply))
-    raise AssertionError("unreachable")  # the loop returns on its last attempt
 
 
 async def login(http: httpx.AsyncClient, email: str, password: str) -> str:
