@@ -131,13 +131,35 @@ class CartQuantity(Strict):
 class CartItemOut(BaseModel):
     product_id: str
     quantity: int
-    unit_price_cents: int
-    product_version: int
+    unit_price_cents: int = Field(
+        description="The product's price when the line was set", examples=[1200]
+    )
+    product_version: int = Field(
+        description="The product's version when the line was set", examples=[1]
+    )
+    current_price_cents: int = Field(
+        description="The product's price now, read from the catalog with the cart",
+        examples=[1500],
+    )
+    current_version: int = Field(description="The product's version now", examples=[2])
+    price_changed: bool = Field(
+        description="current_price_cents differs from unit_price_cents", examples=[True]
+    )
+    available: bool = Field(
+        description="The product is still for sale (a checkout with an unavailable line "
+        "ends cancelled, product_unavailable)",
+        examples=[True],
+    )
 
 
 class CartOut(BaseModel):
     items: list[CartItemOut]
-    total_cents: int
+    total_cents: int = Field(description="The lines at the prices they were set at")
+    current_total_cents: int = Field(
+        description="The lines at the current prices: what a checkout of the cart charges "
+        "now; send it as the checkout's expected_total_cents"
+    )
+    price_changed: bool = Field(description="Some line's price moved since it was set")
 
 
 class OrderLineIn(Strict):
