@@ -196,8 +196,16 @@ class OrderItemOut(BaseModel):
     product_id: str
     seller_id: str
     quantity: int
-    unit_price_cents: int
+    unit_price_cents: int = Field(description="The price the line was charged at")
     product_version: int
+    shown_unit_price_cents: int | None = Field(
+        default=None,
+        description="The price the buyer's cart held for the line when the order checked out "
+        "the cart (items omitted); differs from unit_price_cents when the price moved since "
+        "the line went into the cart. Null when the checkout named its items (no price was "
+        "shown) and in orders placed before this field existed",
+        examples=[1200],
+    )
 
 
 class OrderOut(BaseModel):

@@ -198,6 +198,7 @@ async def test_buyer_journey(http: httpx.AsyncClient, served: dict[str, Any]) ->
                 "quantity": 2,
                 "unit_price_cents": 100,
                 "product_version": 1,
+                "shown_unit_price_cents": 100,
             },
             {
                 "product_id": p2["id"],
@@ -205,6 +206,7 @@ async def test_buyer_journey(http: httpx.AsyncClient, served: dict[str, Any]) ->
                 "quantity": 1,
                 "unit_price_cents": 200,
                 "product_version": 1,
+                "shown_unit_price_cents": 200,
             },
         ],
         key=lambda i: i["product_id"],
