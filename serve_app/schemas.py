@@ -187,8 +187,9 @@ class OrderCreate(Strict):
         default=None,
         ge=0,
         le=10**15,
-        description="The total the buyer was shown; if prices moved since, 409 price_changed "
-        "with the new items and total, and nothing is ordered",
+        description="The total the buyer was shown (for a checkout of the cart, the cart's "
+        "current_total_cents); if prices moved since, 409 price_changed with the new items and "
+        "total, and nothing is ordered",
     )
 
 
