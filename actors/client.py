@@ -44,7 +44,7 @@ from actors.protocols import (
 from actors.snapshots import live_snapshot
 from marketplace.audit import AuditReport, audit, store_only
 from marketplace.config import Durability
-from marketplace.domain.cart import Cart
+from marketplace.domain.cart import Cart, PricedCart
 from marketplace.domain.catalog import (
     Product,
     ProductDraft,
@@ -290,24 +290,44 @@ class MarketplaceClient:
 
     # -- carts -------------------------------------------------------------------------------
 
-    async def get_cart(self, buyer_id: str) -> Cart:
-        """The buyer's cart."""
-        shard = self.directory.batched_route(CARTS, buyer_id)
-        return await shard.call(CartShardApi.get_cart, buyer_id)
+    async def get_cart(self, buyer_id: str) -> PricedCart:
+        """The buyer's cart, each line beside its product's current price, version and
+        availability.
 
-    async def set_cart_item(self, buyer_id: str, product_id: str, quantity: int) -> Cart:
-        """Put ``quantity`` of a product in the cart (0 removes it)."""
+        The current products are read when the cart is (pull at read, no push from the
+        catalog to the carts), in one call per catalog shard, through the same leased reads
+        as ``get_product``: a cart read that starts after a product write was answered shows
+        that write. A cart is never staler than a product read (strong, the default and only
+        catalog mode here), and its ``current_total_cents`` is what a checkout of it would
+        charge at that moment.
+        """
+        shard = self.directory.batched_route(CARTS, buyer_id)
+        return await self._priced(await shard.call(CartShardApi.get_cart, buyer_id))
+
+    async def set_cart_item(self, buyer_id: str, product_id: str, quantity: int) -> PricedCart:
+        """Put ``quantity`` of a product in the cart (0 removes it), priced now; answers the
+        cart as ``get_cart`` does."""
         _check_id(product_id, "prd", "product_id")
         product = None
         if quantity:
             product = await self.get_product(product_id)
         shard = self.directory.batched_route(CARTS, buyer_id)
-        return await shard.call(CartShardApi.set_item, buyer_id, product_id, quantity, product)
+        cart = await shard.call(CartShardApi.set_item, buyer_id, product_id, quantity, product)
+        return await self._priced(cart, product)
 
-    async def clear_cart(self, buyer_id: str) -> Cart:
+    async def clear_cart(self, buyer_id: str) -> PricedCart:
         """Empty the cart."""
         shard = self.directory.batched_route(CARTS, buyer_id)
-        return await shard.call(CartShardApi.clear, buyer_id)
+        return (await shard.call(CartShardApi.clear, buyer_id)).priced({})
+
+    async def _priced(self, cart: Cart, just_read: Product | None = None) -> PricedCart:
+        """``cart`` beside its products as they are now (``just_read``: one read a moment
+        ago for this request, not read again)."""
+        known = {} if just_read is None else {just_read.id: just_read}
+        wanted = [item.product_id for item in cart.items if item.product_id not in known]
+        if wanted:
+            known.update(await self._products.get_many(wanted))
+        return cart.priced(known)
 
     # -- orders ------------------------------------------------------------------------------
 

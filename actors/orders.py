@@ -147,8 +147,14 @@ class OrderCoordinator(ActorBase):
                     return stored
                 return await self._saga(existing) if _needs_saga(existing) else existing
             from_cart = command.lines is None
-            lines = command.lines if command.lines is not None else await self._cart_lines(command)
-            order = await self._new_order(self._fresh_order_id(command, key_id), command, lines)
+            shown: dict[str, int] | None = None
+            if command.lines is None:
+                lines, shown = await self._cart_lines(command)
+            else:
+                lines = command.lines
+            order = await self._new_order(
+                self._fresh_order_id(command, key_id), command, lines, shown
+            )
             if order.id != key_id:  # a key used again after its window: a renewed order
                 tracing.annotate(**{tracing.ORDER_ID: order.id})
             expected = command.expected_total_cents
@@ -474,16 +480,25 @@ class OrderCoordinator(ActorBase):
 
     # -- building and saving -----------------------------------------------------------------
 
-    async def _cart_lines(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
+    async def _cart_lines(
+        self, command: PlaceOrder
+    ) -> tuple[tuple[OrderLine, ...], dict[str, int]]:
+        """The cart's lines, and the price each line holds (the one the buyer was shown)."""
         cart = await self.peers.get_cart(command.buyer_id)
         lines: tuple[OrderLine, ...] = cart.lines()
         if not lines:
             raise InvalidInput("the cart is empty", field="items")
-        return lines
+        return lines, cart.shown_prices()
 
     async def _new_order(
-        self, order_id: str, command: PlaceOrder, lines: tuple[OrderLine, ...]
+        self,
+        order_id: str,
+        command: PlaceOrder,
+        lines: tuple[OrderLine, ...],
+        shown: dict[str, int] | None = None,
     ) -> Order:
+        """A pending order of ``lines`` at the catalog's current prices; ``shown`` (a cart
+        checkout's) are the prices the buyer's cart held, recorded beside them."""
         check_lines(lines)
         products = await self._products([line.product_id for line in lines])
         unknown = [line.product_id for line in lines if line.product_id not in products]
@@ -496,6 +511,7 @@ class OrderCoordinator(ActorBase):
                 quantity=line.quantity,
                 unit_price_cents=products[line.product_id].price_cents,
                 product_version=products[line.product_id].version,
+                shown_unit_price_cents=None if shown is None else shown.get(line.product_id),
             )
             for line in lines
         )

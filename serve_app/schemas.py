@@ -135,13 +135,35 @@ class CartQuantity(Strict):
 class CartItemOut(BaseModel):
     product_id: str
     quantity: int
-    unit_price_cents: int
-    product_version: int
+    unit_price_cents: int = Field(
+        description="The product's price when the line was set", examples=[1200]
+    )
+    product_version: int = Field(
+        description="The product's version when the line was set", examples=[1]
+    )
+    current_price_cents: int = Field(
+        description="The product's price now, read from the catalog with the cart",
+        examples=[1500],
+    )
+    current_version: int = Field(description="The product's version now", examples=[2])
+    price_changed: bool = Field(
+        description="current_price_cents differs from unit_price_cents", examples=[True]
+    )
+    available: bool = Field(
+        description="The product is still for sale (a checkout with an unavailable line "
+        "ends cancelled, product_unavailable)",
+        examples=[True],
+    )
 
 
 class CartOut(BaseModel):
     items: list[CartItemOut]
-    total_cents: int
+    total_cents: int = Field(description="The lines at the prices they were set at")
+    current_total_cents: int = Field(
+        description="The lines at the current prices: what a checkout of the cart charges "
+        "now; send it as the checkout's expected_total_cents"
+    )
+    price_changed: bool = Field(description="Some line's price moved since it was set")
 
 
 class OrderLineIn(Strict):
@@ -169,8 +191,9 @@ class OrderCreate(Strict):
         default=None,
         ge=0,
         le=10**15,
-        description="The total the buyer was shown; if prices moved since, 409 price_changed "
-        "with the new items and total, and nothing is ordered",
+        description="The total the buyer was shown (for a checkout of the cart, the cart's "
+        "current_total_cents); if prices moved since, 409 price_changed with the new items and "
+        "total, and nothing is ordered",
     )
 
 
@@ -178,8 +201,16 @@ class OrderItemOut(BaseModel):
     product_id: str
     seller_id: str
     quantity: int
-    unit_price_cents: int
+    unit_price_cents: int = Field(description="The price the line was charged at")
     product_version: int
+    shown_unit_price_cents: int | None = Field(
+        default=None,
+        description="The price the buyer's cart held for the line when the order checked out "
+        "the cart (items omitted); differs from unit_price_cents when the price moved since "
+        "the line went into the cart. Null when the checkout named its items (no price was "
+        "shown) and in orders placed before this field existed",
+        examples=[1200],
+    )
 
 
 class OrderOut(BaseModel):

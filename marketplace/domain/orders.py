@@ -132,7 +132,14 @@ def check_lines(lines: tuple[OrderLine, ...]) -> None:
 
 
 class OrderItem(BaseModel):
-    """A priced line of an order, as read from the catalog at checkout."""
+    """A priced line of an order, as read from the catalog at checkout.
+
+    ``unit_price_cents`` is what the line is charged at. ``shown_unit_price_cents`` is the
+    price the buyer's cart held for the line (the price when it was put in the cart) when
+    the order checked out the cart; None when the checkout named its items (no price was
+    shown), and in orders placed before the field existed. The two differ when the price
+    moved after the line went into the cart and the checkout gave no ``expected_total_cents``.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -141,6 +148,7 @@ class OrderItem(BaseModel):
     quantity: int
     unit_price_cents: int
     product_version: int
+    shown_unit_price_cents: int | None = None
 
     @property
     def subtotal_cents(self) -> int:

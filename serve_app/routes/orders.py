@@ -31,7 +31,14 @@ async def place_order(
     """Check out the given items (or the cart). The same Idempotency-Key with the same
     body returns the same order; with another body, 422. ``pending`` means the saga
     outlived the request; poll the order. 503 with Retry-After means the order was not yet
-    recorded when the wait ended; retry with the same key."""
+    recorded when the wait ended; retry with the same key.
+
+    Lines are charged at the catalog's current prices. With ``expected_total_cents`` (for the
+    cart, ``GET /v1/cart``'s ``current_total_cents``), a different total answers 409
+    ``price_changed`` and nothing is ordered. Without it, a checkout of the cart records on each
+    line the price the cart held (``shown_unit_price_cents``) beside the one charged: added at
+    1200 and repriced to 1500, the line reads ``"unit_price_cents": 1500,
+    "shown_unit_price_cents": 1200``."""
     require(caller, Role.BUYER)
     idempotency_key = idempotency.required()
     rate_limit(replica.checkout_limit, caller.id, "too many checkouts")

@@ -163,11 +163,21 @@ async def test_buyer_journey(http: httpx.AsyncClient, served: dict[str, Any]) ->
         "quantity": 3,
         "unit_price_cents": 100,
         "product_version": 1,
+        "current_price_cents": 100,
+        "current_version": 1,
+        "price_changed": False,
+        "available": True,
     }
     assert lines[p2["id"]]["quantity"] == 1 and lines[p2["id"]]["unit_price_cents"] == 200
-    assert cart["total_cents"] == 3 * 100 + 1 * 200
+    assert cart["total_cents"] == cart["current_total_cents"] == 3 * 100 + 1 * 200
+    assert cart["price_changed"] is False
     cleared = ok(await http.delete("/v1/cart", headers=buyer["headers"]))
-    assert cleared == {"items": [], "total_cents": 0}
+    assert cleared == {
+        "items": [],
+        "total_cents": 0,
+        "current_total_cents": 0,
+        "price_changed": False,
+    }
     assert ok(await http.get("/v1/cart", headers=buyer["headers"])) == cleared
     await put(p1, 2)
     await put(p2, 1)
@@ -188,6 +198,7 @@ async def test_buyer_journey(http: httpx.AsyncClient, served: dict[str, Any]) ->
                 "quantity": 2,
                 "unit_price_cents": 100,
                 "product_version": 1,
+                "shown_unit_price_cents": 100,
             },
             {
                 "product_id": p2["id"],
@@ -195,6 +206,7 @@ async def test_buyer_journey(http: httpx.AsyncClient, served: dict[str, Any]) ->
                 "quantity": 1,
                 "unit_price_cents": 200,
                 "product_version": 1,
+                "shown_unit_price_cents": 200,
             },
         ],
         key=lambda i: i["product_id"],

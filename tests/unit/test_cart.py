@@ -134,3 +134,101 @@ def test_cart_matches_a_dict_model(steps: list[tuple[int, int, int]]) -> None:
         assert cart.total_cents == sum(q * p for q, p in model.values())
         assert len({i.product_id for i in cart.items}) == len(cart.items)
     assert cart.version == len(steps)
+
+
+# --- the cart beside the current prices (Cart.priced) -----------------------------------------
+
+
+def test_priced_cart_shows_unchanged_lines_as_they_were_set() -> None:
+    kettle, lamp = make_product(1, price_cents=1999, version=3), make_product(2, price_cents=500)
+    cart = Cart(buyer_id=BUYER).with_quantity(kettle, kettle.id, 2).with_quantity(lamp, lamp.id, 1)
+    priced = cart.priced({kettle.id: kettle, lamp.id: lamp})
+    assert (priced.buyer_id, priced.version) == (cart.buyer_id, cart.version)
+    assert priced.total_cents == priced.current_total_cents == cart.total_cents == 2 * 1999 + 500
+    assert priced.price_changed is False
+    assert priced.public() == {
+        "items": [
+            {
+                "product_id": kettle.id,
+                "quantity": 2,
+                "unit_price_cents": 1999,
+                "product_version": 3,
+                "current_price_cents": 1999,
+                "current_version": 3,
+                "price_changed": False,
+                "available": True,
+            },
+            {
+                "product_id": lamp.id,
+                "quantity": 1,
+                "unit_price_cents": 500,
+                "product_version": 1,
+                "current_price_cents": 500,
+                "current_version": 1,
+                "price_changed": False,
+                "available": True,
+            },
+        ],
+        "total_cents": 2 * 1999 + 500,
+        "current_total_cents": 2 * 1999 + 500,
+        "price_changed": False,
+    }
+    # DESIGN.md section 6's fields keep their meaning: the cart's own public() is a subset.
+    public, own = priced.public(), cart.public()
+    assert public["total_cents"] == own["total_cents"]
+    for shown, held in zip(public["items"], own["items"], strict=True):
+        assert {key: shown[key] for key in held} == held
+
+
+def test_priced_cart_shows_a_moved_price_beside_the_price_it_was_set_at() -> None:
+    kettle, lamp = make_product(1, price_cents=1200), make_product(2, price_cents=500)
+    cart = Cart(buyer_id=BUYER).with_quantity(kettle, kettle.id, 2).with_quantity(lamp, lamp.id, 1)
+    dearer = kettle.model_copy(update={"price_cents": 1500, "version": 2})
+    renamed = lamp.model_copy(update={"name": "a better lamp", "version": 2})
+    priced = cart.priced({kettle.id: dearer, lamp.id: renamed})
+    by_id = {item.product_id: item for item in priced.items}
+    moved, same = by_id[kettle.id], by_id[lamp.id]
+    assert (moved.unit_price_cents, moved.product_version) == (1200, 1)
+    assert (moved.current_price_cents, moved.current_version) == (1500, 2)
+    assert moved.price_changed and moved.available
+    # A new version with the same price is no price change.
+    assert (same.current_version, same.price_changed) == (2, False)
+    assert priced.total_cents == 2 * 1200 + 500
+    assert priced.current_total_cents == 2 * 1500 + 500
+    assert priced.price_changed is True
+    # A cheaper price is a change too.
+    cheaper = kettle.model_copy(update={"price_cents": 900, "version": 3})
+    assert cart.priced({kettle.id: cheaper, lamp.id: lamp}).current_total_cents == 2 * 900 + 500
+
+
+def test_priced_cart_shows_inactive_and_unknown_products_as_unavailable() -> None:
+    kettle, lamp = make_product(1, price_cents=1200), make_product(2, price_cents=500)
+    cart = Cart(buyer_id=BUYER).with_quantity(kettle, kettle.id, 1).with_quantity(lamp, lamp.id, 2)
+    withdrawn = kettle.deactivated()
+    priced = cart.priced({kettle.id: withdrawn})  # the lamp: not known to the catalog
+    by_id = {item.product_id: item for item in priced.items}
+    gone, lost = by_id[kettle.id], by_id[lamp.id]
+    assert gone.available is False and gone.price_changed is False
+    assert gone.current_version == withdrawn.version
+    # Unknown: the price and version the line holds, unavailable.
+    assert lost.available is False and lost.price_changed is False
+    assert (lost.current_price_cents, lost.current_version) == (500, 1)
+    # Unavailable lines still count in the current total, as a checkout prices them.
+    assert priced.current_total_cents == priced.total_cents == 1200 + 2 * 500
+    assert priced.price_changed is False
+
+
+def test_an_empty_cart_priced() -> None:
+    priced = Cart(buyer_id=BUYER).priced({})
+    assert priced.public() == {
+        "items": [],
+        "total_cents": 0,
+        "current_total_cents": 0,
+        "price_changed": False,
+    }
+
+
+def test_shown_prices_are_the_prices_lines_were_set_at() -> None:
+    kettle, lamp = make_product(1, price_cents=1200), make_product(2, price_cents=500)
+    cart = Cart(buyer_id=BUYER).with_quantity(kettle, kettle.id, 2).with_quantity(lamp, lamp.id, 1)
+    assert cart.shown_prices() == {kettle.id: 1200, lamp.id: 500}

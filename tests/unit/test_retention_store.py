@@ -20,7 +20,7 @@ from marketplace.store import orders as store
 from marketplace.store.changes import Changes
 from marketplace.store.engine import create_engine
 from marketplace.store.tables import idempotency_keys, inbox, orders, outbox
-from tests.unit.factories import BUYER, T0, hex_id, make_order
+from tests.unit.factories import BUYER, T0, hex_id, make_item, make_order
 
 pytestmark = pytest.mark.unit
 
@@ -193,5 +193,34 @@ async def check_event_pruning(url: str) -> None:
             ids = [row.message_id for row in await conn.execute(select(inbox.c.message_id))]
             assert ids == ["m3"]
         assert await inbox_store.seen(engine, "m3") and not await inbox_store.seen(engine, "m0")
+    finally:
+        await engine.dispose()
+
+
+async def test_order_lines_keep_the_shown_price_and_old_rows_read_back_without(
+    tmp_path: Path,
+) -> None:
+    """Order lines are JSON in the ``orders`` row: ``shown_unit_price_cents`` needs no
+    migration, and a row written before it existed reads back with None."""
+    url = f"sqlite:///{tmp_path / 'shown.db'}"
+    await migrate.upgrade_async(url)
+    engine = create_engine(url)
+    try:
+        item = make_item(1, unit_price_cents=300)
+        shown = make_order((item.model_copy(update={"shown_unit_price_cents": 250}),), n=1)
+        old = store.order_row(make_order((item,), n=2))
+        old["items"] = [
+            {k: v for k, v in line.items() if k != "shown_unit_price_cents"}
+            for line in old["items"]
+        ]
+        async with engine.begin() as conn:
+            rows = [store.order_row(shown), old]
+            await Changes().insert(orders, rows).apply(conn)
+        loaded, _ = await store.load_owned(engine, 0, 1, T0)
+        by_id = {order.id: order for order in loaded}
+        assert by_id[shown.id] == shown
+        assert by_id[shown.id].items[0].shown_unit_price_cents == 250
+        assert by_id[hex_id("ord", 2)].items[0].shown_unit_price_cents is None
+        assert by_id[hex_id("ord", 2)].items[0].unit_price_cents == 300
     finally:
         await engine.dispose()

@@ -173,6 +173,50 @@ async def test_a_checkout_at_a_total_the_buyer_was_not_shown_is_refused_before_a
     assert (await coordinator.place_order(agreed)).status is OrderStatus.CONFIRMED
 
 
+async def test_a_cart_checkout_records_the_price_the_cart_showed_beside_the_charged_one(
+    coordinator: OrderCoordinator, peers: FakePeers
+) -> None:
+    await peers.carts.set_item(BUYER, P1.id, 2, P1)
+    await peers.carts.set_item(BUYER, P2.id, 1, P2)
+    peers.catalog[P1.id] = P1.model_copy(update={"price_cents": 300, "version": 2})
+    from_cart = checkout("k-cart", []).model_copy(update={"lines": None})
+    order = await coordinator.place_order(from_cart)
+    assert order.status is OrderStatus.CONFIRMED
+    by_id = {item.product_id: item for item in order.items}
+    # Charged at the current price; the cart's price kept beside it.
+    assert (by_id[P1.id].unit_price_cents, by_id[P1.id].shown_unit_price_cents) == (300, 250)
+    assert (by_id[P1.id].product_version, by_id[P2.id].shown_unit_price_cents) == (2, 400)
+    assert order.total_cents == 2 * 300 + 400
+    payment = await peers.payments.get(order.id)
+    assert payment is not None and payment.amount_cents == order.total_cents
+    assert order.public()["items"][0]["shown_unit_price_cents"] is not None
+
+
+async def test_a_cart_checkout_at_the_total_the_cart_showed_is_refused_when_prices_moved(
+    coordinator: OrderCoordinator, peers: FakePeers
+) -> None:
+    await peers.carts.set_item(BUYER, P1.id, 2, P1)
+    peers.catalog[P1.id] = P1.model_copy(update={"price_cents": 300, "version": 2})
+    shown = checkout("k-cart-409", []).model_copy(
+        update={"lines": None, "expected_total_cents": 2 * 250}
+    )
+    with pytest.raises(PriceChanged) as caught:
+        await coordinator.place_order(shown)
+    assert caught.value.details["total_cents"] == 2 * 300
+    [item] = caught.value.details["items"]
+    assert (item["unit_price_cents"], item["shown_unit_price_cents"]) == (300, 250)
+    assert coordinator.orders == {} and peers.charges == 0
+    assert [i.quantity for i in (await peers.carts.get_cart(BUYER)).items] == [2]
+
+
+async def test_a_checkout_of_named_items_records_no_shown_price(
+    coordinator: OrderCoordinator,
+) -> None:
+    order = await coordinator.place_order(checkout("k-named", [(P1, 1)]))
+    assert [item.shown_unit_price_cents for item in order.items] == [None]
+    assert order.public()["items"][0]["shown_unit_price_cents"] is None
+
+
 async def test_a_declined_card_releases_the_stock(
     coordinator: OrderCoordinator, peers: FakePeers
 ) -> None:
