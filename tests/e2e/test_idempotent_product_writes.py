@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, make_url, select
 
 from marketplace.store.tables import outbox
 from tests.e2e.conftest import signup
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 
 def events_of(served: dict[str, Any], product_id: str) -> dict[str, int]:
     """The outbox's events about ``product_id``, counted by type."""
-    engine = create_engine(served["settings"].database_url)
+    url = make_url(served["settings"].database_url).set(drivername="sqlite")  # not aiosqlite
+    engine = create_engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
