@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import ray
@@ -26,9 +30,13 @@ from marketplace.domain.errors import (
     VersionMismatch,
 )
 from marketplace.domain.events import EventType
+from marketplace.domain.ids import product_write_id_for
 from marketplace.domain.users import Principal, Role
 from marketplace.store import catalog as store
 from marketplace.store.changes import Changes
+from marketplace.store.rows import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class CatalogShard(ActorBase):
@@ -40,6 +48,10 @@ class CatalogShard(ActorBase):
         self.products: dict[str, Product] = {}
         # product id -> the digest of the listing request whose Idempotency-Key made it
         self.listing_fingerprints: dict[str, str] = {}
+        # product write id (``product_write_id_for(caller, key)``) -> what its key stands for
+        self.write_keys: dict[str, store.WriteKeyUse] = {}
+        self._swept_at = time.monotonic()
+        self._sweeps: set[asyncio.Task[Any]] = set()
         self.index_ = SearchIndex()
         super().__init__(settings, index, count)
 
@@ -49,6 +61,11 @@ class CatalogShard(ActorBase):
             self.products[product.id] = product
             self.index_.upsert(product)
         self.listing_fingerprints.update(fingerprints)
+        self.write_keys.update(
+            await store.load_write_keys(
+                self.database, self.index, self.count, utcnow() - self._key_ttl
+            )
+        )
 
     async def create_product(
         self,
@@ -90,15 +107,13 @@ class CatalogShard(ActorBase):
         product_id: str,
         patch: ProductPatch,
         if_version: tuple[int, ...] | None = None,
+        write_key: tuple[str, str] | None = None,
     ) -> Product:
-        """Apply a partial update (owner or admin), from one of ``if_version`` if given."""
-        await self.loaded()
-        async with self.locks.hold(product_id):
-            product = self._owned_by(principal, product_id, if_version)
-            updated = product.patched(patch)
-            await self._save(updated, EventType.PRODUCT_UPDATED)
-        await self._outlive_leases()
-        return updated
+        """Apply a partial update (owner or admin), from one of ``if_version`` if given; once
+        per ``write_key`` (see ``_write``)."""
+        return await self._write(
+            principal, product_id, if_version, write_key, EventType.PRODUCT_UPDATED, patch_of(patch)
+        )
 
     async def replace_product(
         self,
@@ -106,29 +121,31 @@ class CatalogShard(ActorBase):
         product_id: str,
         draft: ProductDraft,
         if_version: tuple[int, ...] | None = None,
+        write_key: tuple[str, str] | None = None,
     ) -> Product:
-        """Replace every editable field (owner or admin), from one of ``if_version`` if given."""
-        await self.loaded()
-        async with self.locks.hold(product_id):
-            updated = self._owned_by(principal, product_id, if_version).replaced(draft)
-            await self._save(updated, EventType.PRODUCT_UPDATED)
-        await self._outlive_leases()
-        return updated
+        """Replace every editable field (owner or admin), from one of ``if_version`` if given;
+        once per ``write_key`` (see ``_write``)."""
+        return await self._write(
+            principal,
+            product_id,
+            if_version,
+            write_key,
+            EventType.PRODUCT_UPDATED,
+            replace_of(draft),
+        )
 
     async def deactivate_product(
-        self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None
+        self,
+        principal: Principal,
+        product_id: str,
+        if_version: tuple[int, ...] | None = None,
+        write_key: tuple[str, str] | None = None,
     ) -> Product:
         """Withdraw a product from sale (owner or admin); idempotent, but with ``if_version``
-        only from one of those versions."""
-        await self.loaded()
-        async with self.locks.hold(product_id):
-            updated = self._owned_by(principal, product_id, if_version)
-            if updated.active:
-                updated = updated.deactivated()
-                await self._save(updated, EventType.PRODUCT_DEACTIVATED)
-        # Also when it was already inactive: a concurrent deactivation may still be waiting.
-        await self._outlive_leases()
-        return updated
+        only from one of those versions; once per ``write_key`` (see ``_write``)."""
+        return await self._write(
+            principal, product_id, if_version, write_key, EventType.PRODUCT_DEACTIVATED, deactivate
+        )
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids`` (inactive ones included)."""
@@ -167,6 +184,129 @@ class CatalogShard(ActorBase):
         if self.settings.product_lease_s:
             await asyncio.sleep(self.settings.product_lease_s)
 
+    async def _write(
+        self,
+        principal: Principal,
+        product_id: str,
+        if_version: tuple[int, ...] | None,
+        write_key: tuple[str, str] | None,
+        event_type: EventType,
+        change: Callable[[Product], Product | None],
+    ) -> Product:
+        """Change a product (``change`` answers its new state, None for no change) and save it
+        with its event; with ``if_version``, only from one of those versions.
+
+        ``write_key`` is the caller's (Idempotency-Key, fingerprint of the write): the key is
+        stored with the change, so the same key again answers the product as that write left
+        it, changing nothing, also after a restart and whatever ``if_version`` says now (the
+        write was made); with another fingerprint (another body, operation or product) it is
+        ``IdempotencyKeyReused``. Keys last ``idempotency_ttl_s``.
+        """
+        await self.loaded()
+        async with self.locks.hold(product_id):
+            if write_key is not None:
+                result = await self._keyed_write(
+                    principal, product_id, if_version, write_key, event_type, change
+                )
+            else:
+                result = self._owned_by(principal, product_id, if_version)
+                updated = change(result)
+                if updated is not None:
+                    await self._save(updated, event_type)
+                    result = updated
+        # Also when nothing changed: a concurrent change may still be waiting.
+        await self._outlive_leases()
+        return result
+
+    async def _keyed_write(
+        self,
+        principal: Principal,
+        product_id: str,
+        if_version: tuple[int, ...] | None,
+        write_key: tuple[str, str],
+        event_type: EventType,
+        change: Callable[[Product], Product | None],
+    ) -> Product:
+        self._sweep_now_and_then()
+        key, fingerprint = write_key
+        write_id = product_write_id_for(principal.id, key)
+        use = self._write_key_use(write_id)
+        if use is not None:
+            return self._replayed(principal, product_id, fingerprint, use)
+        product = self._owned_by(principal, product_id, if_version)
+        updated = change(product)
+        result = product if updated is None else updated
+        use = store.WriteKeyUse(product_id, fingerprint, result, utcnow())
+        changes = None
+        if updated is not None:
+            changes = store.saved(updated, self.SOURCE, [product_event(updated, event_type)])
+        work = store.keyed_write(
+            write_id, principal.id, key, use, changes, utcnow() - self._key_ttl
+        )
+        try:
+            await self.writer.write(work)
+        except store.WriteKeyTaken as taken:
+            # Made before by an attempt whose answer was lost (memory missed it: the store
+            # has it), or the key went with another product, maybe on another shard.
+            current = taken.current
+            if current is not None and current.version > self.products[product_id].version:
+                self.products[product_id] = current
+                self.index_.upsert(current)
+            if taken.use.product_id == product_id:
+                self.write_keys[write_id] = taken.use
+            return self._replayed(principal, product_id, fingerprint, taken.use)
+        if updated is not None:
+            self.products[product_id] = updated
+            self.index_.upsert(updated)
+        self.write_keys[write_id] = use
+        return result
+
+    def _replayed(
+        self, principal: Principal, product_id: str, fingerprint: str, use: store.WriteKeyUse
+    ) -> Product:
+        """The answer to a write whose key was used before: the product as that write left
+        it, when it is the same write; ``IdempotencyKeyReused`` otherwise."""
+        if use.product_id != product_id or use.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different product write",
+                product_id=product_id,
+            )
+        self._owned_by(principal, product_id)  # who may write still may (roles change)
+        return use.product
+
+    @property
+    def _key_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.idempotency_ttl_s)
+
+    def _write_key_use(self, write_id: str) -> store.WriteKeyUse | None:
+        """What the key stands for while inside its window; None (and forgotten) after it."""
+        use = self.write_keys.get(write_id)
+        if use is not None and use.created_at < utcnow() - self._key_ttl:
+            del self.write_keys[write_id]
+            return None
+        return use
+
+    def _sweep_now_and_then(self) -> None:
+        """At most once per ``retention_interval_s``, forget the write keys past their window
+        and (shard 0, for all of them) prune their rows from the store, in the background."""
+        now = time.monotonic()
+        if now - self._swept_at < self.settings.retention_interval_s:
+            return
+        self._swept_at = now
+        cutoff = utcnow() - self._key_ttl
+        for write_id in [k for k, use in self.write_keys.items() if use.created_at < cutoff]:
+            del self.write_keys[write_id]
+        if self.index == 0 and self.engine is not None:
+            task = asyncio.get_running_loop().create_task(self._prune_write_keys(cutoff))
+            self._sweeps.add(task)
+            task.add_done_callback(self._sweeps.discard)
+
+    async def _prune_write_keys(self, cutoff: datetime) -> None:
+        try:
+            await store.prune_write_keys(self.database, cutoff)
+        except Exception as exc:  # an outage: the next sweep tries again
+            log.warning("pruning expired product write keys failed: %r", exc)
+
     def _owned_by(
         self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None
     ) -> Product:
@@ -191,6 +331,21 @@ class CatalogShard(ActorBase):
         await self.writer.write(store.saved(product, self.SOURCE, [event], changes))
         self.products[product.id] = product
         self.index_.upsert(product)
+
+
+def patch_of(patch: ProductPatch) -> Callable[[Product], Product | None]:
+    """A write that applies ``patch``."""
+    return lambda product: product.patched(patch)
+
+
+def replace_of(draft: ProductDraft) -> Callable[[Product], Product | None]:
+    """A write that replaces every editable field with ``draft``'s."""
+    return lambda product: product.replaced(draft)
+
+
+def deactivate(product: Product) -> Product | None:
+    """A write that withdraws the product from sale (no change when it already is)."""
+    return product.deactivated() if product.active else None
 
 
 _ANSWERS: type[CatalogShardApi] = CatalogShard  # mypy checks the class against its protocol

@@ -54,6 +54,7 @@ from marketplace.domain.catalog import (
     encode_cursor,
     listing_fingerprint,
     merge_hits,
+    write_fingerprint,
 )
 from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
 from marketplace.domain.ids import (
@@ -211,14 +212,23 @@ class MarketplaceClient:
         patch: ProductPatch,
         *,
         if_version: tuple[int, ...] | None = None,
+        idempotency_key: str | None = None,
     ) -> Product:
         """Partial update by the owner (or an admin); with ``if_version``, only while the
         product is at one of those versions (``VersionMismatch`` otherwise: a lost update
-        prevented)."""
+        prevented).
+
+        With ``idempotency_key`` the write is made once per key of this caller: a repeat
+        answers the product as that write left it (same version), whatever ``if_version``
+        says by then, and the key with another write (body, kind or product) raises
+        ``IdempotencyKeyReused``. Updates, replacements and deactivations share the keys.
+        """
         _check_id(product_id, "prd", "product_id")
+        fields = patch.model_dump(exclude_none=True)
+        write_key = _write_key(idempotency_key, product_id, "update", fields)
         shard = self.directory.route(CATALOG, product_id)
         return await shard.call(
-            CatalogShardApi.update_product, principal, product_id, patch, if_version
+            CatalogShardApi.update_product, principal, product_id, patch, if_version, write_key
         )
 
     async def replace_product(
@@ -228,22 +238,32 @@ class MarketplaceClient:
         draft: ProductDraft,
         *,
         if_version: tuple[int, ...] | None = None,
+        idempotency_key: str | None = None,
     ) -> Product:
-        """Full replacement by the owner (or an admin); ``if_version`` as for updates."""
+        """Full replacement by the owner (or an admin); ``if_version`` and
+        ``idempotency_key`` as for updates."""
         _check_id(product_id, "prd", "product_id")
+        write_key = _write_key(idempotency_key, product_id, "replace", draft.model_dump())
         shard = self.directory.route(CATALOG, product_id)
         return await shard.call(
-            CatalogShardApi.replace_product, principal, product_id, draft, if_version
+            CatalogShardApi.replace_product, principal, product_id, draft, if_version, write_key
         )
 
     async def deactivate_product(
-        self, principal: Principal, product_id: str, *, if_version: tuple[int, ...] | None = None
+        self,
+        principal: Principal,
+        product_id: str,
+        *,
+        if_version: tuple[int, ...] | None = None,
+        idempotency_key: str | None = None,
     ) -> Product:
-        """Withdraw a product from sale; ``if_version`` as for updates."""
+        """Withdraw a product from sale; ``if_version`` and ``idempotency_key`` as for
+        updates."""
         _check_id(product_id, "prd", "product_id")
+        write_key = _write_key(idempotency_key, product_id, "deactivate", {})
         shard = self.directory.route(CATALOG, product_id)
         return await shard.call(
-            CatalogShardApi.deactivate_product, principal, product_id, if_version
+            CatalogShardApi.deactivate_product, principal, product_id, if_version, write_key
         )
 
     # -- stock -------------------------------------------------------------------------------
@@ -499,6 +519,16 @@ DEFAULT_ADDRESS = {
 def _check_id(value: str, prefix: str, field: str) -> None:
     if not is_id(value, prefix):
         raise InvalidInput(f"{field} {value!r} is not a valid id", field=field)
+
+
+def _write_key(
+    key: str | None, product_id: str, operation: str, fields: dict[str, Any]
+) -> tuple[str, str] | None:
+    """The (Idempotency-Key, fingerprint) a keyed product write carries to its shard."""
+    checked = _checked_key(key, None, "")
+    if checked is None:
+        return None
+    return checked, write_fingerprint(product_id, operation, fields)
 
 
 def _checked_key(key: str | None, other: str | None, other_name: str) -> str | None:

@@ -71,9 +71,12 @@ class CatalogShardApi(ActorApi, Protocol):
         product_id: str,
         patch: ProductPatch,
         if_version: tuple[int, ...] | None = None,
+        write_key: tuple[str, str] | None = None,
     ) -> Product:
         """Partial update by the owner or an admin; with ``if_version``, only from one of
-        those versions (else ``VersionMismatch``)."""
+        those versions (else ``VersionMismatch``); ``write_key`` (the caller's Idempotency-Key
+        and the write's fingerprint) makes it once per key: a repeat answers the product as
+        that write left it, a repeat with another write ``IdempotencyKeyReused``."""
         ...
 
     async def replace_product(
@@ -82,14 +85,20 @@ class CatalogShardApi(ActorApi, Protocol):
         product_id: str,
         draft: ProductDraft,
         if_version: tuple[int, ...] | None = None,
+        write_key: tuple[str, str] | None = None,
     ) -> Product:
-        """Full replacement by the owner or an admin (``if_version`` as for updates)."""
+        """Full replacement by the owner or an admin (``if_version``, ``write_key`` as for
+        updates)."""
         ...
 
     async def deactivate_product(
-        self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None
+        self,
+        principal: Principal,
+        product_id: str,
+        if_version: tuple[int, ...] | None = None,
+        write_key: tuple[str, str] | None = None,
     ) -> Product:
-        """Withdraw a product from sale (``if_version`` as for updates)."""
+        """Withdraw a product from sale (``if_version``, ``write_key`` as for updates)."""
         ...
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:

@@ -147,7 +147,8 @@ class Settings(BaseSettings):
         default=86_400.0,
         gt=0,
         description="how long an Idempotency-Key of a checkout stands for its order (24 h, as "
-        "payment APIs keep them); after it, the same key places a new order",
+        "payment APIs keep them), and one of a product write for the product as it left it; "
+        "after it, the same key places a new order or makes a new write",
     )
     outbox_retention_s: float = Field(
         default=7 * 86_400.0,

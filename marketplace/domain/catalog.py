@@ -41,6 +41,20 @@ def listing_fingerprint(draft: ProductDraft, initial_stock: int) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+WRITE_OPERATIONS = ("update", "replace", "deactivate")
+
+
+def write_fingerprint(product_id: str, operation: str, fields: dict[str, Any]) -> str:
+    """A digest of a product write request (PATCH ``update``, PUT ``replace``, DELETE
+    ``deactivate`` and the fields it sets): one Idempotency-Key must come with one write, to
+    one product. ``If-Match`` is not part of it: a retry whose condition no longer holds is
+    still the same write."""
+    if operation not in WRITE_OPERATIONS:
+        raise ValueError(f"unknown product write {operation!r}")
+    body = {"product_id": product_id, "operation": operation, "fields": fields}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 class ProductPatch(BaseModel):
     """A partial update; absent fields keep their value."""
 

@@ -12,6 +12,7 @@ _ORDER_NAMESPACE = uuid.UUID("6f1c1f5e-6d0b-4a9e-9c51-2b1f0a9d7e11")
 _STOCK_REQUEST_NAMESPACE = uuid.UUID("0d2a8c3e-5b7f-4e61-8f0a-93c4d1e7b25a")
 _PRODUCT_NAMESPACE = uuid.UUID("4b9e2f61-0c3d-4a7e-b8d5-6e1f2a3c9d07")
 _RENEWED_ORDER_NAMESPACE = uuid.UUID("a3e5c7d9-1b2f-4c6e-8a0d-5f7b9c1e3a64")
+_PRODUCT_WRITE_NAMESPACE = uuid.UUID("c8f1d2e4-7a9b-4c3d-9e5f-1a2b3c4d5e6f")
 
 
 def new_id(prefix: str) -> str:
@@ -61,6 +62,14 @@ def stock_request_id_for(caller_id: str, product_id: str, idempotency_key: str) 
     product, so a retried restock or write-off is applied once."""
     name = f"{caller_id}\x1f{product_id}\x1f{idempotency_key}"
     return "req_" + uuid.uuid5(_STOCK_REQUEST_NAMESPACE, name).hex
+
+
+def product_write_id_for(caller_id: str, idempotency_key: str) -> str:
+    """The id of the product write (PATCH, PUT or DELETE) a caller's Idempotency-Key stands
+    for: one per caller, whatever the product, so the key sent again to another product is
+    recognised as reused (the store's primary key meets it, whichever shard owns that product)."""
+    name = f"{caller_id}\x1f{idempotency_key}"
+    return "req_" + uuid.uuid5(_PRODUCT_WRITE_NAMESPACE, name).hex
 
 
 def stable_hash(key: str) -> int:

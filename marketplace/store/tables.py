@@ -142,6 +142,23 @@ product_keys = Table(
     UniqueConstraint("seller_id", "key", name="uq_product_keys_seller_key"),
 )
 
+# The Idempotency-Key of each PATCH, PUT or DELETE /v1/products/{id} that sent one: a row per
+# caller and key (``id`` is ``product_write_id_for(caller, key)``), holding the product as that
+# write left it, so a retry answers the same. Kept like checkouts' keys (IDEMPOTENCY_TTL_S):
+# a shard loads those inside the window, and older ones are pruned.
+product_write_keys = Table(
+    "product_write_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("route_key", BigInteger, nullable=False, index=True),
+    Column("caller_id", ID, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("product_id", ID, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("product", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
+)
+
 payments = Table(
     "payments",
     metadata,

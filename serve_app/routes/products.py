@@ -98,12 +98,23 @@ async def patch_product(
     caller: Caller,
     client: Client,
     if_version: IfMatch,
+    idempotency: IdempotencyKey,
     response: Response,
 ) -> ProductOut:
     """Change some fields (owner or admin); bumps the version. With `If-Match`, only from
-    the versions it names (412 `version_mismatch` otherwise, nothing changed)."""
+    the versions it names (412 `version_mismatch` otherwise, nothing changed).
+
+    With an `Idempotency-Key` the change is made once: the same key with the same body to the
+    same product answers the product as that write left it (same version and ETag) and changes
+    nothing, even when its `If-Match` no longer matches (the write it stands for was made);
+    the key with another body, another product or another kind of write (PUT, DELETE share
+    the caller's keys) is 422 `idempotency_key_reused`. Keys are the caller's own and stand
+    for 24 hours (`IDEMPOTENCY_TTL_S`); a write that was refused stores no key."""
+    idempotency_key = idempotency.optional()
     patch = parse_patch(body.model_dump(exclude_none=True))
-    product = await client.update_product(caller, product_id, patch, if_version=if_version)
+    product = await client.update_product(
+        caller, product_id, patch, if_version=if_version, idempotency_key=idempotency_key
+    )
     response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
 
@@ -115,11 +126,18 @@ async def replace_product(
     caller: Caller,
     client: Client,
     if_version: IfMatch,
+    idempotency: IdempotencyKey,
     response: Response,
 ) -> ProductOut:
-    """Replace every field (owner or admin); bumps the version. `If-Match` as for PATCH."""
+    """Replace every field (owner or admin); bumps the version. `If-Match` and
+    `Idempotency-Key` as for PATCH."""
+    idempotency_key = idempotency.optional()
     product = await client.replace_product(
-        caller, product_id, parse_draft(body.model_dump()), if_version=if_version
+        caller,
+        product_id,
+        parse_draft(body.model_dump()),
+        if_version=if_version,
+        idempotency_key=idempotency_key,
     )
     response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
@@ -127,10 +145,19 @@ async def replace_product(
 
 @router.delete("/v1/products/{product_id}", response_model=ProductOut)
 async def deactivate_product(
-    product_id: str, caller: Caller, client: Client, if_version: IfMatch, response: Response
+    product_id: str,
+    caller: Caller,
+    client: Client,
+    if_version: IfMatch,
+    idempotency: IdempotencyKey,
+    response: Response,
 ) -> ProductOut:
-    """Withdraw from sale (owner or admin); bumps the version. `If-Match` as for PATCH."""
-    product = await client.deactivate_product(caller, product_id, if_version=if_version)
+    """Withdraw from sale (owner or admin); bumps the version. `If-Match` and
+    `Idempotency-Key` as for PATCH."""
+    idempotency_key = idempotency.optional()
+    product = await client.deactivate_product(
+        caller, product_id, if_version=if_version, idempotency_key=idempotency_key
+    )
     response.headers["ETag"] = etag(product.version)
     return ProductOut.model_validate(product.model_dump())
 

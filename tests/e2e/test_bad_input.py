@@ -478,8 +478,9 @@ def field_cases() -> list[Bad]:
         body_case(product, "version-given", with_fields(version=7), v),
         body_case(product, "active-given", with_fields(active=False), v),
     ]
-    # an Idempotency-Key that is there must be usable (products and stock take one optionally)
-    for route in (product, stock):
+    # an Idempotency-Key that is there must be usable (product writes and stock take one
+    # optionally)
+    for route in (product, stock, patch, put):
         cases += [
             body_case(route, "idempotency-key-blank", with_key(""), v),
             body_case(route, "idempotency-key-too-long", with_key("k" * 201), v),

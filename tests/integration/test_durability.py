@@ -17,7 +17,7 @@ from marketplace.domain.errors import IdempotencyKeyReused, InsufficientStock, I
 from marketplace.domain.ids import product_id_for
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.users import Role
-from marketplace.store.tables import orders, product_keys, products
+from marketplace.store.tables import orders, outbox, product_keys, product_write_keys, products
 from tests.integration.market import build_market, principal, register
 
 pytestmark = pytest.mark.integration
@@ -197,4 +197,64 @@ async def test_a_listing_key_lists_one_product_across_a_restart(
     assert await _count(client, products) == 3 and await _count(client, product_keys) == 3
     items, _ = await client.search("kettle", seller_id=seller.id)
     assert sorted(p.id for p in items) == sorted([product.id, half_id])
+    assert (await client.audit(max_pending_age_s=0)).ok
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_write_key_changes_a_product_once_across_a_restart(
+    make_marketplace: Any, database: str
+) -> None:
+    """PATCH, PUT and DELETE with an Idempotency-Key: a repeat answers the product as that
+    write left it, also after the catalog shard is killed and has reloaded from the store."""
+    runtime = await make_marketplace(database=database, catalog_shards=2, inventory_partitions=1)
+    client = runtime.client
+    seller = principal((await register(client, Role.SELLER, 1))[0])
+    draft = ProductDraft(name="Blue kettle", category="kitchen", price_cents=2500)
+    product = await client.create_product(seller, draft, 1)
+    patch = ProductPatch(price_cents=2000)
+
+    patched = await asyncio.gather(
+        *(
+            client.update_product(seller, product.id, patch, idempotency_key="patch-a")
+            for _ in range(4)
+        )
+    )
+    assert {p.version for p in patched} == {2}
+    replaced = await client.replace_product(
+        seller, product.id, draft.model_copy(update={"name": "Red kettle"}), idempotency_key="put"
+    )
+    assert replaced.version == 3
+    with pytest.raises(IdempotencyKeyReused):
+        await client.update_product(
+            seller, product.id, ProductPatch(price_cents=1), idempotency_key="patch-a"
+        )
+    for bad in (" ", "k" * 201):
+        with pytest.raises(InvalidInput):
+            await client.update_product(seller, product.id, patch, idempotency_key=bad)
+
+    namespace = runtime.settings.namespace
+    for index in range(2):
+        ray.kill(ray.get_actor(f"catalog-{index}", namespace=namespace), no_restart=False)
+
+    # Remembered through the store: the first write's answer, whatever If-Match says now.
+    again = await client.update_product(
+        seller, product.id, patch, if_version=(1,), idempotency_key="patch-a"
+    )
+    assert again == patched[0]
+    with pytest.raises(IdempotencyKeyReused):
+        await client.deactivate_product(seller, product.id, idempotency_key="patch-a")
+    withdrawn = await client.deactivate_product(seller, product.id, idempotency_key="delete")
+    assert withdrawn.version == 4 and not withdrawn.active
+    assert await client.deactivate_product(seller, product.id, idempotency_key="delete") == (
+        withdrawn
+    )
+    assert (await client.get_product(product.id)).version == 4
+    assert await _count(client, product_write_keys) == 3
+    async with client.engine.connect() as conn:
+        product_events = (
+            await conn.execute(
+                select(func.count()).select_from(outbox).where(outbox.c.subject == product.id)
+            )
+        ).scalar_one()
+    assert product_events == 4
     assert (await client.audit(max_pending_age_s=0)).ok
