@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.key_sweeps import KeySweeps
 from actors.protocols import CatalogShardApi
 from marketplace.domain.catalog import (
     Product,
@@ -50,8 +50,7 @@ class CatalogShard(ActorBase):
         self.listing_fingerprints: dict[str, str] = {}
         # product write id (``product_write_id_for(caller, key)``) -> what its key stands for
         self.write_keys: dict[str, store.WriteKeyUse] = {}
-        self._swept_at = time.monotonic()
-        self._sweeps: set[asyncio.Task[Any]] = set()
+        self._sweeps = KeySweeps("product write keys")
         self.index_ = SearchIndex()
         super().__init__(settings, index, count)
 
@@ -287,25 +286,17 @@ class CatalogShard(ActorBase):
         return use
 
     def _sweep_now_and_then(self) -> None:
-        """At most once per ``retention_interval_s``, forget the write keys past their window
-        and (shard 0, for all of them) prune their rows from the store, in the background."""
-        now = time.monotonic()
-        if now - self._swept_at < self.settings.retention_interval_s:
-            return
-        self._swept_at = now
-        cutoff = utcnow() - self._key_ttl
-        for write_id in [k for k, use in self.write_keys.items() if use.created_at < cutoff]:
-            del self.write_keys[write_id]
-        if self.index == 0 and self.engine is not None:
-            task = asyncio.get_running_loop().create_task(self._prune_write_keys(cutoff))
-            self._sweeps.add(task)
-            task.add_done_callback(self._sweeps.discard)
+        """Forget the write keys past their window; shard 0 prunes their rows for all."""
+        first = self.index == 0 and self.engine is not None
+        self._sweeps.now_and_then(
+            self.write_keys,
+            utcnow() - self._key_ttl,
+            self.settings.retention_interval_s,
+            self._prune_write_keys if first else None,
+        )
 
     async def _prune_write_keys(self, cutoff: datetime) -> None:
-        try:
-            await store.prune_write_keys(self.database, cutoff)
-        except Exception as exc:  # an outage: the next sweep tries again
-            log.warning("pruning expired product write keys failed: %r", exc)
+        await store.prune_write_keys(self.database, cutoff)
 
     def _owned_by(
         self, principal: Principal, product_id: str, if_version: tuple[int, ...] | None = None

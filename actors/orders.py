@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from actors.base import ActorBase
 from actors.calls import call_until_done
 from actors.directory import Directory
+from actors.key_sweeps import KeySweeps
 from actors.peers import DirectoryPeers, OrderPeers
 from actors.protocols import OrderCoordinatorApi
 from marketplace import tracing
@@ -87,8 +88,7 @@ class OrderCoordinator(ActorBase):
         # Idempotency-Keys inside their window, by the key's home id (``PlaceOrder.order_id``,
         # where every replay of the key is routed): older ones are forgotten (``_key_use``).
         self.keys: dict[str, store.KeyUse] = {}
-        self._swept_at = time.monotonic()
-        self._sweeps: set[asyncio.Task[Any]] = set()
+        self._sweeps = KeySweeps("idempotency keys")
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
         # Kept as orders change, so that publishing the figures every few seconds walks none.
@@ -456,27 +456,17 @@ class OrderCoordinator(ActorBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _sweep_now_and_then(self) -> None:
-        """At most once per ``retention_interval_s``, forget the keys past their window and
-        (coordinator 0, for all of them) prune their rows from the store, in the background."""
-        now = time.monotonic()
-        if now - self._swept_at < self.settings.retention_interval_s:
-            return
-        self._swept_at = now
-        cutoff = utcnow() - self._key_ttl
-        for key_id in [k for k, use in self.keys.items() if use.created_at < cutoff]:
-            del self.keys[key_id]
-        if self.index == 0 and self.engine is not None:
-            task = asyncio.get_running_loop().create_task(self._prune_keys(cutoff))
-            self._sweeps.add(task)
-            task.add_done_callback(self._sweeps.discard)
+        """Forget the keys past their window; coordinator 0 prunes their rows for all."""
+        first = self.index == 0 and self.engine is not None
+        self._sweeps.now_and_then(
+            self.keys,
+            utcnow() - self._key_ttl,
+            self.settings.retention_interval_s,
+            self._prune_keys if first else None,
+        )
 
     async def _prune_keys(self, cutoff: datetime) -> None:
-        try:
-            pruned = await store.prune_keys(self.database, cutoff)
-        except Exception as exc:  # an outage: the next sweep tries again
-            log.warning("pruning expired idempotency keys failed: %r", exc)
-            return
-        self.counters["keys_pruned"] += pruned
+        self.counters["keys_pruned"] += await store.prune_keys(self.database, cutoff)
 
     # -- building and saving -----------------------------------------------------------------
 

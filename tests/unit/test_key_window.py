@@ -58,7 +58,7 @@ async def _started(
 
 
 async def _stopped(coordinator: OrderCoordinator) -> None:
-    await asyncio.gather(*coordinator._sweeps)
+    await coordinator._sweeps.settled()
     await coordinator.writer.close()
     assert coordinator.engine is not None
     await coordinator.engine.dispose()
@@ -143,7 +143,7 @@ async def test_expired_keys_are_pruned_from_memory_and_store(
     assert len(coordinator.keys) == 3 and await _keys_stored(coordinator) == 3
     await asyncio.sleep(TTL_S + 0.1)
     await coordinator.place_order(checkout("fresh", [(P1, 1)]))  # a checkout sweeps
-    await asyncio.gather(*coordinator._sweeps)
+    await coordinator._sweeps.settled()
     assert len(coordinator.keys) == 1
     assert await _keys_stored(coordinator) == 1
     assert coordinator.counters["keys_pruned"] == 3

@@ -88,7 +88,7 @@ async def _started(settings: dict[str, Any]) -> CatalogShard:
 
 
 async def _stopped(shard: CatalogShard) -> None:
-    await asyncio.gather(*shard._sweeps)
+    await shard._sweeps.settled()
     await shard.writer.close()
     assert shard.engine is not None
     await shard.engine.dispose()
@@ -258,7 +258,7 @@ async def test_keys_expire_and_are_pruned(on_disk: dict[str, Any]) -> None:
         await asyncio.sleep(0.4)
         other = ProductPatch(price_cents=1)
         await shard.update_product(SELLER, P1, other, None, patch_key("k2", P1, other))
-        await asyncio.gather(*shard._sweeps)
+        await shard._sweeps.settled()
         assert await _count(shard, product_write_keys) == 1  # k pruned, k2 kept
         assert set(shard.write_keys) == {product_write_id_for(SELLER_A, "k2")}
     finally:
