@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
-from actors.key_sweeps import KeySweeps
+from actors.key_sweeps import KeySweeps, in_window
 from actors.protocols import CatalogShardApi
 from marketplace.domain.catalog import (
     Product,
@@ -35,8 +34,6 @@ from marketplace.domain.users import Principal, Role
 from marketplace.store import catalog as store
 from marketplace.store.changes import Changes
 from marketplace.store.rows import utcnow
-
-log = logging.getLogger(__name__)
 
 
 class CatalogShard(ActorBase):
@@ -279,10 +276,9 @@ class CatalogShard(ActorBase):
 
     def _write_key_use(self, write_id: str) -> store.WriteKeyUse | None:
         """What the key stands for while inside its window; None (and forgotten) after it."""
-        use = self.write_keys.get(write_id)
-        if use is not None and use.created_at < utcnow() - self._key_ttl:
-            del self.write_keys[write_id]
-            return None
+        use: store.WriteKeyUse | None = in_window(
+            self.write_keys, write_id, utcnow() - self._key_ttl
+        )
         return use
 
     def _sweep_now_and_then(self) -> None:

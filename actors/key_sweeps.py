@@ -22,6 +22,16 @@ class _Dated(Protocol):
     def created_at(self) -> datetime: ...
 
 
+def in_window(keys: MutableMapping[str, Any], key: str, cutoff: datetime) -> Any | None:
+    """What ``key`` stands for if it was made at or after ``cutoff`` (the start of the keys'
+    window); None, and forgotten, if before (a sweep has not come to it yet)."""
+    use = keys.get(key)
+    if use is not None and _created(use) < cutoff:
+        del keys[key]
+        return None
+    return use
+
+
 class KeySweeps:
     """One actor's sweeps of its expired keys."""
 

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from actors.base import ActorBase
 from actors.calls import call_until_done
 from actors.directory import Directory
-from actors.key_sweeps import KeySweeps
+from actors.key_sweeps import KeySweeps, in_window
 from actors.peers import DirectoryPeers, OrderPeers
 from actors.protocols import OrderCoordinatorApi
 from marketplace import tracing
@@ -437,10 +437,7 @@ class OrderCoordinator(ActorBase):
 
     def _key_use(self, key_id: str) -> store.KeyUse | None:
         """What the key stands for while inside its window; None (and forgotten) after it."""
-        use = self.keys.get(key_id)
-        if use is not None and use.created_at < utcnow() - self._key_ttl:
-            del self.keys[key_id]
-            return None
+        use: store.KeyUse | None = in_window(self.keys, key_id, utcnow() - self._key_ttl)
         return use
 
     def _fresh_order_id(self, command: PlaceOrder, key_id: str) -> str:
