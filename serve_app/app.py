@@ -12,6 +12,8 @@ from serve_app.gateway import Gateway
 from serve_app.password_hashing import Auth
 from serve_app.shared_limits import Limits
 
+LIMITS_NUM_CPUS = 0.01
+
 
 def autoscaling(settings: Settings, prefix: str) -> dict[str, Any]:
     """The ``autoscaling_config`` of the ``gateway`` or ``auth`` deployment."""
@@ -58,9 +60,10 @@ def build_app(
         logging_config=logging_config,
     ).bind()
     # One replica for every gateway replica: its buckets are the cluster's. It does a dict
-    # lookup per call, so it asks for no CPU of its own.
+    # lookup per call, so it asks for a sliver of a CPU: not none, which would let Ray place
+    # it on a head node started with no CPUs, kept for the GCS and Serve's controller.
     limits = Limits.options(  # type: ignore[attr-defined]
-        ray_actor_options={"num_cpus": 0},
+        ray_actor_options={"num_cpus": LIMITS_NUM_CPUS},
         logging_config=logging_config,
     ).bind(
         settings.login_rate_per_minute,
