@@ -211,7 +211,19 @@ class Settings(BaseSettings):
         description="proxies in front of the gateway that append the client's address to "
         "X-Forwarded-For (0: the address is the connection's)",
     )
-    checkout_rate_per_minute: int = Field(default=600, ge=1)
+    checkout_rate_per_minute: int = Field(
+        default=600,
+        ge=1,
+        description="checkouts per buyer; each gateway replica keeps its share of it (the rate "
+        "divided by the live replicas, counted by their heartbeats)",
+    )
+    gateway_heartbeat_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="how often each gateway replica tells the Limits deployment it is alive; "
+        "one silent for three beats is no longer counted",
+    )
 
     gateway_min_replicas: int = Field(default=1, ge=1)
     gateway_max_replicas: int = Field(default=2, ge=1)

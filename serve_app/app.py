@@ -70,6 +70,7 @@ def build_app(
         settings.login_rate_per_address_per_minute,
         settings.registration_rate_per_address_per_minute,
         settings.registration_rate_per_minute,
+        settings.gateway_heartbeat_s,
     )
     return Gateway.options(  # type: ignore[attr-defined,no-any-return]
         autoscaling_config=gateway_autoscaling_config(settings, gateway_autoscaling),

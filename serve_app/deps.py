@@ -16,7 +16,7 @@ from actors.client import MarketplaceClient
 from marketplace.domain.errors import Forbidden
 from marketplace.domain.users import Principal, Role
 from serve_app.problems import ProblemError
-from serve_app.rate_limits import RateLimiter
+from serve_app.rate_limits import RateLimiter, ReplicaShare
 from serve_app.replica import Replica
 from serve_app.tokens import InvalidToken, TokenService
 
@@ -137,7 +137,7 @@ async def idempotency_key_header(
     return IdempotencyKeyHeader(key)
 
 
-def rate_limit(limiter: RateLimiter, key: str, detail: str) -> None:
+def rate_limit(limiter: RateLimiter | ReplicaShare, key: str, detail: str) -> None:
     """429 with Retry-After when ``key`` has spent its rate; otherwise one token is spent."""
     refuse_while(limiter.check(key), detail)
 

@@ -92,6 +92,9 @@ class Gateway:
     ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.replica = Replica.start(Settings.model_validate(settings), auth, limits)
+        # Serve runs the constructor on the replica's event loop: the heartbeat starts with it,
+        # so the others count this replica before it takes its first checkout.
+        self.replica.live.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """This replica's app: Serve calls it once, after ``__init__``."""

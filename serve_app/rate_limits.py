@@ -125,3 +125,34 @@ class LocalSignInLimits:
     async def register(self, address: str) -> float:
         """``SignInPolicy.register`` now."""
         return self.policy.register(address)
+
+
+@dataclass
+class ReplicaShare:
+    """One replica's part of a limit that every replica keeps in its own buckets.
+
+    Checkouts are limited per buyer in each gateway replica, since asking a shared place would
+    add a call to every checkout. Each replica's buckets hold the configured rate divided by
+    the live replica count (``resize``, from ``serve_app/replica_count.py``), so the rate a
+    buyer meets stays at most the configured one however many replicas serve them: spread over
+    the replicas, their checkouts add up to it; all on one replica, they meet its share.
+    """
+
+    rate_per_minute: int
+    replicas: int = 1
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.rate_per_minute)
+        self.resize(self.replicas)
+
+    def resize(self, replicas: int) -> None:
+        """``replicas`` are alive now: this one keeps their share of the rate (at least 1)."""
+        self.replicas = max(1, replicas)
+        # The buckets keep their tokens: a fuller one is cut to the new capacity at its next
+        # check, an emptier one refills at the new rate.
+        self.limiter.rate_per_minute = max(1, self.rate_per_minute // self.replicas)
+
+    def check(self, key: str, now: float | None = None) -> float:
+        """``RateLimiter.check`` at this replica's share."""
+        return self.limiter.check(key, now)

@@ -20,7 +20,8 @@ from marketplace import trace_export
 from marketplace.config import Settings
 from serve_app.metrics import GatewayMetrics
 from serve_app.password_hashing import AuthCalls
-from serve_app.rate_limits import RateLimiter, SignInLimits
+from serve_app.rate_limits import ReplicaShare, SignInLimits
+from serve_app.replica_count import LiveReplicas
 from serve_app.revocations import Revocations
 from serve_app.shared_limits import LimitsCalls
 from serve_app.tokens import TokenService
@@ -41,8 +42,10 @@ class Replica:
     revocations: Revocations
     # Logins and registrations, counted for every replica together (serve_app/shared_limits.py).
     sign_in: SignInLimits
-    # Checkouts per buyer, counted per replica: see Replica.start.
-    checkout_limit: RateLimiter
+    # Checkouts per buyer, counted per replica at its share of the rate (rate_limits.py).
+    checkout_limit: ReplicaShare
+    # Resizes the shares to the live replica count (serve_app/replica_count.py).
+    live: LiveReplicas
     metrics: GatewayMetrics
 
     @classmethod
@@ -56,13 +59,18 @@ class Replica:
         revocations = Revocations(
             client.users.revocations_since, settings.jwt_ttl_s, settings.revocation_poll_s
         )
+        limits_calls = LimitsCalls(limits)
+        checkout_limit = ReplicaShare(settings.checkout_rate_per_minute)
         return cls(
             settings=settings,
             client=client,
             auth=AuthCalls(auth),
             tokens=TokenService.from_settings(settings, revocations),
             revocations=revocations,
-            sign_in=LimitsCalls(limits),
-            checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+            sign_in=limits_calls,
+            checkout_limit=checkout_limit,
+            live=LiveReplicas(
+                limits_calls.gateway_alive, settings.gateway_heartbeat_s, (checkout_limit,)
+            ),
             metrics=GatewayMetrics(settings.namespace, settings.metrics),
         )

@@ -1,10 +1,11 @@
-"""Login and registration limits hold for the whole gateway, not per replica.
+"""Login, registration and checkout limits hold for the whole gateway, not per replica.
 
 A second application ("limited", under /limited) beside the session's, over the same actors and
 database, with two gateway replicas and small limits. It trusts one proxy hop, so the test
 plays that proxy and says which client address each request comes from (X-Forwarded-For).
 Requests reach both replicas through Serve's ingress; with per-replica buckets twice the limit
-would get through.
+would get through. Checkouts are counted per replica at its share of the rate (the rate divided
+by the live replicas, which beat every half second here).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import signup
+from tests.e2e.support import order_body
 from tests.e2e.test_autoscaling import replica_states
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +28,8 @@ APP = "limited"
 PREFIX = "/limited"
 LOGINS_PER_ACCOUNT = 3
 REGISTRATIONS_PER_ADDRESS = 4
+CHECKOUTS_PER_BUYER = 4
+HEARTBEAT_S = 0.5
 ATTEMPTS = 16
 
 
@@ -49,6 +53,8 @@ def limited(served: dict[str, Any]) -> Iterator[str]:
             "registration_rate_per_address_per_minute": REGISTRATIONS_PER_ADDRESS,
             "registration_rate_per_minute": 1000,
             "trusted_proxy_hops": 1,
+            "checkout_rate_per_minute": CHECKOUTS_PER_BUYER,
+            "gateway_heartbeat_s": HEARTBEAT_S,
         }
     )
     serve.run(build_app(settings), name=APP, route_prefix=PREFIX)
@@ -120,3 +126,37 @@ async def test_sign_ups_from_one_address_are_limited_across_replicas(limited: st
         )
         assert login.status_code == 401, login.text
         assert (await sign_up(99, "198.51.100.30"))[1].status_code == 201
+
+
+async def test_a_buyer_meets_the_checkout_rate_however_many_replicas_serve_them(
+    limited: str, http: httpx.AsyncClient
+) -> None:
+    from ray import serve
+
+    limits = serve.get_deployment_handle("Limits", app_name=APP)
+    for _ in range(int(60 / HEARTBEAT_S)):
+        if await limits.gateways_alive.remote() == 2:
+            break
+        await asyncio.sleep(HEARTBEAT_S)
+    assert await limits.gateways_alive.remote() == 2
+    # Both replicas have heard the count back by their next beat.
+    await asyncio.sleep(3 * HEARTBEAT_S)
+    buyer = await signup(http, "buyer")
+    async with httpx.AsyncClient(base_url=limited, timeout=60) as gateway:
+        replies = await asyncio.gather(
+            *(
+                gateway.post(
+                    "/v1/orders",
+                    # An unknown product: past the limit, the checkout is refused (404) and
+                    # nothing is ordered; the limit is spent before the lines are looked at.
+                    json=order_body([("prd_" + "0" * 32, 1)]),
+                    headers={**buyer["headers"], "Idempotency-Key": f"rate-{i}"},
+                )
+                for i in range(ATTEMPTS)
+            )
+        )
+    statuses = [reply.status_code for reply in replies]
+    # Each replica lets through its half of the rate: with per-replica buckets at the whole
+    # rate, requests spread over both replicas would pass twice over.
+    assert 1 <= sum(status != 429 for status in statuses) <= CHECKOUTS_PER_BUYER, statuses
+    assert set(statuses) <= {404, 429}, statuses

@@ -17,8 +17,9 @@ from marketplace.domain.catalog import Product, ProductDraft
 from marketplace.domain.users import Principal, Role, User
 from serve_app.gateway import build_api
 from serve_app.metrics import GatewayMetrics
-from serve_app.rate_limits import LocalSignInLimits, RateLimiter, SignInPolicy
+from serve_app.rate_limits import LocalSignInLimits, ReplicaShare, SignInPolicy
 from serve_app.replica import Replica
+from serve_app.replica_count import LiveReplicas
 from serve_app.revocations import Revocations
 from serve_app.tokens import TokenService
 
@@ -67,6 +68,10 @@ def fake() -> FakeClient:
     return FakeClient()
 
 
+async def _unanswered(replica_id: str) -> int | None:
+    return None
+
+
 async def _no_revocations(since: object) -> list[Any]:
     return []
 
@@ -79,6 +84,7 @@ def served_in_process(
     settings: Settings, client: object, auth: object, secret: str, revocations: Revocations
 ) -> Iterator[TestClient]:
     """One replica's routes over fakes of its client and Auth handle, in process."""
+    checkout_limit = ReplicaShare(settings.checkout_rate_per_minute)
     replica = Replica(
         settings=settings,
         client=cast(MarketplaceClient, client),
@@ -93,7 +99,9 @@ def served_in_process(
                 registration_overall=settings.registration_rate_per_minute,
             )
         ),
-        checkout_limit=RateLimiter(settings.checkout_rate_per_minute),
+        checkout_limit=checkout_limit,
+        # No Limits deployment here: the share stays the whole rate (one replica).
+        live=LiveReplicas(_unanswered, settings.gateway_heartbeat_s, (checkout_limit,)),
         metrics=GatewayMetrics(settings.namespace),
     )
     with TestClient(build_api(replica)) as http:
