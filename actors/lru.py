@@ -4,7 +4,7 @@ settled work, whose full record is in the store."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from typing import TypeVar
 
 K = TypeVar("K")
@@ -15,7 +15,8 @@ class LruCache(MutableMapping[K, V]):
     """At most ``limit`` entries; setting one past it drops the least recently used.
 
     ``limit`` None keeps every entry (where memory is the only or the newest copy and must not
-    forget). Reading an entry (``get``, ``[]``) counts as a use; ``in`` does not.
+    forget). Reading an entry (``get``, ``[]``) counts as a use; ``in`` and going over the
+    entries (``values``, ``items``: a snapshot, say) do not, and leave the order as it is.
     """
 
     def __init__(self, limit: int | None) -> None:
@@ -45,3 +46,11 @@ class LruCache(MutableMapping[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def values(self) -> ValuesView[V]:
+        """The values, oldest use first, without counting as uses."""
+        return self._entries.values()
+
+    def items(self) -> ItemsView[K, V]:
+        """The entries, oldest use first, without counting as uses."""
+        return self._entries.items()

@@ -104,6 +104,8 @@ async def test_memory_holds_the_open_work_and_a_bounded_cache(
     still_held = {order(n) for n in range(30) if n % 3 == 2}
     assert set(partition.reservations) == still_held
     assert len(partition.settled) == CACHE
+    snapshot = await partition.snapshot()  # what the audit reads: the held and cached ones
+    assert {r.order_id for r in snapshot["reservations"]} == still_held | set(partition.settled)
     assert (await _stock(partition, A)).model_dump(include={"reserved", "sold"}) == {
         "reserved": 10,
         "sold": 10,

@@ -28,3 +28,11 @@ def test_a_zero_limit_keeps_nothing_and_none_keeps_everything() -> None:
     unbounded: LruCache[int, int] = LruCache(None)
     unbounded.update((n, n) for n in range(1000))
     assert len(unbounded) == 1000
+
+
+def test_going_over_the_entries_is_not_a_use() -> None:
+    cache: LruCache[str, int] = LruCache(2)
+    cache["a"], cache["b"] = 1, 2
+    assert list(cache.values()) == [1, 2] and list(cache.items()) == [("a", 1), ("b", 2)]
+    cache["c"] = 3  # "a" is still the oldest
+    assert list(cache) == ["b", "c"]
