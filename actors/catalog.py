@@ -11,7 +11,9 @@ import ray
 
 from actors.base import ActorBase
 from actors.key_sweeps import KeySweeps, in_window
+from actors.lru import LruCache
 from actors.protocols import CatalogShardApi
+from marketplace.config import Durability
 from marketplace.domain.catalog import (
     Product,
     ProductDraft,
@@ -37,22 +39,39 @@ from marketplace.store.rows import utcnow
 
 
 class CatalogShard(ActorBase):
-    """Owns products by ``stable_hash(product_id) % shards``."""
+    """Owns products by ``stable_hash(product_id) % shards``.
+
+    A product listed with an Idempotency-Key keeps its key (``product_keys``) as long as the
+    product exists, unlike the keys of writes, which expire. With sync durability the store
+    has each one before memory does, so ``listing_fingerprints`` keeps only the
+    ``catalog_cache_size`` most recently used and reads others back when a listing is
+    repeated; with async or none durability memory is the newest (or the only) copy and keeps
+    them all.
+    """
 
     SOURCE = "marketplace/catalog"
 
     def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
         self.products: dict[str, Product] = {}
-        # product id -> the digest of the listing request whose Idempotency-Key made it
-        self.listing_fingerprints: dict[str, str] = {}
         # product write id (``product_write_id_for(caller, key)``) -> what its key stands for
         self.write_keys: dict[str, store.WriteKeyUse] = {}
         self._sweeps = KeySweeps("product write keys")
         self.index_ = SearchIndex()
         super().__init__(settings, index, count)
+        limit = self.settings.catalog_cache_size if self._bounded else None
+        # product id -> the digest of the listing request whose Idempotency-Key made it
+        self.listing_fingerprints: LruCache[str, str] = LruCache(limit)
+
+    @property
+    def _bounded(self) -> bool:
+        """Whether the store holds every listing key before memory does (sync durability),
+        so that memory may forget them and read them back when asked."""
+        return self.writer.mode is Durability.SYNC and self.engine is not None
 
     async def load(self) -> None:
-        loaded, fingerprints = await store.load_owned(self.database, self.index, self.count)
+        loaded, fingerprints = await store.load_owned(
+            self.database, self.index, self.count, with_listing_keys=not self._bounded
+        )
         for product in loaded:
             self.products[product.id] = product
             self.index_.upsert(product)
@@ -81,7 +100,7 @@ class CatalogShard(ActorBase):
             if existing is not None:
                 if existing.seller_id != seller_id:
                     raise Conflict(f"product id {product_id} is taken")
-                known = self.listing_fingerprints.get(product_id)
+                known = None if listing_key is None else await self._listing_of(product_id)
                 if listing_key is not None and known != listing_key[1]:
                     raise IdempotencyKeyReused(
                         "this Idempotency-Key was used with a different listing",
@@ -269,6 +288,16 @@ class CatalogShard(ActorBase):
             )
         self._owned_by(principal, product_id)  # who may write still may (roles change)
         return use.product
+
+    async def _listing_of(self, product_id: str) -> str | None:
+        """The fingerprint of the listing that made ``product_id`` (None: listed without a
+        key), read back from the store when memory forgot it (under the product's lock)."""
+        known = self.listing_fingerprints.get(product_id)
+        if known is None and self._bounded:
+            known = await store.listing_fingerprint(self.database, product_id)
+            if known is not None:
+                self.listing_fingerprints[product_id] = known
+        return known
 
     @property
     def _key_ttl(self) -> timedelta:

@@ -8,7 +8,9 @@ from typing import Any
 import ray
 
 from actors.base import ActorBase
+from actors.lru import LruCache
 from actors.protocols import InventoryPartitionApi
+from marketplace.config import Durability
 from marketplace.domain.errors import (
     IdempotencyKeyReused,
     InsufficientStock,
@@ -34,6 +36,15 @@ class InventoryPartition(ActorBase):
     A reservation is all-or-nothing per partition and idempotent by order id: a repeated
     reserve answers what the first one decided, and a reserve that arrives after the order
     was released finds the tombstone and holds nothing.
+
+    Memory holds the stock of every product it owns, the reservations of the orders that still
+    hold units here (``reservations``: the open work) and those of orders settled here
+    (committed, released, rejected, returned) in ``settled``. With sync durability the store
+    has every reservation and restock request id before memory does, so ``settled`` and
+    ``applied_requests`` keep only the ``inventory_cache_size`` most recently used, and an order
+    memory does not hold is read back from the store before anything is decided about it (the
+    tombstone above included). With async or none durability memory is the newest (or the
+    only) copy, so it keeps them all.
     """
 
     SOURCE = "marketplace/inventory"
@@ -47,21 +58,36 @@ class InventoryPartition(ActorBase):
         writer: Writer | None = None,
     ) -> None:
         self.stock: dict[str, StockItem] = {}
+        # order id -> its reservations here, for the orders with units held (the open work)
         self.reservations: dict[str, dict[str, Reservation]] = {}
-        # request id -> the delta it applied: a repeat answers, a repeat with another delta is
-        # refused (an Idempotency-Key reused for a different change).
-        self.applied_requests: dict[str, int] = {}
         # Products whose last stock change failed without a sure answer (see adjust_stock).
         self.unsure_stock: set[str] = set()
         super().__init__(settings, index, count, writer=writer)
+        limit = self.settings.inventory_cache_size if self._bounded else None
+        # order id -> its reservations here, for the orders that hold nothing any more
+        self.settled: LruCache[str, dict[str, Reservation]] = LruCache(limit)
+        # request id -> the delta it applied: a repeat answers, a repeat with another delta is
+        # refused (an Idempotency-Key reused for a different change). One forgotten here is
+        # still refused by the store, where its stock movement holds the id (DuplicateRequest).
+        self.applied_requests: LruCache[str, int] = LruCache(limit)
+
+    @property
+    def _bounded(self) -> bool:
+        """Whether the store holds every change before memory does (sync durability), so that
+        memory may forget settled work and read it back when asked."""
+        return self.writer.mode is Durability.SYNC and self.engine is not None
 
     async def load(self) -> None:
-        stock, held = await store.load_owned(self.database, self.index, self.count)
+        # Under sync only the held reservations: settled ones are read back when asked for.
+        stock, loaded = await store.load_owned(
+            self.database, self.index, self.count, held_only=self._bounded
+        )
         self.stock.update((item.product_id, item) for item in stock)
-        for reservation in held:
-            self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
-                reservation
-            )
+        orders: dict[str, dict[str, Reservation]] = {}
+        for reservation in loaded:
+            orders.setdefault(reservation.order_id, {})[reservation.product_id] = reservation
+        for order_id, records in orders.items():
+            self._remember(order_id, records)
 
     # -- stock -------------------------------------------------------------------------------
 
@@ -134,8 +160,8 @@ class InventoryPartition(ActorBase):
             raise InvalidInput("nothing to reserve")
         product_ids = [product_id for product_id, _ in lines]
         async with self.locks.hold(order_id, *product_ids):
+            known = await self._reservations_of(order_id)
             await self._reconcile_stock(product_ids)
-            known = self.reservations.get(order_id)
             if known:
                 return outcome_of(known.values())
             updated: dict[str, StockItem] = {}
@@ -152,7 +178,7 @@ class InventoryPartition(ActorBase):
                 )
                 for product_id, quantity in lines
             }
-            await self._persist(records, updated)
+            await self._persist(order_id, {}, records, updated)
             return outcome_of(records.values())
 
     async def commit(self, order_id: str) -> None:
@@ -167,42 +193,59 @@ class InventoryPartition(ActorBase):
         self, order_id: str, target: ReservationState, product_ids: list[str]
     ) -> None:
         await self.loaded()
-        known = dict(self.reservations.get(order_id, {}))
-        async with self.locks.hold(order_id, *known, *product_ids):
-            known = dict(self.reservations.get(order_id, {}))
-            await self._reconcile_stock([*known, *product_ids])
-            records: dict[str, Reservation] = {}
-            updated: dict[str, StockItem] = {}
-            for product_id, reservation in known.items():
-                item = self._item(product_id)
-                moved_to = next_state(reservation.state, target)
-                if moved_to is None:
-                    continue
-                if moved_to is ReservationState.COMMITTED:
-                    updated[product_id] = item.commit(reservation.quantity)
-                elif moved_to is ReservationState.RELEASED:
-                    updated[product_id] = item.release(reservation.quantity)
-                elif moved_to is ReservationState.RETURNED:
-                    updated[product_id] = item.unsell(reservation.quantity)
-                records[product_id] = reservation.model_copy(update={"state": moved_to})
-            if target is ReservationState.RELEASED:
-                for product_id in product_ids:
-                    if product_id not in known:
-                        records[product_id] = Reservation(
-                            order_id=order_id,
-                            product_id=product_id,
-                            quantity=0,
-                            state=ReservationState.RELEASED,
-                        )
-            if records:
-                await self._persist(records, updated)
+        locked = {*product_ids, *self._in_memory(order_id)}
+        while True:
+            async with self.locks.hold(order_id, *locked):
+                known = await self._reservations_of(order_id)
+                if known.keys() <= locked:
+                    await self._settle_known(order_id, known, target, product_ids)
+                    return
+            # Read back from the store: lock the order's products too, then look again.
+            locked |= known.keys()
+
+    async def _settle_known(
+        self,
+        order_id: str,
+        known: dict[str, Reservation],
+        target: ReservationState,
+        product_ids: list[str],
+    ) -> None:
+        """``_settle`` with the order's reservations here in hand (under its locks)."""
+        await self._reconcile_stock([*known, *product_ids])
+        records: dict[str, Reservation] = {}
+        updated: dict[str, StockItem] = {}
+        for product_id, reservation in known.items():
+            item = self._item(product_id)
+            moved_to = next_state(reservation.state, target)
+            if moved_to is None:
+                continue
+            if moved_to is ReservationState.COMMITTED:
+                updated[product_id] = item.commit(reservation.quantity)
+            elif moved_to is ReservationState.RELEASED:
+                updated[product_id] = item.release(reservation.quantity)
+            elif moved_to is ReservationState.RETURNED:
+                updated[product_id] = item.unsell(reservation.quantity)
+            records[product_id] = reservation.model_copy(update={"state": moved_to})
+        if target is ReservationState.RELEASED:
+            for product_id in product_ids:
+                if product_id not in known:
+                    records[product_id] = Reservation(
+                        order_id=order_id,
+                        product_id=product_id,
+                        quantity=0,
+                        state=ReservationState.RELEASED,
+                    )
+        if records:
+            await self._persist(order_id, known, records, updated)
 
     async def snapshot(self) -> dict[str, Any]:
-        """Stock and reservations as this partition holds them in memory (audit)."""
+        """Stock and reservations as this partition holds them in memory (audit): under sync
+        durability the held ones and the settled ones still cached, otherwise all of them."""
         await self.loaded()
+        orders = [*self.reservations.values(), *self.settled.values()]
         return {
             "stock": dict(self.stock),
-            "reservations": [r for rs in self.reservations.values() for r in rs.values()],
+            "reservations": [r for rs in orders for r in rs.values()],
         }
 
     # -- helpers -----------------------------------------------------------------------------
@@ -222,14 +265,57 @@ class InventoryPartition(ActorBase):
     def _item(self, product_id: str) -> StockItem:
         return self.stock.get(product_id) or StockItem(product_id=product_id)
 
+    def _in_memory(self, order_id: str) -> dict[str, Reservation]:
+        """The order's reservations here as memory holds them (empty when it does not)."""
+        return self.reservations.get(order_id) or self.settled.get(order_id) or {}
+
+    async def _reservations_of(self, order_id: str) -> dict[str, Reservation]:
+        """The order's reservations here, read back from the store when memory does not hold
+        them under sync durability (an order settled long ago, or one whose last write had
+        no sure answer); under the order's lock, since what is read back is kept."""
+        known = self.reservations.get(order_id)
+        if known is None:
+            known = self.settled.get(order_id)
+        if known is not None or not self._bounded:
+            return dict(known or {})
+        # Also for an order never seen here, the common case of a reserve: only the store
+        # knows whether it was released (a tombstone) before memory forgot it.
+        stored = await store.load_order(self.database, order_id, self.index, self.count)
+        records = {reservation.product_id: reservation for reservation in stored}
+        if records:
+            self._remember(order_id, records)
+        return dict(records)
+
+    def _remember(self, order_id: str, records: dict[str, Reservation]) -> None:
+        """Keep the order's reservations here: with the open work while it holds units (an
+        order's reservations here are all held or none: a reserve holds every line or none,
+        and a release gives back every held one), else with the settled ones."""
+        if any(r.state is ReservationState.HELD for r in records.values()):
+            self.settled.pop(order_id, None)
+            self.reservations[order_id] = records
+        else:
+            self.reservations.pop(order_id, None)
+            self.settled[order_id] = records
+
     async def _persist(
-        self, records: dict[str, Reservation], updated: dict[str, StockItem]
+        self,
+        order_id: str,
+        known: dict[str, Reservation],
+        records: dict[str, Reservation],
+        updated: dict[str, StockItem],
     ) -> None:
-        await self.writer.write(store.reserved(records.values(), updated.values(), self.SOURCE))
-        for reservation in records.values():
-            self.reservations.setdefault(reservation.order_id, {})[reservation.product_id] = (
-                reservation
-            )
+        try:
+            await self.writer.write(store.reserved(records.values(), updated.values(), self.SOURCE))
+        except TransientFailure:
+            if self._bounded:
+                # The rows may have committed with the answer lost: the next operation on
+                # the order reads its reservations back, and the next on each product its
+                # stock, rather than trust memory.
+                self.reservations.pop(order_id, None)
+                self.settled.pop(order_id, None)
+                self.unsure_stock.update(updated)
+            raise
+        self._remember(order_id, {**known, **records})
         self.stock.update(updated)
 
 

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     )
 
     catalog_shards: int = Field(default=1, ge=1, le=256)
+    catalog_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, the listing keys (product id -> request digest) a "
+        "catalog shard keeps in memory; others are read back from the store when asked for",
+    )
     product_lease_s: float = Field(
         default=0.25,
         ge=0,
@@ -130,6 +136,13 @@ class Settings(BaseSettings):
         "(0: every read asks the catalog shard)",
     )
     inventory_partitions: int = Field(default=1, ge=1, le=256)
+    inventory_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, the settled orders (and, as many, restock request "
+        "ids) an inventory partition keeps in memory beyond its held reservations; others are "
+        "read back from the store when asked for",
+    )
     cart_shards: int = Field(default=1, ge=1, le=256)
     order_coordinators: int = Field(default=1, ge=1, le=256)
     payment_processors: int = Field(default=1, ge=1, le=256)

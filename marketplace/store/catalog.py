@@ -14,6 +14,7 @@ from marketplace.domain.catalog import Product
 from marketplace.domain.events import DomainEvent
 from marketplace.domain.ids import stable_hash
 from marketplace.store.changes import Changes
+from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.pruning import delete_before
 from marketplace.store.rows import insert_ignore, owned, utcnow
 from marketplace.store.tables import product_keys, product_write_keys, products
@@ -52,20 +53,33 @@ def _write_key_use(row: Any) -> WriteKeyUse:
 
 
 async def load_owned(
-    engine: AsyncEngine, index: int, count: int
+    engine: AsyncEngine, index: int, count: int, *, with_listing_keys: bool = True
 ) -> tuple[list[Product], dict[str, str]]:
     """The products shard ``index`` of ``count`` owns, and by product id the fingerprint of
-    the listing request whose Idempotency-Key made it."""
+    the listing request whose Idempotency-Key made it (none without ``with_listing_keys``:
+    ``listing_fingerprint`` reads one when asked)."""
+    fingerprints: dict[str, str] = {}
     async with engine.connect() as conn:
         rows = await conn.execute(select(products).where(owned(products, index, count)))
         loaded = [Product.model_validate(dict(row)) for row in rows.mappings()]
-        keys = await conn.execute(
-            select(product_keys.c.product_id, product_keys.c.fingerprint).where(
-                owned(product_keys, index, count)
+        if with_listing_keys:
+            keys = await conn.execute(
+                select(product_keys.c.product_id, product_keys.c.fingerprint).where(
+                    owned(product_keys, index, count)
+                )
             )
-        )
-        fingerprints = {product_id: digest for product_id, digest in keys}
+            fingerprints = {product_id: digest for product_id, digest in keys}
     return loaded, fingerprints
+
+
+async def listing_fingerprint(engine: AsyncEngine, product_id: str) -> str | None:
+    """The fingerprint of the listing request whose Idempotency-Key made ``product_id`` (None:
+    it was listed without one); a database outage is a 503."""
+    query = select(product_keys.c.fingerprint).where(product_keys.c.product_id == product_id)
+    with unavailable_on_outage("the catalog store"):
+        async with engine.connect() as conn:
+            digest = (await conn.execute(query)).scalar_one_or_none()
+    return None if digest is None else str(digest)
 
 
 async def load_write_keys(

@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.domain.ids import stable_hash
-from marketplace.domain.inventory import Reservation, StockItem, stock_changed
+from marketplace.domain.inventory import Reservation, ReservationState, StockItem, stock_changed
 from marketplace.store.changes import Changes
 from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.rows import insert_ignore, owned, utcnow
@@ -30,15 +30,33 @@ def _applied_delta(request_id: str) -> Select[tuple[int]]:
 
 
 async def load_owned(
-    engine: AsyncEngine, index: int, count: int
+    engine: AsyncEngine, index: int, count: int, *, held_only: bool = False
 ) -> tuple[list[StockItem], list[Reservation]]:
-    """The stock items and reservations partition ``index`` of ``count`` owns."""
+    """The stock items and reservations partition ``index`` of ``count`` owns (with
+    ``held_only``, only the reservations still held: the open work)."""
+    query = select(reservations).where(owned(reservations, index, count))
+    if held_only:
+        query = query.where(reservations.c.state == ReservationState.HELD.value)
     async with engine.connect() as conn:
         rows = await conn.execute(select(stock_items).where(owned(stock_items, index, count)))
         stock = [StockItem.model_validate(dict(row)) for row in rows.mappings()]
-        rows = await conn.execute(select(reservations).where(owned(reservations, index, count)))
+        rows = await conn.execute(query)
         held = [Reservation.model_validate(dict(row)) for row in rows.mappings()]
     return stock, held
+
+
+async def load_order(
+    engine: AsyncEngine, order_id: str, index: int, count: int
+) -> list[Reservation]:
+    """The reservations of ``order_id`` that partition ``index`` of ``count`` owns; a database
+    outage is a 503."""
+    query = select(reservations).where(
+        reservations.c.order_id == order_id, owned(reservations, index, count)
+    )
+    with unavailable_on_outage("the inventory store"):
+        async with engine.connect() as conn:
+            rows = await conn.execute(query)
+            return [Reservation.model_validate(dict(row)) for row in rows.mappings()]
 
 
 async def load_item(engine: AsyncEngine, product_id: str) -> StockItem | None:
