@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +10,7 @@ import ray
 
 from actors.base import ActorBase
 from actors.key_sweeps import KeySweeps, in_window
+from actors.lessees import Lessees
 from actors.lru import LruCache
 from actors.protocols import CatalogShardApi
 from marketplace.config import Durability
@@ -61,6 +61,8 @@ class CatalogShard(ActorBase):
         limit = self.settings.catalog_cache_size if self._bounded else None
         # product id -> the digest of the listing request whose Idempotency-Key made it
         self.listing_fingerprints: LruCache[str, str] = LruCache(limit)
+        # Who holds leased copies of which product (actors/lessees.py).
+        self.lessees = Lessees(self.settings.product_lease_s)
 
     @property
     def _bounded(self) -> bool:
@@ -167,9 +169,27 @@ class CatalogShard(ActorBase):
         await self.loaded()
         return {pid: self.products[pid] for pid in product_ids if pid in self.products}
 
-    async def lease_products(self, product_ids: list[str]) -> tuple[float, dict[str, Product]]:
-        """``get_products`` with the lease a caller may keep them for (actors/leases.py)."""
-        return self.settings.product_lease_s, await self.get_products(product_ids)
+    async def lease_products(
+        self, product_ids: list[str], lessee: str | None = None
+    ) -> tuple[float, dict[str, Product]]:
+        """``get_products`` with the lease a caller may keep them for (actors/leases.py).
+        A ``lessee`` that polls ``next_invalidations`` lets writes tell it to drop its copies
+        instead of waiting them out; without one, writes wait out the lease."""
+        found = await self.get_products(product_ids)
+        if self.settings.product_lease_s:
+            self.lessees.granted(lessee, found)
+        return self.settings.product_lease_s, found
+
+    async def lease_outcomes(self) -> dict[str, int]:
+        """How this shard's writes met the leases out (``Lessees.outcomes``): none held, every
+        holder dropped its copy, or the lease ran out first."""
+        return dict(self.lessees.outcomes)
+
+    async def next_invalidations(
+        self, lessee: str, epoch: str, acked: int, wait_s: float
+    ) -> tuple[str, int, list[str]]:
+        """The products ``lessee`` must drop (``Lessees.next_invalidations``): a long poll."""
+        return await self.lessees.next_invalidations(lessee, epoch, acked, wait_s)
 
     async def search(
         self,
@@ -190,14 +210,15 @@ class CatalogShard(ActorBase):
         await self.loaded()
         return list(self.products.values())
 
-    async def _outlive_leases(self) -> None:
-        """Answer a write only once every copy handed out before it has expired.
+    async def _outlive_leases(self, product_id: str) -> None:
+        """Answer a write only once no copy handed out before it can be read: every holder has
+        dropped it, or its lease has run out (actors/leases.py, actors/lessees.py).
 
-        See actors/leases.py. The wait is outside the product's lock, so writes to one product
-        still follow each other at the store's pace.
+        The wait is outside the product's lock, so writes to one product still follow each
+        other at the store's pace.
         """
         if self.settings.product_lease_s:
-            await asyncio.sleep(self.settings.product_lease_s)
+            await self.lessees.invalidate(product_id)
 
     async def _write(
         self,
@@ -230,7 +251,7 @@ class CatalogShard(ActorBase):
                     await self._save(updated, event_type)
                     result = updated
         # Also when nothing changed: a concurrent change may still be waiting.
-        await self._outlive_leases()
+        await self._outlive_leases(product_id)
         return result
 
     async def _keyed_write(

@@ -163,6 +163,10 @@ class MarketplaceClient:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return product
 
+    async def close(self) -> None:
+        """Stop what this client runs in the background (its polls of the catalog shards)."""
+        await self._products.close()
+
     def held_product(self, product_id: str) -> Product | None:
         """The product if this process holds a leased copy of it (no call, never waits)."""
         return self._products.held(product_id)

@@ -9,8 +9,10 @@ applied:
     asked + L > now > applied + L   =>   asked > applied
 
 Only durations are compared, never two machines' clocks, so this holds across nodes. Reads that
-overlap a write may see either side of it, as they could without the cache; writes take ``L``
-longer to answer. ``L = 0`` turns the cache off.
+overlap a write may see either side of it, as they could without the cache. ``L`` is a bound on
+the wait, not the wait itself: an owner that knows its lessees tells them to drop their copies
+and answers once they have (``actors/lessees.py``, ``invalidate`` below). ``L = 0`` turns the
+cache off.
 
 Copies asked for around the same time run out together (``put``). The first read after that goes
 to the owner, and the reads of the other keys that ran out would follow it one call later each;
@@ -51,6 +53,9 @@ class LeaseCache(Generic[K, V]):
         # When each key was last read from a held copy.
         self._last_read: dict[K, float] = {}
         self._lease_s = 0.0
+        # When the owner last told us to drop each key (``invalidate``): a copy asked for
+        # before then may hold the value the owner's write replaced.
+        self._dropped_at: dict[K, float] = {}
 
     def now(self) -> float:
         """The cache's clock: take it *before* asking the owner, and pass it to ``put``."""
@@ -98,6 +103,18 @@ class LeaseCache(Generic[K, V]):
         entry = self._entries.get(key)
         return entry[0] if entry is not None else 0.0
 
+    def invalidate(self, keys: list[K]) -> None:
+        """The owner has written ``keys``: drop their copies, and refuse any asked for before
+        now whose answer is still on its way (actors/lessees.py)."""
+        now = self._clock()
+        for key in keys:
+            self._entries.pop(key, None)
+            self._dropped_at[key] = now
+        if len(self._dropped_at) > self._max_entries:
+            # A copy asked for more than a lease ago ends on arrival anyway.
+            since = now - self._lease_s
+            self._dropped_at = {k: t for k, t in self._dropped_at.items() if t >= since}
+
     def put(self, key: K, value: V, asked_at: float, lease_s: float) -> None:
         """Hold ``value``, asked for at ``asked_at``, until its lease ends.
 
@@ -111,6 +128,9 @@ class LeaseCache(Generic[K, V]):
         expires = (asked_at + lease_s - SAFETY_S) // step * step if step > 0 else asked_at
         if expires <= self._clock():
             return
+        dropped = self._dropped_at.get(key)
+        if dropped is not None and asked_at <= dropped:
+            return  # asked before the owner's invalidation: it may be the replaced value
         current = self._entries.get(key)
         if current is not None and current[0] >= expires:
             return  # an answer to an older question arrived late: keep the newer copy

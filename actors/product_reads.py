@@ -5,11 +5,18 @@ Used by every process that reads products by id: the gateway's client for ``GET
 A copy held under its lease is as good as a fresh read from the shard (actors/leases.py): a read
 that starts after a product write was answered sees that write. So a checkout priced from a held
 copy is priced as it would have been by a call to the shard.
+
+Each instance is a lessee of the shards it reads from (actors/lessees.py): one long poll per
+shard brings the products written since, which it drops, so that a write is answered as soon as
+its copies are gone instead of when their leases end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from actors.coalesce import Coalescer
@@ -19,6 +26,16 @@ from actors.protocols import CatalogShardApi
 from marketplace.domain.catalog import Product
 from marketplace.domain.ids import owner_index
 
+log = logging.getLogger(__name__)
+
+# How long one poll for invalidations waits at the shard before it answers "none"; and after a
+# poll failed (the shard restarting), how long before the next. Meanwhile writes wait out leases.
+WATCH_WAIT_S = 10.0
+WATCH_RETRY_S = 0.5
+# A shard that cannot be polled for this long is left alone (its marketplace stopped, most
+# likely); the next read from it starts polling again.
+WATCH_GIVE_UP_S = 30.0
+
 
 class LeasedProducts:
     """Products by id, from this process's leased copies or, in one call per shard, the shards."""
@@ -27,6 +44,8 @@ class LeasedProducts:
         self.directory = directory
         self._held: dict[int, LeaseCache[str, Product]] = {}
         self._reads: dict[int, Coalescer[str, Product]] = {}
+        self.lessee = uuid.uuid4().hex
+        self._watchers: dict[int, asyncio.Task[None]] = {}
 
     async def get(self, product_id: str) -> Product | None:
         """The product (inactive ones too), or None when no shard knows it."""
@@ -63,7 +82,53 @@ class LeasedProducts:
         if held is None:
             held = self._held[index] = LeaseCache()
             self._reads[index] = Coalescer(self._leased_fetch(index, held), held=held.get)
+        if index not in self._watchers:
+            self._watch(index, held)
         return held, self._reads[index]
+
+    def _watch(self, index: int, held: LeaseCache[str, Product]) -> None:
+        """Poll shard ``index`` for invalidations from now on (needs a running loop: without
+        one, none is polled yet, and the shard's writes wait out this process's leases)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        # A context of its own: started from a traced request, the polls would be its spans.
+        self._watchers[index] = loop.create_task(
+            self._keep_watching(index, held), context=contextvars.Context()
+        )
+
+    async def _keep_watching(self, index: int, held: LeaseCache[str, Product]) -> None:
+        shard = self.directory.at(CATALOG, index)
+        epoch, acked = "", 0
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    epoch, acked, written = await shard.call(
+                        CatalogShardApi.next_invalidations, self.lessee, epoch, acked, WATCH_WAIT_S
+                    )
+                except Exception as exc:
+                    log.debug("polling catalog shard %d for invalidations failed: %r", index, exc)
+                    failing_since = failing_since or loop.time()
+                    if loop.time() - failing_since > WATCH_GIVE_UP_S:
+                        return
+                    await asyncio.sleep(WATCH_RETRY_S)
+                    continue
+                failing_since = None
+                # Dropped before the next poll acknowledges them: the shard's write then answers.
+                held.invalidate(written)
+        finally:
+            if self._watchers.get(index) is asyncio.current_task():
+                del self._watchers[index]
+
+    async def close(self) -> None:
+        """Stop polling the shards (the shards' writes then wait out this process's leases)."""
+        watchers = list(self._watchers.values())
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
 
     def _leased_fetch(
         self, index: int, held: LeaseCache[str, Product]
@@ -77,7 +142,7 @@ class LeasedProducts:
             wanted = set(ids)
             asked = ids + [pid for pid in held.lapsed_reads() if pid not in wanted]
             shard = self.directory.batched(CATALOG, index)
-            lease_s, found = await shard.call(CatalogShardApi.lease_products, asked)
+            lease_s, found = await shard.call(CatalogShardApi.lease_products, asked, self.lessee)
             if lease_s > 0:
                 for product_id, product in found.items():
                     held.put(product_id, product, asked_at, lease_s)

@@ -105,8 +105,22 @@ class CatalogShardApi(ActorApi, Protocol):
         """The known products among ``product_ids``."""
         ...
 
-    async def lease_products(self, product_ids: list[str]) -> tuple[float, dict[str, Product]]:
-        """The known products and how long a copy may be held (``actors.leases``)."""
+    async def lease_products(
+        self, product_ids: list[str], lessee: str | None = None
+    ) -> tuple[float, dict[str, Product]]:
+        """The known products and how long a copy may be held (``actors.leases``); a
+        ``lessee`` is told to drop its copies when they are written (``actors.lessees``)."""
+        ...
+
+    async def lease_outcomes(self) -> dict[str, int]:
+        """How writes met the leases out: ``free``, ``acked``, ``waited`` (``actors.lessees``)."""
+        ...
+
+    async def next_invalidations(
+        self, lessee: str, epoch: str, acked: int, wait_s: float
+    ) -> tuple[str, int, list[str]]:
+        """The products ``lessee`` must drop, ``(epoch, seq, ids)``, after acknowledging the
+        ``seq`` of ``epoch`` it last applied; waits up to ``wait_s`` for some."""
         ...
 
     async def search(

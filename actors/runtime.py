@@ -88,6 +88,7 @@ class Runtime:
                 await asyncio.wait_for(self.client.flush(), 30)
             except Exception:
                 log.exception("flushing actors before stop failed")
+            await self.client.close()
             if kill_actors:
                 await asyncio.to_thread(self.client.directory.kill_all)
             await self.client.engine.dispose()

@@ -132,8 +132,8 @@ class Settings(BaseSettings):
         ge=0,
         le=5,
         description="how long a client may answer product reads from its own copy; product "
-        "writes answer this much later, so a read that starts after a write's answer sees it "
-        "(0: every read asks the catalog shard)",
+        "writes answer once every holder has dropped its copy, or this much later at most, so a "
+        "read that starts after a write's answer sees it (0: every read asks the catalog shard)",
     )
     inventory_partitions: int = Field(default=1, ge=1, le=256)
     inventory_cache_size: int = Field(

@@ -12,6 +12,8 @@ import pytest
 import pytest_asyncio
 
 from actors.client import MarketplaceClient
+from actors.directory import CATALOG
+from actors.protocols import CatalogShardApi
 from actors.runtime import Runtime
 from marketplace.domain.catalog import ProductPatch
 from tests.conftest import start_marketplace, stop_marketplace
@@ -57,6 +59,24 @@ async def test_a_write_is_seen_by_every_client_once_it_has_answered(leased: Runt
     assert (await reader.get_product(product.id)).active is False
 
 
+async def test_a_write_answers_once_the_holders_have_dropped_their_copies(
+    leased: Runtime,
+) -> None:
+    # Not a lease later: the shard tells the reader to drop its copy and answers on its word.
+    reader, writer = leased.client, second_client(leased)
+    assert reader is not None
+    market = await build_market(reader, stock=[5], buyers=1)
+    product = market.products[0]
+    shard = reader.directory.route(CATALOG, product.id)
+    await reader.get_product(product.id)  # held, and the reader now polls the shard
+    before = await shard.call(CatalogShardApi.lease_outcomes)
+    await writer.update_product(principal(market.seller), product.id, ProductPatch(price_cents=77))
+    after = await shard.call(CatalogShardApi.lease_outcomes)
+    assert after["acked"] == before["acked"] + 1, (before, after)
+    assert after["waited"] == before["waited"], (before, after)
+    assert (await reader.get_product(product.id)).price_cents == 77
+
+
 async def test_a_zero_lease_asks_the_shard_every_time(make_marketplace: Any) -> None:
     runtime = await make_marketplace(product_lease_s=0)
     client = runtime.client
@@ -86,3 +106,20 @@ async def test_a_checkout_is_priced_as_of_the_last_answered_reprice(leased: Runt
     await client.deactivate_product(seller, product.id)
     third = await client.place_order(buyer, "priced-3", items=items)
     assert third.failure_reason == "product_unavailable"
+
+
+async def test_the_write_benchmark_takes_the_path_each_case_names(leased: Runtime) -> None:
+    from marketplace.bench.product_writes import measure
+
+    assert leased.client is not None
+    timings, outcomes = await measure(leased.client, writes=2, rounds=1)
+    assert {case: len(values) for case, values in timings.items()} == {
+        "no copy out": 2,
+        "held, dropped": 2,
+        "held, waited out": 2,
+    }
+    assert outcomes == {
+        "no copy out": {"free": 2, "acked": 0, "waited": 0},
+        "held, dropped": {"free": 0, "acked": 2, "waited": 0},
+        "held, waited out": {"free": 0, "acked": 0, "waited": 2},
+    }
