@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
+from pydantic import AfterValidator
 
 from actors.client import MarketplaceClient
 from marketplace.domain.errors import Forbidden
+from marketplace.domain.text import UNSTORABLE, storable
 from marketplace.domain.users import Principal, Role
 from serve_app.problems import ProblemError
 from serve_app.rate_limits import RateLimiter, ReplicaShare
@@ -103,10 +105,10 @@ class IdempotencyKeyHeader:
     so a caller with the wrong role hears 403 whatever the header says, as the contract has
     always answered.
 
-    Over ``MAX_IDEMPOTENCY_KEY`` characters is a validation error (422 ``validation_failed``),
-    reported with the body's. A required key that is missing or blank is 422
-    ``idempotency_key_required``; an optional key that is there but blank is a mistake, not
-    "no key": 422 ``idempotency_key_blank``.
+    Over ``MAX_IDEMPOTENCY_KEY`` characters, or holding what the store cannot keep (U+0000), is
+    a validation error (422 ``validation_failed``), reported with the body's. A required key
+    that is missing or blank is 422 ``idempotency_key_required``; an optional key that is there
+    but blank is a mistake, not "no key": 422 ``idempotency_key_blank``.
     """
 
     sent: str | None
@@ -128,9 +130,19 @@ class IdempotencyKeyHeader:
         return self.sent
 
 
+def _storable_key(key: str | None) -> str | None:
+    # The key is stored with what it made; HTTP/1.1 servers refuse U+0000 in a header, but an
+    # ASGI server need not, and PostgreSQL would answer a 500 where the caller deserves a 422.
+    if key is not None and not storable(key):
+        raise ValueError(UNSTORABLE)
+    return key
+
+
 async def idempotency_key_header(
     key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
+        str | None,
+        Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY),
+        AfterValidator(_storable_key),
     ] = None,
 ) -> IdempotencyKeyHeader:
     """The one dependency that reads the Idempotency-Key header."""

@@ -1,4 +1,6 @@
-"""One marketplace served over HTTP by Ray Serve for the whole e2e session."""
+"""One marketplace served over HTTP by Ray Serve for the whole e2e session, on SQLite; and, for
+the modules that run on both stores, a second one on PostgreSQL beside it (same Ray, same Serve,
+its own application under ``/postgres``)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,21 @@ import pytest
 import pytest_asyncio
 
 from marketplace.config import Settings
-from tests.conftest import SPREAD_OVER_ACTORS
+from tests.conftest import SPREAD_OVER_ACTORS, create_pg_database, drop_pg_database
 
 ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "admin-e2e-password"
+# The limits the e2e callers would otherwise run into: every test signs up and logs in its own
+# users from one address, and some check out many times.
+NO_RATE_LIMITS: dict[str, Any] = {
+    "checkout_rate_per_minute": 100_000,
+    "login_rate_per_minute": 100_000,
+    "login_rate_per_address_per_minute": 100_000,
+    "registration_rate_per_address_per_minute": 100_000,
+    "registration_rate_per_minute": 100_000,
+}
+POSTGRES_APP = "marketplace-postgres"
+POSTGRES_PREFIX = "/postgres"
 
 
 def _free_port() -> int:
@@ -46,11 +59,7 @@ def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
         jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
         http_port=port,
-        checkout_rate_per_minute=100_000,
-        login_rate_per_minute=100_000,
-        login_rate_per_address_per_minute=100_000,
-        registration_rate_per_address_per_minute=100_000,
-        registration_rate_per_minute=100_000,
+        **NO_RATE_LIMITS,
         gateway_num_cpus=0.05,
         # Two replicas, as a cluster has: per-replica state must not show through (metrics
         # add up, a held product copy is as fresh on either).
@@ -70,11 +79,79 @@ def served(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         logging_config={"enable_access_log": False},
     )
     serve.run(build_app(runtime.settings), name="marketplace", route_prefix="/")
-    yield {"url": f"http://127.0.0.1:{port}", "settings": runtime.settings, "runtime": runtime}
+    yield {
+        "url": f"http://127.0.0.1:{port}",
+        "settings": runtime.settings,
+        "runtime": runtime,
+        "store": "sqlite",
+    }
     serve.delete("marketplace")
     serve.shutdown()
     loop.run_until_complete(runtime.stop())
     loop.close()
+
+
+@pytest.fixture(scope="session")
+def served_postgres(served: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A second marketplace on a fresh PostgreSQL database, served by the session's Serve under
+    ``/postgres``; yields {"url", "settings", "runtime", "store"} as ``served`` does.
+
+    Started only by the modules that ask for it, and kept small (one actor of each kind, one
+    gateway replica, no tracing): it is there to show that what the store refuses is refused at
+    the edge, not to repeat what the SQLite marketplace covers. Without the PostgreSQL server
+    its tests fail: they do not skip.
+    """
+    import asyncio
+
+    from ray import serve
+
+    from actors.runtime import Runtime
+    from serve_app.app import build_app
+
+    loop = asyncio.new_event_loop()
+    pg_url = loop.run_until_complete(create_pg_database())
+    settings = Settings(
+        database_url=pg_url,
+        namespace="e2epg" + uuid.uuid4().hex[:8],
+        actor_num_cpus=0.01,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
+        **NO_RATE_LIMITS,
+        gateway_num_cpus=0.05,
+        gateway_min_replicas=1,
+        gateway_max_replicas=1,
+        auth_num_cpus=0.05,
+    )
+    runtime = Runtime(settings)
+    try:
+        loop.run_until_complete(runtime.start())
+        serve.run(build_app(runtime.settings), name=POSTGRES_APP, route_prefix=POSTGRES_PREFIX)
+        yield {
+            "url": served["url"] + POSTGRES_PREFIX,
+            "settings": runtime.settings,
+            "runtime": runtime,
+            "store": "postgres",
+        }
+    finally:
+        try:
+            serve.delete(POSTGRES_APP)
+            loop.run_until_complete(runtime.stop())
+        finally:
+            loop.run_until_complete(drop_pg_database(pg_url))
+            loop.close()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def served_on_store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``served``, then ``served_postgres``: a module that takes this runs each of its tests
+    against both stores (the SQLite ones first, as pytest groups a module's tests by this
+    module-scoped parameter)."""
+    name = "served" if request.param == "sqlite" else "served_postgres"
+    marketplace: dict[str, Any] = request.getfixturevalue(name)
+    return marketplace
 
 
 @pytest_asyncio.fixture

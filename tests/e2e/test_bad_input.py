@@ -6,6 +6,10 @@ buyer's cart and orders, the order's shipment, the seller's catalog and dashboar
 accounts), sends the bad request, and compares the snapshot after. The admin audit closes.
 The password routes act on an account of their own, so that the control (each valid body
 accepted) revokes no token the other cases use.
+
+Every case runs against the SQLite marketplace and then the PostgreSQL one (``served_on_store``):
+what PostgreSQL cannot keep (U+0000, a lone surrogate) must be refused at the edge on both, as
+PostgreSQL would otherwise refuse it with a 500.
 """
 
 import asyncio
@@ -61,8 +65,8 @@ class World:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def world(served: dict[str, Any]) -> AsyncIterator[World]:
-    async with httpx.AsyncClient(base_url=served["url"], timeout=60) as http:
+async def world(served_on_store: dict[str, Any]) -> AsyncIterator[World]:
+    async with httpx.AsyncClient(base_url=served_on_store["url"], timeout=60) as http:
         admin = await admin_headers(http)
         users = {
             "buyer": await signup(http, "buyer"),

@@ -175,6 +175,21 @@ def test_checkout_without_a_usable_key_is_422(http: TestClient, key: str | None)
     assert refused["detail"] == "the Idempotency-Key header is required"
 
 
+@pytest.mark.parametrize("path", ["/v1/orders", "/v1/products"])
+def test_a_key_holding_nul_is_422_and_reaches_nobody(
+    http: TestClient, fake: FakeClient, path: str
+) -> None:
+    """HTTP/1.1 servers refuse U+0000 in a header; in process (as behind any ASGI server that
+    lets it through) it must still not reach the store, which PostgreSQL would answer with a
+    500."""
+    user, body = (BUYER, ORDER) if path == "/v1/orders" else (SELLER, PRODUCT)
+    headers = {**bearer(user), "Idempotency-Key": "key\x00one"}
+    refused = problem(http.post(path, json=body, headers=headers), 422)
+    assert refused["code"] == "validation_failed"
+    assert refused["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert fake.keys == []
+
+
 def test_checkout_with_a_key_over_200_characters_is_422(http: TestClient) -> None:
     headers = {**bearer(BUYER), "Idempotency-Key": "k" * 201}
     refused = problem(http.post("/v1/orders", json=ORDER, headers=headers), 422)
