@@ -151,3 +151,20 @@ def test_the_record_of_reads_is_bounded() -> None:
         cache.put(key, key, cache.now(), lease_s=1.0)
         cache.get(key)
     assert len(cache._last_read) <= 10
+
+
+def test_an_invalidated_copy_is_dropped_and_an_answer_asked_before_is_refused() -> None:
+    clock = Clock()
+    start = clock.t
+    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
+    cache.put("p", 1, asked_at=start, lease_s=10.0)
+    assert cache.get("p") == 1
+    clock.t = start + 1.0
+    cache.invalidate(["p"])
+    assert cache.get("p") is None
+    # An answer to a read asked before the invalidation arrived: it may be the old value.
+    cache.put("p", 1, asked_at=start + 0.5, lease_s=10.0)
+    assert cache.get("p") is None
+    clock.t = start + 2.0
+    cache.put("p", 2, asked_at=start + 1.5, lease_s=10.0)  # asked after it: the new value
+    assert cache.get("p") == 2

@@ -1,4 +1,4 @@
-"""Lease invalidation (actors/lessees.py and LeaseCache.invalidate): a write answers once every
+"""Lease invalidation (actors/lessees.py): a write answers once every
 holder has dropped its copy, or once the lease runs out, never while a copy may still be read."""
 
 from __future__ import annotations
@@ -7,32 +7,24 @@ import asyncio
 
 import pytest
 
-from actors.leases import LeaseCache
 from actors.lessees import Lessees
+from tests.unit.test_leases import Clock
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settled(lease_s: float = 0.2) -> tuple[Lessees, Clock]:
     """Lessees past their first lease, when leases of an earlier incarnation have ended."""
     clock = Clock()
     lessees = Lessees(lease_s, clock)
-    clock.now = lease_s + 1.0
+    clock.t += lease_s + 1.0
     return lessees, clock
 
 
 async def test_a_write_of_a_key_nobody_holds_answers_at_once() -> None:
     lessees, clock = settled()
     lessees.granted("gateway", ["p"])
-    clock.now += 1.0  # the copy handed out has ended
+    clock.t += 1.0  # the copy handed out has ended
     await lessees.invalidate("p")
     await lessees.invalidate("never-read")
     assert lessees.outcomes == {"free": 2, "acked": 0, "waited": 0}
@@ -103,19 +95,3 @@ async def test_a_poll_waits_for_an_invalidation_and_brings_it_at_once() -> None:
     assert keys == ["p"]
     await lessees.next_invalidations("gateway", epoch, seq, wait_s=0.01)
     await asyncio.wait_for(write, 5)
-
-
-def test_an_invalidated_copy_is_dropped_and_an_answer_asked_before_is_refused() -> None:
-    clock = Clock()
-    cache: LeaseCache[str, int] = LeaseCache(clock=clock)
-    cache.put("p", 1, asked_at=0.0, lease_s=10.0)
-    assert cache.get("p") == 1
-    clock.now = 1.0
-    cache.invalidate(["p"])
-    assert cache.get("p") is None
-    # An answer to a read asked before the invalidation arrived: it may be the old value.
-    cache.put("p", 1, asked_at=0.5, lease_s=10.0)
-    assert cache.get("p") is None
-    clock.now = 2.0
-    cache.put("p", 2, asked_at=1.5, lease_s=10.0)  # asked after it: the new value
-    assert cache.get("p") == 2
