@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         "payment APIs keep them), and one of a product write for the product as it left it; "
         "after it, the same key places a new order or makes a new write",
     )
+    order_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, each order coordinator keeps in memory the orders "
+        "whose saga has work left and at most this many others (least recently used out "
+        "first), reading any other from the store; with async or none it keeps every order",
+    )
     outbox_retention_s: float = Field(
         default=7 * 86_400.0,
         gt=0,
