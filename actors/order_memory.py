@@ -8,8 +8,9 @@ copy (or ahead of it), and nothing is let go (``cache_size`` None).
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 
+from actors.lru import LruCache
 from marketplace.domain.orders import Order, OrderStatus
 
 
@@ -38,7 +39,7 @@ class OrderMemory:
     def __init__(self, cache_size: int | None) -> None:
         self.cache_size = cache_size
         self.open: dict[str, Order] = {}
-        self.settled: OrderedDict[str, Order] = OrderedDict()
+        self.settled: LruCache[str, Order] = LruCache(cache_size)
         # Reads from the store in flight, by order id; and the ids changed while one was.
         self._reads: Counter[str] = Counter()
         self._changed: set[str] = set()
@@ -51,16 +52,6 @@ class OrderMemory:
 
     def get(self, order_id: str) -> Order | None:
         """The order if memory holds it (a settled one becomes the most recently used)."""
-        order = self.open.get(order_id)
-        if order is not None:
-            return order
-        order = self.settled.get(order_id)
-        if order is not None:
-            self.settled.move_to_end(order_id)
-        return order
-
-    def peek(self, order_id: str) -> Order | None:
-        """The order if memory holds it, leaving the cache's order as it is."""
         order = self.open.get(order_id)
         return self.settled.get(order_id) if order is None else order
 
@@ -105,7 +96,3 @@ class OrderMemory:
             return
         self.open.pop(order.id, None)
         self.settled[order.id] = order
-        self.settled.move_to_end(order.id)
-        if self.cache_size is not None:
-            while len(self.settled) > self.cache_size:
-                self.settled.popitem(last=False)

@@ -284,7 +284,7 @@ class OrderCoordinator(ActorBase):
                 self.database, buyer_id, self.index, self.count, limit, before
             )
         # Memory holds every order here (``_in_store`` is false).
-        held = (self.orders.peek(oid) for oid in self.by_buyer.get(buyer_id, []))
+        held = (self.orders.get(oid) for oid in self.by_buyer.get(buyer_id, []))
         mine = (order for order in held if order is not None)
         if before is not None:
             mine = (order for order in mine if (order.created_at, order.id) < before)

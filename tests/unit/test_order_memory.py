@@ -35,7 +35,7 @@ def test_open_orders_are_never_let_go_and_settled_ones_only_past_the_bound() -> 
         memory.put(order(n))
     assert len(memory) == 5 + 2
     assert {o.id for o in memory.with_work()} == {order(n).id for n in range(5)}
-    assert memory.peek(order(9).id) is not None and memory.peek(order(7).id) is None
+    assert order(9).id in memory and order(7).id not in memory
     # settled: it joins the cache (most recently used), and the oldest settled one goes
     memory.put(order(0, C, version=2))
     assert len(memory.with_work()) == 4 and len(memory) == 4 + 2
@@ -49,7 +49,7 @@ def test_a_read_makes_an_order_the_most_recently_used() -> None:
     assert memory.get(order(1).id) is not None  # 1 is now newer than 2
     memory.put(order(3))
     assert order(1).id in memory and order(2).id not in memory
-    assert memory.peek(order(1).id) is not None  # peek does not reorder
+    assert order(3).id in memory  # `in` is no use: 1 is still the older
     memory.put(order(4))
     assert order(1).id not in memory
 
@@ -75,7 +75,7 @@ def test_what_a_read_finds_is_cached_and_answered() -> None:
     memory = OrderMemory(cache_size=2)
     memory.start_read(order(1).id)
     assert memory.end_read(order(1).id, order(1)) == order(1)
-    assert memory.peek(order(1).id) == order(1)
+    assert memory.get(order(1).id) == order(1)
     memory.start_read(order(2).id)
     assert memory.end_read(order(2).id, None) is None
     assert order(2).id not in memory
@@ -98,7 +98,7 @@ def test_a_read_that_raced_a_change_does_not_put_back_an_older_order() -> None:
     assert order(1).id not in bigger
     bigger.start_read(order(1).id)
     assert bigger.end_read(order(1).id, order(1, X, version=3)) == order(1, X, version=3)
-    assert bigger.peek(order(1).id) == order(1, X, version=3)
+    assert bigger.get(order(1).id) == order(1, X, version=3)
 
 
 def test_a_read_answers_memorys_copy_when_it_is_as_new() -> None:
@@ -107,7 +107,7 @@ def test_a_read_answers_memorys_copy_when_it_is_as_new() -> None:
     newer = order(1, C, version=2, failure_reason="cancelled_by_buyer")
     memory.put(newer)
     assert memory.end_read(order(1).id, order(1, C, version=1)) == newer
-    assert memory.peek(order(1).id) == newer
+    assert memory.get(order(1).id) == newer
 
 
 def test_overlapping_reads_of_one_order_are_tracked_until_the_last_ends() -> None:

@@ -284,7 +284,7 @@ async def test_a_new_coordinator_resumes_a_saga_left_half_done(
     order_id = command.order_id()
     assert order_id in second.orders  # loaded from the store
     await asyncio.wait_for(asyncio.gather(*second._resumes), 10)
-    resumed = second.orders.peek(order_id)
+    resumed = second.orders.get(order_id)
     assert resumed is not None
     assert resumed.status is OrderStatus.CONFIRMED and second.counters["resumed"] == 1
     assert peers.charges == 1
@@ -323,7 +323,7 @@ async def test_a_failed_shipment_move_leaves_the_order_as_it_was() -> None:
     assert order.status is OrderStatus.CONFIRMED
     with pytest.raises(RuntimeError):
         await coordinator.move_shipment(CARRIER, order.id, ShipmentStatus.SHIPPED)
-    assert coordinator.orders.peek(order.id) == order
+    assert coordinator.orders.get(order.id) == order
     told = [o.status for o in peers.told_sellers]
     assert told == [OrderStatus.CONFIRMED]
 
@@ -335,7 +335,7 @@ async def test_a_failed_save_of_a_shipment_move_leaves_the_order_as_it_was(
     coordinator.writer = RefusingWriter(None, Durability.NONE)
     with pytest.raises(RuntimeError):
         await coordinator.move_shipment(CARRIER, order.id, ShipmentStatus.SHIPPED)
-    assert coordinator.orders.peek(order.id) == order
+    assert coordinator.orders.get(order.id) == order
     assert [o.status for o in peers.told_sellers] == [OrderStatus.CONFIRMED]
 
 
@@ -355,7 +355,7 @@ async def test_a_shipment_move_is_stored_then_remembered(peers: FakePeers, tmp_p
             assert shipment.status is step
             stored, _ = await store.load_stored(coordinator.database, order.id)
             assert stored is not None and stored.status is status
-            assert coordinator.orders.peek(order.id) == stored
+            assert coordinator.orders.get(order.id) == stored
         # repeating the last move changes nothing and is not refused
         again = await coordinator.move_shipment(CARRIER, order.id, ShipmentStatus.DELIVERED)
         assert again.status is ShipmentStatus.DELIVERED
