@@ -26,6 +26,7 @@ from actors.base import ActorBase
 from actors.calls import call_until_done
 from actors.directory import Directory
 from actors.key_sweeps import KeySweeps, in_window
+from actors.order_memory import OrderMemory, needs_saga
 from actors.peers import DirectoryPeers, OrderPeers
 from actors.protocols import OrderCoordinatorApi
 from marketplace import tracing
@@ -84,17 +85,24 @@ class OrderCoordinator(ActorBase):
     ) -> None:
         """``peers`` and ``writer`` default to the real ones (the directory's actors, a writer
         per the settings); a test passes fakes."""
-        self.orders: dict[str, Order] = {}
         # Idempotency-Keys inside their window, by the key's home id (``PlaceOrder.order_id``,
         # where every replay of the key is routed): older ones are forgotten (``_key_use``).
         self.keys: dict[str, store.KeyUse] = {}
         self._sweeps = KeySweeps("idempotency keys")
+        # A buyer's order ids, for ``orders_of`` when the store may lag memory (not kept when
+        # it does not: ``_in_store``).
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
-        # Kept as orders change, so that publishing the figures every few seconds walks none.
+        # Every order owned here by status, whether memory holds it or not: kept as orders
+        # change, so that publishing the figures every few seconds walks none.
         self.by_status: Counter[OrderStatus] = Counter()
         self._resumes: set[asyncio.Task[Any]] = set()
         super().__init__(settings, index, count, writer=writer)
+        # Under sync durability the store holds every order acknowledged, so memory keeps the
+        # orders with work left and a bounded cache of the others; otherwise memory may be
+        # the only copy (none) or ahead of the store (async), and keeps every order.
+        self._in_store = self.settings.durability is Durability.SYNC and self.engine is not None
+        self.orders = OrderMemory(self.settings.order_cache_size if self._in_store else None)
         if peers is None:
             self.directory: Directory | None = Directory(self.settings)
             peers = DirectoryPeers(self.directory)
@@ -103,20 +111,34 @@ class OrderCoordinator(ActorBase):
         self.peers: OrderPeers = peers
 
     async def load(self) -> None:
+        """The orders with work left (every order, unless they are all in the store), the
+        keys inside their window, and the count of orders by status."""
         loaded, keys = await store.load_owned(
-            self.database, self.index, self.count, utcnow() - self._key_ttl
+            self.database,
+            self.index,
+            self.count,
+            utcnow() - self._key_ttl,
+            open_only=self._in_store,
         )
+        if self._in_store:
+            counts = await store.status_counts(self.database, self.index, self.count)
+        else:
+            counts = Counter(order.status for order in loaded)
+            for order in loaded:
+                self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
+        # Filled only here, after every read: a load retried after an outage starts afresh.
+        self.orders = OrderMemory(self.orders.cache_size)
         for order in loaded:
-            self._remember(order)
+            self.orders.put(order)
+        self.by_status = counts
         self.keys.update(keys)
 
     async def started(self) -> None:
         await self.peers.resolve()
-        for order in list(self.orders.values()):
-            if _needs_saga(order):
-                task = asyncio.get_running_loop().create_task(self._resume(order.id))
-                self._resumes.add(task)
-                task.add_done_callback(self._resumes.discard)
+        for order in self.orders.with_work():
+            task = asyncio.get_running_loop().create_task(self._resume(order.id))
+            self._resumes.add(task)
+            task.add_done_callback(self._resumes.discard)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -137,7 +159,7 @@ class OrderCoordinator(ActorBase):
                     )
                 self.counters["replayed"] += 1
                 tracing.annotate(**{tracing.ORDER_ID: use.order_id})
-                existing = self.orders.get(use.order_id)
+                existing = await self._lookup(use.order_id)
                 if existing is None:
                     # Another coordinator owns the order (the count of coordinators changed
                     # since the key was used): answer the stored order, which its owner runs.
@@ -145,7 +167,7 @@ class OrderCoordinator(ActorBase):
                     if stored is None:
                         raise NotFound(f"order {use.order_id} not found", order_id=use.order_id)
                     return stored
-                return await self._saga(existing) if _needs_saga(existing) else existing
+                return await self._saga(existing) if needs_saga(existing) else existing
             from_cart = command.lines is None
             shown: dict[str, int] | None = None
             if command.lines is None:
@@ -153,7 +175,7 @@ class OrderCoordinator(ActorBase):
             else:
                 lines = command.lines
             order = await self._new_order(
-                self._fresh_order_id(command, key_id), command, lines, shown
+                await self._fresh_order_id(command, key_id), command, lines, shown
             )
             if order.id != key_id:  # a key used again after its window: a renewed order
                 tracing.annotate(**{tracing.ORDER_ID: order.id})
@@ -186,8 +208,8 @@ class OrderCoordinator(ActorBase):
         await self.loaded()
         tracing.annotate(**{tracing.ORDER_ID: order_id})
         async with self.locks.hold(order_id):
-            order = self._visible(principal, order_id)
-            if _needs_saga(order):
+            order = await self._visible(principal, order_id)
+            if needs_saga(order):
                 order = await self._saga(order)
             if order.status is OrderStatus.CANCELLED:
                 return order
@@ -213,7 +235,7 @@ class OrderCoordinator(ActorBase):
         if target is None:
             raise InvalidInput("status must be shipped or delivered", field="status")
         async with self.locks.hold(order_id):
-            order = self.orders.get(order_id)
+            order = await self._lookup(order_id)
             if order is None:
                 raise NotFound(f"no shipment for order {order_id}")
             if order.status is not target:
@@ -232,7 +254,7 @@ class OrderCoordinator(ActorBase):
     async def get_order(self, principal: Principal, order_id: str) -> Order:
         """One order; another buyer's order is not found."""
         await self.loaded()
-        return self._visible(principal, order_id)
+        return await self._visible(principal, order_id)
 
     async def order_for_key(self, buyer_id: str, key_id: str) -> Order:
         """The order a buyer's Idempotency-Key stands for while inside its window (after it,
@@ -240,7 +262,7 @@ class OrderCoordinator(ActorBase):
         none is recorded here."""
         await self.loaded()
         use = self._key_use(key_id)
-        order = None if use is None else self.orders.get(use.order_id)
+        order = None if use is None else await self._lookup(use.order_id)
         if order is None or order.buyer_id != buyer_id:
             raise NotFound(f"no order for this Idempotency-Key yet ({key_id})", order_id=key_id)
         return order
@@ -255,13 +277,15 @@ class OrderCoordinator(ActorBase):
         those whose ``(created_at, id)`` comes before ``before`` (a page's cursor), so a page
         sends ``limit`` orders over Ray, not every order the buyer ever placed."""
         await self.loaded()
-        if self.settings.durability is Durability.SYNC and self.engine is not None:
+        if self._in_store:
             # Every order here is committed before it is remembered: the store's page is
             # this coordinator's, read on an index instead of walked in memory.
             return await store.buyer_page(
-                self.engine, buyer_id, self.index, self.count, limit, before
+                self.database, buyer_id, self.index, self.count, limit, before
             )
-        mine = (self.orders[oid] for oid in self.by_buyer.get(buyer_id, []))
+        # Memory holds every order here (``_in_store`` is false).
+        held = (self.orders.get(oid) for oid in self.by_buyer.get(buyer_id, []))
+        mine = (order for order in held if order is not None)
         if before is not None:
             mine = (order for order in mine if (order.created_at, order.id) < before)
         if limit:
@@ -269,16 +293,24 @@ class OrderCoordinator(ActorBase):
         return sorted(mine, key=_created, reverse=True)
 
     async def snapshot(self) -> list[Order]:
-        """Every order of this coordinator (audit)."""
+        """Every order of this coordinator (audit): as memory holds it, and, for those memory
+        does not hold (``_in_store``), as the store does, which is how ``get_order`` would
+        answer them."""
         await self.loaded()
-        return list(self.orders.values())
+        held = {order.id: order for order in self.orders.values()}
+        if not self._in_store:
+            return list(held.values())
+        async with self.database.connect() as conn:
+            stored = await store.owned_orders(conn, self.index, self.count)
+        return [*held.values(), *(order for order in stored if order.id not in held)]
 
     async def stats(self) -> dict[str, int]:
-        """Counters for metrics: outcomes, failure reasons, compensations."""
+        """Counters for metrics: outcomes, failure reasons, compensations, orders by status,
+        and how many orders memory holds (``orders_held``) and read again (``store_reads``)."""
         await self.loaded()
         # Every status, zeros included: a gauge left at its last non-zero value would lie.
         by_status = {f"status_{status.value}": self.by_status[status] for status in OrderStatus}
-        return {**by_status, **self.counters}
+        return {**by_status, **self.counters, "orders_held": len(self.orders)}
 
     async def publish_gauges(self) -> None:
         """This coordinator's ``stats``, as the ``marketplace_order_counters`` gauges."""
@@ -407,8 +439,9 @@ class OrderCoordinator(ActorBase):
     async def _resume(self, order_id: str) -> None:
         try:
             async with self.locks.hold(order_id):
-                order = self.orders[order_id]
-                if _needs_saga(order):
+                # Gone from memory: a request finished its saga first, and it was let go.
+                order = self.orders.get(order_id)
+                if order is not None and needs_saga(order):
                     log.info("resuming saga of %s (%s)", order_id, order.status.value)
                     self.counters["resumed"] += 1
                     await self._saga(order)
@@ -426,7 +459,9 @@ class OrderCoordinator(ActorBase):
                 "this Idempotency-Key was used with a different request", order_id=order_id
             )
         self.keys[key_id] = store.KeyUse(order_id, fingerprint, stored.created_at)
-        self._remember(stored)
+        # Not counted yet: the insert's answer was lost (a coordinator started after the
+        # commit would have counted it, but also loaded its key, and replayed it instead).
+        self._remember(stored, None)
         return stored
 
     # -- Idempotency-Keys' window ------------------------------------------------------------
@@ -440,17 +475,27 @@ class OrderCoordinator(ActorBase):
         use: store.KeyUse | None = in_window(self.keys, key_id, utcnow() - self._key_ttl)
         return use
 
-    def _fresh_order_id(self, command: PlaceOrder, key_id: str) -> str:
+    async def _fresh_order_id(self, command: PlaceOrder, key_id: str) -> str:
         """The id of a new order for the key: its home id the first time; when the key comes
         back after its window, the first renewal id that is owned here (so the order lives
         where the key's replays are routed) and not taken by an earlier order."""
-        if key_id not in self.orders:
+        if not await self._taken(key_id):
             return key_id
         for renewal in itertools.count(1):
             candidate = renewed_order_id(command.buyer_id, command.idempotency_key, renewal)
-            if owner_index(candidate, self.count) == self.index and candidate not in self.orders:
+            if owner_index(candidate, self.count) == self.index and not await self._taken(
+                candidate
+            ):
                 return candidate
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _taken(self, order_id: str) -> bool:
+        """Whether an earlier order has the id: memory's, or one memory let go of."""
+        if order_id in self.orders:
+            return True
+        if not self._in_store:
+            return False
+        return await store.taken(self.database, order_id, utcnow() - self._key_ttl)
 
     def _sweep_now_and_then(self) -> None:
         """Forget the keys past their window; coordinator 0 prunes their rows for all."""
@@ -530,20 +575,42 @@ class OrderCoordinator(ActorBase):
             for index, pids in groups.items()
         }
 
-    def _visible(self, principal: Principal, order_id: str) -> Order:
-        order = self.orders.get(order_id)
+    async def _visible(self, principal: Principal, order_id: str) -> Order:
+        order = await self._lookup(order_id)
         if order is None or (not principal.is_admin and order.buyer_id != principal.id):
             raise NotFound(f"order {order_id} not found", order_id=order_id)
         return order
 
-    def _remember(self, order: Order) -> None:
-        before = self.orders.get(order.id)
+    async def _lookup(self, order_id: str) -> Order | None:
+        """An order owned here: from memory, or, for one memory let go of, from the store
+        (then cached). None for an order not owned here, as before memory was bounded."""
+        order = self.orders.get(order_id)
+        if (
+            order is not None
+            or not self._in_store
+            or owner_index(order_id, self.count) != self.index
+        ):
+            return order
+        self.counters["store_reads"] += 1
+        self.orders.start_read(order_id)
+        found: Order | None = None
+        try:
+            found, _ = await store.load_stored(self.database, order_id)
+        finally:
+            order = self.orders.end_read(order_id, found)
+        return order
+
+    def _remember(self, order: Order, before: Order | None) -> None:
+        """Hold ``order``, just stored, and count it in its status instead of in the status of
+        ``before``, what it was (None: an order not counted yet, a new one). ``before`` comes
+        from the caller, not from memory, which may have let the order go meanwhile."""
         if before is None:
-            self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
+            if not self._in_store:
+                self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
         else:
             self.by_status[before.status] -= 1
         self.by_status[order.status] += 1
-        self.orders[order.id] = order
+        self.orders.put(order)
 
     async def _insert(
         self, key_id: str, order: Order, command: PlaceOrder, fingerprint: str
@@ -561,7 +628,7 @@ class OrderCoordinator(ActorBase):
         else:
             await store.write_placed(self.writer, changes)
         self.keys[key_id] = store.KeyUse(order.id, fingerprint, order.created_at)
-        self._remember(order)
+        self._remember(order, None)
 
     async def _save(
         self,
@@ -583,17 +650,10 @@ class OrderCoordinator(ActorBase):
             store.saved(updated, self.SOURCE, events),
             f"order {updated.id} ({updated.status.value})",
         )
-        self._remember(updated)
+        self._remember(updated, order)
         if status is not None:
             self.peers.order_changed(updated)
         return updated
-
-
-def _needs_saga(order: Order) -> bool:
-    """Pending orders, and confirmed ones whose cancellation was begun, still have work."""
-    return order.status is OrderStatus.PENDING or (
-        order.status is OrderStatus.CONFIRMED and order.failure_reason is not None
-    )
 
 
 _ANSWERS: type[OrderCoordinatorApi] = OrderCoordinator  # mypy checks the class against its protocol

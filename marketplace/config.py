@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     )
     cart_shards: int = Field(default=1, ge=1, le=256)
     order_coordinators: int = Field(default=1, ge=1, le=256)
+    order_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, each order coordinator keeps in memory the orders "
+        "whose saga has work left and at most this many others (least recently used out "
+        "first), reading any other from the store; with async or none it keeps every order",
+    )
     payment_processors: int = Field(default=1, ge=1, le=256)
     shipment_coordinators: int = Field(default=1, ge=1, le=256)
     actor_num_cpus: float = Field(default=0.05, ge=0)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -71,19 +72,36 @@ class KeyUse:
     created_at: datetime
 
 
+def open_work() -> ColumnElement[bool]:
+    """The orders whose saga has work left: pending ones, and confirmed ones whose
+    cancellation was begun (``actors.order_memory.needs_saga`` of a row)."""
+    return or_(
+        orders.c.status == OrderStatus.PENDING.value,
+        and_(
+            orders.c.status == OrderStatus.CONFIRMED.value,
+            orders.c.failure_reason.is_not(None),
+        ),
+    )
+
+
 async def load_owned(
-    engine: AsyncEngine, index: int, count: int, keys_since: datetime
+    engine: AsyncEngine,
+    index: int,
+    count: int,
+    keys_since: datetime,
+    *,
+    open_only: bool = False,
 ) -> tuple[list[Order], dict[str, KeyUse]]:
-    """The orders coordinator ``index`` of ``count`` owns, and the Idempotency-Keys used since
-    ``keys_since`` (the start of their window) whose home it is, by the key's home id
-    (``order_id_for(buyer, key)``, where replays of the key are routed; a key's orders are
-    owned by its home, unless the count of coordinators changed since).
+    """The orders coordinator ``index`` of ``count`` owns (with ``open_only``, only those with
+    work left: ``open_work``), and the Idempotency-Keys used since ``keys_since`` (the start of
+    their window) whose home it is, by the key's home id (``order_id_for(buyer, key)``, where
+    replays of the key are routed; a key's orders are owned by its home, unless the count of
+    coordinators changed since).
 
     Only keys inside the window are read (an index on ``created_at``), not the whole table.
     """
     async with engine.connect() as conn:
-        rows = await conn.execute(select(orders).where(owned(orders, index, count)))
-        loaded = [order_from_row(row) for row in rows.mappings()]
+        loaded = await owned_orders(conn, index, count, open_only=open_only)
         recent = await conn.execute(
             select(idempotency_keys).where(idempotency_keys.c.created_at >= keys_since)
         )
@@ -94,6 +112,45 @@ async def load_owned(
             if owner_index(home, count) == index
         }
     return loaded, keys
+
+
+async def owned_orders(
+    conn: AsyncConnection, index: int, count: int, *, open_only: bool = False
+) -> list[Order]:
+    """The orders coordinator ``index`` of ``count`` owns (only those with work left, with
+    ``open_only``)."""
+    query = select(orders).where(owned(orders, index, count))
+    if open_only:
+        query = query.where(open_work())
+    return [order_from_row(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def status_counts(engine: AsyncEngine, index: int, count: int) -> Counter[OrderStatus]:
+    """How many orders coordinator ``index`` of ``count`` owns in each status (one GROUP BY,
+    so the status gauges count every order without memory holding them)."""
+    query = (
+        select(orders.c.status, func.count())
+        .where(owned(orders, index, count))
+        .group_by(orders.c.status)
+    )
+    async with engine.connect() as conn:
+        rows = await conn.execute(query)
+        return Counter({OrderStatus(status): int(n) for status, n in rows})
+
+
+async def taken(engine: AsyncEngine, order_id: str, keys_since: datetime) -> bool:
+    """Whether the store holds an order ``order_id`` that a new order may not reuse: any, but
+    one its Idempotency-Key placed since ``keys_since`` (inside the key's window: an insert
+    that committed while its answer was lost, which the key's retry takes up as its own).
+
+    A database outage is raised as ``TransientFailure`` (503).
+    """
+    joined = orders.outerjoin(idempotency_keys, idempotency_keys.c.order_id == orders.c.id)
+    query = select(idempotency_keys.c.created_at).select_from(joined)
+    with unavailable_on_outage():
+        async with engine.connect() as conn:
+            uses = (await conn.execute(query.where(orders.c.id == order_id))).scalars().all()
+    return bool(uses) and not any(used is not None and used >= keys_since for used in uses)
 
 
 async def buyer_page(

@@ -157,8 +157,9 @@ async def test_invariants_hold_when_actors_are_killed_midway(
 
 
 async def test_tiny_caches_keep_the_invariants_through_kills(make_marketplace: Any) -> None:
-    # Each inventory partition keeps one settled order and each catalog shard one listing key
-    # in memory: everything else it decides on is read back from the store.
+    # Each inventory partition and order coordinator keeps one settled order and each catalog
+    # shard one listing key in memory: everything else it decides on is read back from the
+    # store.
     runtime = await make_marketplace(
         "sqlite",
         catalog_shards=2,
@@ -166,6 +167,7 @@ async def test_tiny_caches_keep_the_invariants_through_kills(make_marketplace: A
         order_coordinators=2,
         inventory_cache_size=1,
         catalog_cache_size=1,
+        order_cache_size=1,
     )
     client = runtime.client
     market = await build_market(client, stock=UNITS, buyers=20)
