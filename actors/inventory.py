@@ -62,6 +62,10 @@ class InventoryPartition(ActorBase):
         self.reservations: dict[str, dict[str, Reservation]] = {}
         # Products whose last stock change failed without a sure answer (see adjust_stock).
         self.unsure_stock: set[str] = set()
+        # Orders whose last reservation write failed without a sure answer (see _persist).
+        self.unsure_orders: set[str] = set()
+        # Whether load() read every reservation of this partition (see _knows_every_order).
+        self._loaded_all = True
         super().__init__(settings, index, count, writer=writer)
         limit = self.settings.inventory_cache_size if self._bounded else None
         # order id -> its reservations here, for the orders that hold nothing any more
@@ -78,9 +82,15 @@ class InventoryPartition(ActorBase):
         return self.writer.mode is Durability.SYNC and self.engine is not None
 
     async def load(self) -> None:
-        # Under sync only the held reservations: settled ones are read back when asked for.
+        # Under sync, every reservation when the cache can hold them all, so that memory knows
+        # every order and a reserve of a new one asks the store nothing; past that only the
+        # held ones, and the settled ones are read back when asked for.
+        held_only = self._bounded and (
+            await store.order_count(self.database, self.index, self.count)
+            > self.settings.inventory_cache_size
+        )
         stock, loaded = await store.load_owned(
-            self.database, self.index, self.count, held_only=self._bounded
+            self.database, self.index, self.count, held_only=held_only
         )
         self.stock.update((item.product_id, item) for item in stock)
         orders: dict[str, dict[str, Reservation]] = {}
@@ -88,6 +98,7 @@ class InventoryPartition(ActorBase):
             orders.setdefault(reservation.order_id, {})[reservation.product_id] = reservation
         for order_id, records in orders.items():
             self._remember(order_id, records)
+        self._loaded_all = not held_only
 
     # -- stock -------------------------------------------------------------------------------
 
@@ -278,13 +289,21 @@ class InventoryPartition(ActorBase):
             known = self.settled.get(order_id)
         if known is not None or not self._bounded:
             return dict(known or {})
-        # Also for an order never seen here, the common case of a reserve: only the store
-        # knows whether it was released (a tombstone) before memory forgot it.
+        if self._knows_every_order() and order_id not in self.unsure_orders:
+            return {}  # never seen here: a new order
+        # An order memory does not hold: only the store knows whether it was released (a
+        # tombstone) or committed before memory forgot it.
         stored = await store.load_order(self.database, order_id, self.index, self.count)
+        self.unsure_orders.discard(order_id)
         records = {reservation.product_id: reservation for reservation in stored}
         if records:
             self._remember(order_id, records)
         return dict(records)
+
+    def _knows_every_order(self) -> bool:
+        """Whether memory holds every order that has reservations here (loaded all of them,
+        and dropped none since), so that one it does not hold has none."""
+        return self._loaded_all and self.settled.dropped == 0
 
     def _remember(self, order_id: str, records: dict[str, Reservation]) -> None:
         """Keep the order's reservations here: with the open work while it holds units (an
@@ -313,6 +332,7 @@ class InventoryPartition(ActorBase):
                 # stock, rather than trust memory.
                 self.reservations.pop(order_id, None)
                 self.settled.pop(order_id, None)
+                self.unsure_orders.add(order_id)
                 self.unsure_stock.update(updated)
             raise
         self._remember(order_id, {**known, **records})

@@ -22,6 +22,8 @@ class LruCache(MutableMapping[K, V]):
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self._entries: OrderedDict[K, V] = OrderedDict()
+        # How many entries the limit has pushed out: while none, memory still has all it held.
+        self.dropped = 0
 
     def __getitem__(self, key: K) -> V:
         value = self._entries[key]
@@ -34,6 +36,7 @@ class LruCache(MutableMapping[K, V]):
         if self.limit is not None:
             while len(self._entries) > self.limit:
                 self._entries.popitem(last=False)
+                self.dropped += 1
 
     def __delitem__(self, key: K) -> None:
         del self._entries[key]

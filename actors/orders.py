@@ -103,6 +103,8 @@ class OrderCoordinator(ActorBase):
         # the only copy (none) or ahead of the store (async), and keeps every order.
         self._in_store = self.settings.durability is Durability.SYNC and self.engine is not None
         self.orders = OrderMemory(self.settings.order_cache_size if self._in_store else None)
+        # Whether load() read every order owned here (see _taken).
+        self._loaded_all = True
         if peers is None:
             self.directory: Directory | None = Directory(self.settings)
             peers = DirectoryPeers(self.directory)
@@ -113,16 +115,21 @@ class OrderCoordinator(ActorBase):
     async def load(self) -> None:
         """The orders with work left (every order, unless they are all in the store), the
         keys inside their window, and the count of orders by status."""
+        open_only = False
+        if self._in_store:
+            counts = await store.status_counts(self.database, self.index, self.count)
+            # Every order when the cache can hold them all: memory then knows every order,
+            # and a checkout need not ask the store whether its new order's id is taken.
+            open_only = sum(counts.values()) > (self.orders.cache_size or 0)
         loaded, keys = await store.load_owned(
             self.database,
             self.index,
             self.count,
             utcnow() - self._key_ttl,
-            open_only=self._in_store,
+            open_only=open_only,
         )
-        if self._in_store:
-            counts = await store.status_counts(self.database, self.index, self.count)
-        else:
+        self._loaded_all = not open_only
+        if not self._in_store:
             counts = Counter(order.status for order in loaded)
             for order in loaded:
                 self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
@@ -493,7 +500,9 @@ class OrderCoordinator(ActorBase):
         """Whether an earlier order has the id: memory's, or one memory let go of."""
         if order_id in self.orders:
             return True
-        if not self._in_store:
+        if not self._in_store or (self._loaded_all and self.orders.settled.dropped == 0):
+            # Memory holds every order this coordinator placed or loaded (an insert whose
+            # answer was lost is met as AlreadyStored in place_order).
             return False
         return await store.taken(self.database, order_id, utcnow() - self._key_ttl)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.domain.ids import stable_hash
@@ -43,6 +43,15 @@ async def load_owned(
         rows = await conn.execute(query)
         held = [Reservation.model_validate(dict(row)) for row in rows.mappings()]
     return stock, held
+
+
+async def order_count(engine: AsyncEngine, index: int, count: int) -> int:
+    """How many orders have reservations that partition ``index`` of ``count`` owns."""
+    query = select(func.count(distinct(reservations.c.order_id))).where(
+        owned(reservations, index, count)
+    )
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
 
 
 async def load_order(

@@ -123,7 +123,8 @@ async def test_a_restarted_coordinator_loads_only_keys_inside_the_window(
     recent = await first.place_order(checkout("recent", [(P1, 1)]))
     await _stopped(first)
 
-    second = await _started(on_disk, peers)
+    # A cache smaller than the orders: only open work is loaded (none here).
+    second = await _started({**on_disk, "order_cache_size": 1}, peers)
     try:
         # settled orders stay in the store: memory holds the keys inside the window only
         assert len(second.orders) == 0

@@ -132,8 +132,7 @@ async def test_memory_holds_open_orders_and_a_bounded_cache_yet_answers_every_or
 async def test_a_restarted_coordinator_loads_only_open_orders_yet_answers_old_ones(
     on_disk: dict[str, Any], peers: FakePeers
 ) -> None:
-    roomy = {**on_disk, "order_cache_size": 10}  # room for every order: only the open load
-    first = await _started(roomy, peers)
+    first = await _started(on_disk, peers)
     placed = [await first.place_order(checkout(f"k{n}", [(P1, 1)])) for n in range(4)]
     placing = await _hung(first, peers, "k-pending")
     placing.cancel()  # the coordinator "crashes" waiting for the charge
@@ -153,12 +152,12 @@ async def test_a_restarted_coordinator_loads_only_open_orders_yet_answers_old_on
     await engine.dispose()
 
     peers.charge_gate.set()
-    second = await _started(roomy, peers)
+    second = await _started({**on_disk, "order_cache_size": 2}, peers)
     try:
         await asyncio.wait_for(asyncio.gather(*second._resumes), 10)
         assert second.counters["resumed"] == 2
         pending_id = checkout("k-pending", []).order_id()
-        # only the two open orders were loaded, though the cache has room for every order
+        # five orders, a cache of two: only the two open orders were loaded
         assert {o.id for o in second.orders.values()} == {pending_id, cancelling.id}
         stats = await second.stats()
         assert _statuses(stats) == {"confirmed": 4, "cancelled": 1}
@@ -170,6 +169,14 @@ async def test_a_restarted_coordinator_loads_only_open_orders_yet_answers_old_on
         assert (stock.sold, stock.reserved) == (4, 0)
     finally:
         await _stopped(second)
+    # With room for every order, a restart loads them all: memory then knows every order, and
+    # a new order's id is checked in memory alone.
+    roomy = await _started({**on_disk, "order_cache_size": 10}, peers)
+    try:
+        assert len(roomy.orders) == 5
+        assert roomy.counters["resumed"] == 0
+    finally:
+        await _stopped(roomy)
 
 
 async def test_a_checkout_whose_insert_answer_was_lost_is_taken_up_not_placed_again(
