@@ -125,10 +125,13 @@ class LeasedProducts:
 
     async def close(self) -> None:
         """Stop polling the shards (the shards' writes then wait out this process's leases)."""
+        loop = asyncio.get_running_loop()
         watchers = list(self._watchers.values())
         for watcher in watchers:
             watcher.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        # A poll started on another event loop (a test's, say) ends when that loop runs again;
+        # waiting for it from this one is not possible.
+        await asyncio.gather(*(w for w in watchers if w.get_loop() is loop), return_exceptions=True)
 
     def _leased_fetch(
         self, index: int, held: LeaseCache[str, Product]
