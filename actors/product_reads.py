@@ -127,10 +127,12 @@ class LeasedProducts:
         """Stop polling the shards (the shards' writes then wait out this process's leases)."""
         loop = asyncio.get_running_loop()
         watchers = list(self._watchers.values())
+        self._watchers.clear()
         for watcher in watchers:
-            watcher.cancel()
-        # A poll started on another event loop (a test's, say) ends when that loop runs again;
-        # waiting for it from this one is not possible.
+            # A poll started on another event loop (a test's, say) ends when that loop runs
+            # again, or never if it is closed; this one can neither wait for it nor need to.
+            if not watcher.get_loop().is_closed():
+                watcher.cancel()
         await asyncio.gather(*(w for w in watchers if w.get_loop() is loop), return_exceptions=True)
 
     def _leased_fetch(
