@@ -128,6 +128,14 @@ class ActorBase:
         self._load_failure: BaseException | None = None
         self._loaded: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._start())
 
+    @property
+    def store_first(self) -> bool:
+        """Whether the store has every change before memory does (the writer commits before a
+        change is answered: ``sync`` durability, with a database), so that memory may let
+        settled work go and read it back when asked. With ``async`` memory is ahead of the
+        store, with ``none`` it is the only copy: both keep everything."""
+        return self.writer.mode is Durability.SYNC and self.engine is not None
+
     async def _start(self) -> None:
         if self.engine is not None:
             try:

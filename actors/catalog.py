@@ -13,7 +13,6 @@ from actors.key_sweeps import KeySweeps, in_window
 from actors.lessees import Lessees
 from actors.lru import LruCache
 from actors.protocols import CatalogShardApi
-from marketplace.config import Durability
 from marketplace.domain.catalog import (
     Product,
     ProductDraft,
@@ -58,21 +57,15 @@ class CatalogShard(ActorBase):
         self._sweeps = KeySweeps("product write keys")
         self.index_ = SearchIndex()
         super().__init__(settings, index, count)
-        limit = self.settings.catalog_cache_size if self._bounded else None
+        limit = self.settings.catalog_cache_size if self.store_first else None
         # product id -> the digest of the listing request whose Idempotency-Key made it
         self.listing_fingerprints: LruCache[str, str] = LruCache(limit)
         # Who holds leased copies of which product (actors/lessees.py).
         self.lessees = Lessees(self.settings.product_lease_s)
 
-    @property
-    def _bounded(self) -> bool:
-        """Whether the store holds every listing key before memory does (sync durability),
-        so that memory may forget them and read them back when asked."""
-        return self.writer.mode is Durability.SYNC and self.engine is not None
-
     async def load(self) -> None:
         loaded, fingerprints = await store.load_owned(
-            self.database, self.index, self.count, with_listing_keys=not self._bounded
+            self.database, self.index, self.count, with_listing_keys=not self.store_first
         )
         for product in loaded:
             self.products[product.id] = product
@@ -314,7 +307,7 @@ class CatalogShard(ActorBase):
         """The fingerprint of the listing that made ``product_id`` (None: listed without a
         key), read back from the store when memory forgot it (under the product's lock)."""
         known = self.listing_fingerprints.get(product_id)
-        if known is None and self._bounded:
+        if known is None and self.store_first:
             known = await store.listing_fingerprint(self.database, product_id)
             if known is not None:
                 self.listing_fingerprints[product_id] = known

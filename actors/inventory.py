@@ -10,7 +10,6 @@ import ray
 from actors.base import ActorBase
 from actors.lru import LruCache
 from actors.protocols import InventoryPartitionApi
-from marketplace.config import Durability
 from marketplace.domain.errors import (
     IdempotencyKeyReused,
     InsufficientStock,
@@ -67,7 +66,7 @@ class InventoryPartition(ActorBase):
         # Whether load() read every reservation of this partition (see _knows_every_order).
         self._loaded_all = True
         super().__init__(settings, index, count, writer=writer)
-        limit = self.settings.inventory_cache_size if self._bounded else None
+        limit = self.settings.inventory_cache_size if self.store_first else None
         # order id -> its reservations here, for the orders that hold nothing any more
         self.settled: LruCache[str, dict[str, Reservation]] = LruCache(limit)
         # request id -> the delta it applied: a repeat answers, a repeat with another delta is
@@ -75,17 +74,11 @@ class InventoryPartition(ActorBase):
         # still refused by the store, where its stock movement holds the id (DuplicateRequest).
         self.applied_requests: LruCache[str, int] = LruCache(limit)
 
-    @property
-    def _bounded(self) -> bool:
-        """Whether the store holds every change before memory does (sync durability), so that
-        memory may forget settled work and read it back when asked."""
-        return self.writer.mode is Durability.SYNC and self.engine is not None
-
     async def load(self) -> None:
         # Under sync, every reservation when the cache can hold them all, so that memory knows
         # every order and a reserve of a new one asks the store nothing; past that only the
         # held ones, and the settled ones are read back when asked for.
-        held_only = self._bounded and (
+        held_only = self.store_first and (
             await store.order_count(self.database, self.index, self.count)
             > self.settings.inventory_cache_size
         )
@@ -287,7 +280,7 @@ class InventoryPartition(ActorBase):
         known = self.reservations.get(order_id)
         if known is None:
             known = self.settled.get(order_id)
-        if known is not None or not self._bounded:
+        if known is not None or not self.store_first:
             return dict(known or {})
         if self._knows_every_order() and order_id not in self.unsure_orders:
             return {}  # never seen here: a new order
@@ -326,7 +319,7 @@ class InventoryPartition(ActorBase):
         try:
             await self.writer.write(store.reserved(records.values(), updated.values(), self.SOURCE))
         except TransientFailure:
-            if self._bounded:
+            if self.store_first:
                 # The rows may have committed with the answer lost: the next operation on
                 # the order reads its reservations back, and the next on each product its
                 # stock, rather than trust memory.

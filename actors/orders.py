@@ -30,7 +30,6 @@ from actors.order_memory import OrderMemory, needs_saga
 from actors.peers import DirectoryPeers, OrderPeers
 from actors.protocols import OrderCoordinatorApi
 from marketplace import tracing
-from marketplace.config import Durability
 from marketplace.domain.catalog import Product
 from marketplace.domain.errors import (
     Conflict,
@@ -90,7 +89,7 @@ class OrderCoordinator(ActorBase):
         self.keys: dict[str, store.KeyUse] = {}
         self._sweeps = KeySweeps("idempotency keys")
         # A buyer's order ids, for ``orders_of`` when the store may lag memory (not kept when
-        # it does not: ``_in_store``).
+        # it does not: ``store_first``).
         self.by_buyer: dict[str, list[str]] = {}
         self.counters: Counter[str] = Counter()
         # Every order owned here by status, whether memory holds it or not: kept as orders
@@ -98,11 +97,9 @@ class OrderCoordinator(ActorBase):
         self.by_status: Counter[OrderStatus] = Counter()
         self._resumes: set[asyncio.Task[Any]] = set()
         super().__init__(settings, index, count, writer=writer)
-        # Under sync durability the store holds every order acknowledged, so memory keeps the
-        # orders with work left and a bounded cache of the others; otherwise memory may be
-        # the only copy (none) or ahead of the store (async), and keeps every order.
-        self._in_store = self.settings.durability is Durability.SYNC and self.engine is not None
-        self.orders = OrderMemory(self.settings.order_cache_size if self._in_store else None)
+        # With the store first, memory keeps the orders with work left and a bounded cache of
+        # the others; otherwise it keeps every order.
+        self.orders = OrderMemory(self.settings.order_cache_size if self.store_first else None)
         # Whether load() read every order owned here (see _taken).
         self._loaded_all = True
         if peers is None:
@@ -116,7 +113,7 @@ class OrderCoordinator(ActorBase):
         """The orders with work left (every order, unless they are all in the store), the
         keys inside their window, and the count of orders by status."""
         open_only = False
-        if self._in_store:
+        if self.store_first:
             counts = await store.status_counts(self.database, self.index, self.count)
             # Every order when the cache can hold them all: memory then knows every order,
             # and a checkout need not ask the store whether its new order's id is taken.
@@ -129,7 +126,7 @@ class OrderCoordinator(ActorBase):
             open_only=open_only,
         )
         self._loaded_all = not open_only
-        if not self._in_store:
+        if not self.store_first:
             counts = Counter(order.status for order in loaded)
             for order in loaded:
                 self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
@@ -284,13 +281,13 @@ class OrderCoordinator(ActorBase):
         those whose ``(created_at, id)`` comes before ``before`` (a page's cursor), so a page
         sends ``limit`` orders over Ray, not every order the buyer ever placed."""
         await self.loaded()
-        if self._in_store:
+        if self.store_first:
             # Every order here is committed before it is remembered: the store's page is
             # this coordinator's, read on an index instead of walked in memory.
             return await store.buyer_page(
                 self.database, buyer_id, self.index, self.count, limit, before
             )
-        # Memory holds every order here (``_in_store`` is false).
+        # Memory holds every order here (``store_first`` is false).
         held = (self.orders.get(oid) for oid in self.by_buyer.get(buyer_id, []))
         mine = (order for order in held if order is not None)
         if before is not None:
@@ -301,11 +298,11 @@ class OrderCoordinator(ActorBase):
 
     async def snapshot(self) -> list[Order]:
         """Every order of this coordinator (audit): as memory holds it, and, for those memory
-        does not hold (``_in_store``), as the store does, which is how ``get_order`` would
+        does not hold (``store_first``), as the store does, which is how ``get_order`` would
         answer them."""
         await self.loaded()
         held = {order.id: order for order in self.orders.values()}
-        if not self._in_store:
+        if not self.store_first:
             return list(held.values())
         async with self.database.connect() as conn:
             stored = await store.owned_orders(conn, self.index, self.count)
@@ -500,7 +497,7 @@ class OrderCoordinator(ActorBase):
         """Whether an earlier order has the id: memory's, or one memory let go of."""
         if order_id in self.orders:
             return True
-        if not self._in_store or (self._loaded_all and self.orders.settled.dropped == 0):
+        if not self.store_first or (self._loaded_all and self.orders.settled.dropped == 0):
             # Memory holds every order this coordinator placed or loaded (an insert whose
             # answer was lost is met as AlreadyStored in place_order).
             return False
@@ -596,7 +593,7 @@ class OrderCoordinator(ActorBase):
         order = self.orders.get(order_id)
         if (
             order is not None
-            or not self._in_store
+            or not self.store_first
             or owner_index(order_id, self.count) != self.index
         ):
             return order
@@ -614,7 +611,7 @@ class OrderCoordinator(ActorBase):
         ``before``, what it was (None: an order not counted yet, a new one). ``before`` comes
         from the caller, not from memory, which may have let the order go meanwhile."""
         if before is None:
-            if not self._in_store:
+            if not self.store_first:
                 self.by_buyer.setdefault(order.buyer_id, []).append(order.id)
         else:
             self.by_status[before.status] -= 1

@@ -83,10 +83,3 @@ class LiveReplicas:
             except Exception as exc:
                 log.warning("the replica heartbeat failed: %r", exc)
             await asyncio.sleep(self.heartbeat_s)
-
-    async def close(self) -> None:
-        """Stop beating."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None

@@ -50,9 +50,9 @@ async def on_disk(tmp_path: Path) -> dict[str, Any]:
 
 
 async def _started(
-    settings: dict[str, Any], peers: FakePeers, index: int = 0, count: int = 1
+    settings: dict[str, Any], peers: FakePeers, index: int = 0, count: int = 1, **kw: Any
 ) -> OrderCoordinator:
-    coordinator = OrderCoordinator(settings, index, count, peers=peers)
+    coordinator = OrderCoordinator(settings, index, count, peers=peers, **kw)
     await coordinator.ready()
     return coordinator
 

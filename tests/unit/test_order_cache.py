@@ -24,6 +24,7 @@ from marketplace.store.engine import create_engine
 from marketplace.store.snapshot import load_audit_data
 from marketplace.store.tables import orders
 from tests.unit.factories import BUYER, LosingWriter
+from tests.unit.test_key_window import _started, _stopped
 from tests.unit.test_saga import IN_MEMORY, P1, FakePeers, checkout
 
 pytestmark = pytest.mark.unit
@@ -45,19 +46,6 @@ async def on_disk(tmp_path: Path) -> dict[str, Any]:
     url = f"sqlite:///{tmp_path / 'orders.db'}"
     await migrate.upgrade_async(url)
     return {**IN_MEMORY, "durability": "sync", "database_url": url, "order_cache_size": 2}
-
-
-async def _started(settings: dict[str, Any], peers: FakePeers, **kw: Any) -> OrderCoordinator:
-    coordinator = OrderCoordinator(settings, peers=peers, **kw)
-    await coordinator.ready()
-    return coordinator
-
-
-async def _stopped(coordinator: OrderCoordinator) -> None:
-    await coordinator._sweeps.settled()
-    await coordinator.writer.close()
-    assert coordinator.engine is not None
-    await coordinator.engine.dispose()
 
 
 @pytest.fixture
