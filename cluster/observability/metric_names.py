@@ -74,7 +74,8 @@ ORDERS = _app("marketplace_orders_total", Kind.COUNTER)
 ACTOR_CALLS_IN_FLIGHT = _app("marketplace_actor_calls_in_flight", Kind.GAUGE)
 # Labels: kind, method.
 ACTOR_CALL_LATENCY = _app("marketplace_actor_call_seconds", Kind.HISTOGRAM)
-# Batched Ray calls sent and the calls they carried, label kind (the kind called).
+# Batched Ray calls sent and the calls they carried, label kind (the kind called); batches
+# also via (ray, or process: an in-process batch to a role of the same colocated cell).
 ACTOR_BATCHES = _app("marketplace_actor_batches_total", Kind.COUNTER)
 ACTOR_BATCHED_CALLS = _app("marketplace_actor_batched_calls_total", Kind.COUNTER)
 # An actor's writer: one group commit's time, and the changes committed, label kind.
