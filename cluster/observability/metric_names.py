@@ -69,6 +69,8 @@ HTTP_REQUESTS = _app("marketplace_http_requests_total", Kind.COUNTER)
 HTTP_LATENCY = _app("marketplace_http_request_seconds", Kind.HISTOGRAM)
 # Checkouts answered, labels: status, reason.
 ORDERS = _app("marketplace_orders_total", Kind.COUNTER)
+# Checkout answers by their prices, label outcome (current, stale_cart, price_changed).
+CHECKOUT_PRICES = _app("marketplace_checkout_prices_total", Kind.COUNTER)
 
 # The actors (actors/metrics.py). Labels: kind (the role: catalog, inventory, orders, ...).
 ACTOR_CALLS_IN_FLIGHT = _app("marketplace_actor_calls_in_flight", Kind.GAUGE)
@@ -108,6 +110,7 @@ APP_METRICS: tuple[Metric, ...] = (
     HTTP_REQUESTS,
     HTTP_LATENCY,
     ORDERS,
+    CHECKOUT_PRICES,
     ACTOR_CALLS_IN_FLIGHT,
     ACTOR_CALL_LATENCY,
     ACTOR_BATCHES,
