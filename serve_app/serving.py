@@ -99,8 +99,10 @@ def prepare_haproxy(host: str = "127.0.0.1") -> None:
     fixed defaults (8404, 9101), so a second Serve with HAProxy on the same machine (another
     `marketplace up`, a test run) would fail to start.
 
-    Its files (config, admin socket, server state) go to a private folder of their own: Serve
-    keeps them at fixed paths under /tmp/haproxy-serve, so a second Serve on the machine
+    Its files (config, admin socket, server state) go to a private folder of their own, each
+    one the caller has not placed itself (``marketplace up`` places the config in its state
+    directory): Serve keeps them at fixed paths under /tmp/haproxy-serve, where any local user
+    could reach the admin socket (mode 666, level admin), a second Serve on the machine
     rewrote the first one's config and took over its admin socket, and the first HAProxy's next
     reload could route to the second one's replicas. (The likely cause of a CI failure: a user
     registered through an experiment's gateway could not log in through it while the e2e
@@ -115,13 +117,15 @@ def prepare_haproxy(host: str = "127.0.0.1") -> None:
     running HAProxy through ``serve_app.haproxy_bind`` (``_bind_on``).
     """
     private = None
-    if not any(name in os.environ for name in HAPROXY_FILES):
+    missing = [name for name in HAPROXY_FILES if name not in os.environ]
+    if missing:
         # 0700, a name of its own, and short: Serve adds a folder named by the node's id (56
         # characters), and HAProxy takes socket paths of at most 97.
         private = tempfile.mkdtemp(prefix="mp-haproxy-", dir=_short_tmp())
         # A process that never starts Serve leaves nothing behind (what Serve wrote stays).
         atexit.register(_remove_if_empty, private)
-        for name, file in HAPROXY_FILES.items():
+        for name in missing:
+            file = HAPROXY_FILES[name]
             os.environ[name] = os.path.join(private, file) if file else private
     taken: set[int] = set()
     for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):

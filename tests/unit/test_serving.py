@@ -83,11 +83,19 @@ def test_each_serve_gets_a_private_folder_for_haproxys_files(clean_env: pytest.M
         private.rmdir()
 
 
-def test_haproxy_files_set_by_the_caller_are_kept(clean_env: pytest.MonkeyPatch) -> None:
+def test_haproxy_files_set_by_the_caller_are_kept_and_the_rest_made_private(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    # As `marketplace up` does: its config in the state directory; the admin socket must not
+    # fall back to Serve's /tmp/haproxy-serve, where any local user reaches it.
     clean_env.setenv("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", "/srv/haproxy/haproxy.cfg")
     choose_ingress(Settings())
     assert os.environ["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"] == "/srv/haproxy/haproxy.cfg"
-    assert "RAY_SERVE_HAPROXY_SOCKET_PATH" not in os.environ
+    private = Path(os.environ["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"])
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert Path(os.environ["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent == private
+    (private / WRAPPER).unlink(missing_ok=True)
+    private.rmdir()
 
 
 # Serve's template (Ray 2.60) as it renders the two listeners, and the gateway's own frontend.
