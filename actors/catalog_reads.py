@@ -1,0 +1,137 @@
+"""Product reads and searches as ``MARKETPLACE_CATALOG_CONSISTENCY`` asks, over the read replicas.
+
+``strong`` (and any mode without replicas): the shards, through this process's leased copies
+(``actors.product_reads``), as always. ``eventual``: one of the shard's replicas, in turn; a
+copy it answered is kept here for ``product_lease_s`` without invalidation, so a read may be
+older than the newest write by the replication lag plus that much. ``session``: like
+``eventual``, but a read carrying a session token (``marketplace.domain.session_token``) is
+answered only by a replica that has applied as much of the shard as the token says (a held copy
+counts when it came from such a replica); one that is behind is given ``SESSION_WAIT_S`` to
+catch up, then the shard answers. Every read and write of the session raises its token to what
+it saw, so a client that sends it back reads its own writes and never goes back in time.
+
+Only the gateway's product reads and searches pass a session; the marketplace's own reads (a
+cart's prices, a checkout's, a stock check's owner) stay strong whatever the mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from actors import metrics
+from actors.directory import CATALOG, REPLICAS, Directory
+from actors.protocols import CatalogReplicaApi, CatalogShardApi
+from marketplace.config import Consistency
+from marketplace.domain.catalog import Product, SearchHit, SortKey
+from marketplace.domain.ids import owner_index
+from marketplace.domain.session_token import CatalogSession
+
+# How long a session read waits for a lagging replica before the shard answers it instead.
+SESSION_WAIT_S = 0.02
+
+
+class ReplicaReads:
+    """Reads served by the catalog's replicas, as the consistency setting allows."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        settings = directory.settings
+        self.mode = settings.catalog_consistency
+        self.enabled = settings.catalog_replicas > 0 and self.mode is not Consistency.STRONG
+        self._ttl_s = settings.product_lease_s
+        # product id -> (until when, the replica's sequence number, the copy)
+        self._held: dict[str, tuple[float, int, Product]] = {}
+        self._turn = itertools.count()
+
+    def _session(self, session: CatalogSession | None) -> CatalogSession | None:
+        """The session to honour: only in ``session`` consistency."""
+        return session if self.mode is Consistency.SESSION else None
+
+    async def get(self, product_id: str, session: CatalogSession | None) -> Product | None:
+        """The product from a replica (or a held copy of one) fresh enough for ``session``."""
+        session = self._session(session)
+        shard = owner_index(product_id, self.directory.count(CATALOG))
+        need = session.needs(shard) if session is not None else 0
+        held = self._held.get(product_id)
+        now = time.monotonic()
+        if held is not None and held[0] > now and held[1] >= need:
+            if session is not None:
+                session.saw(shard, held[1])
+            return held[2]
+        replica = self.directory.batched(REPLICAS, self._pick(shard))
+        applied, found = await replica.call(
+            CatalogReplicaApi.get_products, [product_id], need, SESSION_WAIT_S if need else 0.0
+        )
+        if applied < need:
+            assert session is not None  # need is 0 without one
+            self._count("owner")
+            owner = self.directory.batched(CATALOG, shard)
+            applied, found = await owner.call(CatalogShardApi.products_at, [product_id])
+        elif session is not None and need:
+            self._count("replica")
+        product = found.get(product_id)
+        if product is not None and self._ttl_s > 0:
+            self._held[product_id] = (now + self._ttl_s, applied, product)
+            if len(self._held) > 100_000:
+                self._held.clear()  # a crude bound: copies are cheap to ask for again
+        if session is not None:
+            session.saw(shard, applied)
+        return product
+
+    async def search_shard(
+        self,
+        shard: int,
+        session: CatalogSession | None,
+        query: str,
+        category: str | None,
+        seller_id: str | None,
+        limit: int,
+        after: SortKey | None,
+    ) -> list[SearchHit]:
+        """Shard ``shard``'s hits from one of its replicas fresh enough for ``session``."""
+        session = self._session(session)
+        need = session.needs(shard) if session is not None else 0
+        replica = self.directory.batched(REPLICAS, self._pick(shard))
+        applied, hits = await replica.call(
+            CatalogReplicaApi.search,
+            query,
+            category,
+            seller_id,
+            limit,
+            after,
+            need,
+            SESSION_WAIT_S if need else 0.0,
+        )
+        if applied < need:
+            assert session is not None
+            self._count("owner")
+            owner = self.directory.batched(CATALOG, shard)
+            hits = await owner.call(
+                CatalogShardApi.search, query, category, seller_id, limit, after
+            )
+            # Asked after the search: at least what it saw (a token may only over-claim).
+            applied, _ = await owner.call(CatalogShardApi.products_at, [])
+        elif session is not None and need:
+            self._count("replica")
+        if session is not None:
+            session.saw(shard, applied)
+        return hits
+
+    async def written(self, product_id: str, session: CatalogSession | None) -> None:
+        """After a write of ``product_id`` was answered: raise ``session`` past it."""
+        session = self._session(session)
+        if session is None or not self.enabled:
+            return
+        shard = owner_index(product_id, self.directory.count(CATALOG))
+        seq, _ = await self.directory.batched(CATALOG, shard).call(CatalogShardApi.products_at, [])
+        session.saw(shard, seq)
+
+    def _pick(self, shard: int) -> int:
+        """The next of the shard's replicas in turn, spreading reads over them."""
+        replicas = self.directory.replicas_of(shard)
+        return replicas[next(self._turn) % len(replicas)]
+
+    def _count(self, outcome: str) -> None:
+        if self.directory.settings.metrics:
+            metrics.session_read(self.directory.settings.namespace, outcome)
