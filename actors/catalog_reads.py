@@ -48,6 +48,13 @@ class ReplicaReads:
         """The session to honour: only in ``session`` consistency."""
         return session if self.mode is Consistency.SESSION else None
 
+    def held(self, product_id: str) -> Product | None:
+        """In ``eventual``, a replica's copy still held here (never waits); None otherwise."""
+        if self.mode is not Consistency.EVENTUAL:
+            return None
+        held = self._held.get(product_id)
+        return held[2] if held is not None and held[0] > time.monotonic() else None
+
     async def get(self, product_id: str, session: CatalogSession | None) -> Product | None:
         """The product from a replica (or a held copy of one) fresh enough for ``session``."""
         session = self._session(session)

@@ -186,8 +186,17 @@ class MarketplaceClient:
         await self._products.close()
 
     def held_product(self, product_id: str) -> Product | None:
-        """The product if this process holds a leased copy of it (no call, never waits)."""
+        """The product if this process holds a copy a gateway read may answer (no call, never
+        waits): a leased copy; with replicas, in ``eventual`` a replica's copy still held, in
+        ``session`` none (each read must check and raise its token)."""
+        if self._replicas.enabled:
+            return self._replicas.held(product_id)
         return self._products.held(product_id)
+
+    def catalog_session(self, header: str | None) -> CatalogSession:
+        """The catalog session a request's ``X-Catalog-Session`` carries (``actors.catalog_reads``;
+        one the catalog did not issue counts as none)."""
+        return CatalogSession.from_header(header, self.directory.count(CATALOG))
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""
