@@ -135,8 +135,8 @@ STALE_READS = Counter(
 )
 SESSION_READS = Counter(
     "marketplace_session_reads",
-    "Catalog reads carrying a session token, by outcome: replica (a replica had caught up), "
-    "waited (one caught up while the read waited), owner (none did: the shard answered)",
+    "Catalog reads carrying a session token, by outcome: replica (a replica had caught up, "
+    "maybe after a short wait), owner (none had: the shard answered)",
     tag_keys=("marketplace", "outcome"),
 )
 
