@@ -78,7 +78,10 @@ class ReplicaReads:
         elif session is not None and need:
             self._count("replica")
         product = found.get(product_id)
-        if product is not None and self._ttl_s > 0:
+        held = self._held.get(product_id)
+        # A slower answer from a replica further behind must not replace a newer live copy.
+        newer = held is not None and held[0] > now and held[1] > applied
+        if product is not None and self._ttl_s > 0 and not newer:
             self._held[product_id] = (now + self._ttl_s, applied, product)
             if len(self._held) > 100_000:
                 self._held.clear()  # a crude bound: copies are cheap to ask for again
