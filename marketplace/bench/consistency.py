@@ -4,7 +4,8 @@
 
 For each replica count (one marketplace each: ``sync`` durability, SQLite in a temporary folder,
 one catalog shard) and each mode (strong, session, eventual: the reading process's choice,
-``actors/catalog_reads.py``), ``--readers`` concurrent readers read random products of
+``actors/catalog_reads.py``; with no replica also ``strong, owner``: a call to the shard for every
+read, without the leased copies), ``--readers`` concurrent readers read random products of
 ``--products`` for ``--duration`` seconds through ``MarketplaceClient.get_product`` with a
 session, as the gateway's route does (each reader keeps its own session token in ``session``),
 while one writer reprices them one after another (``PATCH``, carrying a session too).
@@ -43,7 +44,9 @@ from marketplace.domain.session_token import CatalogSession
 from marketplace.domain.users import Principal, Role
 
 MODES = (Consistency.STRONG, Consistency.SESSION, Consistency.EVENTUAL)
-BASELINE = (0, Consistency.STRONG)
+# Strong reads that ask the shard every time, without leased copies: what the leases save.
+OWNER = "strong, owner"
+BASELINE = (0, str(Consistency.STRONG))
 
 
 @dataclass
@@ -70,7 +73,7 @@ async def bench(replica_counts: list[int], load: Load, num_cpus: int) -> None:
     """Start Ray, then a marketplace per replica count; measure every mode; print the table."""
     console = report_console(110)
     started, connected = init_ray(Settings(namespace="bench", ray_num_cpus=num_cpus))
-    cases: dict[tuple[int, Consistency], Case] = {}
+    cases: dict[tuple[int, str], Case] = {}
     try:
         for replicas in replica_counts:
             with tempfile.TemporaryDirectory(prefix="marketplace-bench-") as folder:
@@ -86,8 +89,10 @@ async def bench(replica_counts: list[int], load: Load, num_cpus: int) -> None:
                 console.print(f"starting a marketplace with {replicas} replica(s)")
                 client = await runtime.start()
                 try:
+                    if replicas == 0:
+                        cases[0, OWNER] = await measure(runtime, client, None, load)
                     for mode in MODES:
-                        cases[replicas, mode] = await measure(runtime, client, mode, load)
+                        cases[replicas, str(mode)] = await measure(runtime, client, mode, load)
                         console.print(f"  {mode}: done")
                 finally:
                     await runtime.stop()
@@ -98,9 +103,10 @@ async def bench(replica_counts: list[int], load: Load, num_cpus: int) -> None:
 
 
 async def measure(
-    runtime: Runtime, writer: MarketplaceClient, mode: Consistency, load: Load
+    runtime: Runtime, writer: MarketplaceClient, mode: Consistency | None, load: Load
 ) -> Case:
-    """One case: readers and a writer on a fresh set of products, read in ``mode``."""
+    """One case: readers and a writer on a fresh set of products, read in ``mode`` (None: by
+    a call to the owning shard every time)."""
     seller = await writer.register(
         f"seller-{uuid.uuid4().hex[:8]}@bench.test", "bench-password", "Bench", Role.SELLER
     )
@@ -109,7 +115,9 @@ async def measure(
         name="Read", description="read and repriced", category="books", price_cents=100
     )
     products = [(await writer.create_product(principal, draft)).id for _ in range(load.products)]
-    settings = runtime.settings.model_copy(update={"catalog_consistency": mode})
+    settings = runtime.settings.model_copy(
+        update={"catalog_consistency": mode or Consistency.STRONG}
+    )
     reader = MarketplaceClient(Directory(settings), writer.engine)
     acked: dict[str, int] = dict.fromkeys(products, 1)  # newest version answered to the writer
     case = Case()
@@ -122,9 +130,13 @@ async def measure(
             product_id = random.choice(products)
             newest = acked[product_id]
             start = time.perf_counter()
-            product = await reader.get_product(
-                product_id, session=session if mode is Consistency.SESSION else CatalogSession()
-            )
+            if mode is None:
+                product = (await reader.get_products([product_id]))[product_id]
+            else:
+                product = await reader.get_product(
+                    product_id,
+                    session=session if mode is Consistency.SESSION else CatalogSession(),
+                )
             case.reads.append(time.perf_counter() - start)
             case.stale += product.version < newest
 
@@ -149,7 +161,7 @@ async def measure(
     return case
 
 
-def print_table(cases: dict[tuple[int, Consistency], Case], load: Load, console: Console) -> None:
+def print_table(cases: dict[tuple[int, str], Case], load: Load, console: Console) -> None:
     """Per case: read rate and p99 against the baseline, PATCH p50/p99, stale-read rate."""
     table = Table(
         title=f"Product reads ({load.readers} readers) and PATCHes, client-level, "
@@ -168,7 +180,7 @@ def print_table(cases: dict[tuple[int, Consistency], Case], load: Load, console:
         p99 = percentile(reads, 0.99)
         table.add_row(
             str(replicas),
-            str(mode),
+            mode,
             f"{rps:,.0f}",
             f"{rps / base_rps:.2f}" if base_rps else "-",
             f"{p99 * 1000:.2f}",

@@ -213,3 +213,26 @@ async def _replica_stats(client: MarketplaceClient, product_id: str) -> dict[str
     directory = client.directory
     replica = directory.replicas_of(_shard(client, product_id))[0]
     return await directory.at(REPLICAS, replica).call(CatalogReplicaApi.stats)
+
+
+async def test_replicas_stay_actors_of_their_own_in_the_colocated_topology(
+    make_marketplace: Any,
+) -> None:
+    runtime = await make_marketplace(
+        topology="colocated", catalog_replicas=1, catalog_consistency="eventual"
+    )
+    client = runtime.client
+    directory = client.directory
+    assert directory.hosts() == ["cell-0"]
+    assert directory.host("replicas-0") == "replicas-0"
+    identity = await directory.at(REPLICAS, 0).call(CatalogReplicaApi.ready)
+    assert identity["kind"] == "CatalogReplica"
+    market = await build_market(client, stock=[1], buyers=1)
+    product = await on_replica(client, market.products[0].id)
+    await client.update_product(principal(market.seller), product.id, ProductPatch(price_cents=7))
+
+    async def followed() -> bool:
+        read = await client.get_product(product.id, session=CatalogSession())
+        return read.price_cents == 7
+
+    await eventually(followed, CONVERGED_WITHIN_S)
