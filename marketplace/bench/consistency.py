@@ -139,6 +139,9 @@ async def measure(
                 )
             case.reads.append(time.perf_counter() - start)
             case.stale += product.version < newest
+            # A read answered from a held copy never suspends: without this the readers would
+            # starve the loop's polls (and the writes that wait on them), as no gateway does.
+            await asyncio.sleep(0)
 
     async def write_loop() -> None:
         session = CatalogSession()
