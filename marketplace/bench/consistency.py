@@ -8,7 +8,9 @@ one catalog shard) and each mode (strong, session, eventual: the reading process
 read, without the leased copies), ``--readers`` concurrent readers read random products of
 ``--products`` for ``--duration`` seconds through ``MarketplaceClient.get_product`` with a
 session, as the gateway's route does (each reader keeps its own session token in ``session``),
-while one writer reprices them one after another (``PATCH``, carrying a session too).
+while one writer reprices them one after another (``PATCH``, carrying a session too); then
+again with each reader pausing ``READ_PACE_S`` between reads, to time the PATCHes (readers flat
+out saturate the benchmark's own process, whose PATCHes then time its queue: shown as "busy").
 
 It prints per case: reads per second and read p99, each as a ratio to today's path (strong, no
 replica) measured in the same run; PATCH p50 and p99; and the stale-read rate: reads that
@@ -47,6 +49,8 @@ MODES = (Consistency.STRONG, Consistency.SESSION, Consistency.EVENTUAL)
 # Strong reads that ask the shard every time, without leased copies: what the leases save.
 OWNER = "strong, owner"
 BASELINE = (0, str(Consistency.STRONG))
+# Between one reader's reads while PATCHes are timed: 16 readers then ask about 3,000 reads/s.
+READ_PACE_S = 0.005
 
 
 @dataclass
@@ -54,7 +58,8 @@ class Case:
     """What one (replicas, mode) run measured."""
 
     reads: list[float] = field(default_factory=list)
-    writes: list[float] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)  # beside paced reads
+    writes_busy: list[float] = field(default_factory=list)  # beside reads flat out
     stale: int = 0
     seconds: float = 0.0
 
@@ -122,46 +127,79 @@ async def measure(
     acked: dict[str, int] = dict.fromkeys(products, 1)  # newest version answered to the writer
     case = Case()
     await asyncio.sleep(0.5)  # the replicas have the listings
-    stop_at = time.monotonic() + load.duration_s
-
-    async def read_loop() -> None:
-        session = CatalogSession()
-        while time.monotonic() < stop_at:
-            product_id = random.choice(products)
-            newest = acked[product_id]
-            start = time.perf_counter()
-            if mode is None:
-                product = (await reader.get_products([product_id]))[product_id]
-            else:
-                product = await reader.get_product(
-                    product_id,
-                    session=session if mode is Consistency.SESSION else CatalogSession(),
-                )
-            case.reads.append(time.perf_counter() - start)
-            case.stale += product.version < newest
-            # A read answered from a held copy never suspends: without this the readers would
-            # starve the loop's polls (and the writes that wait on them), as no gateway does.
-            await asyncio.sleep(0)
-
-    async def write_loop() -> None:
-        session = CatalogSession()
-        price = 100
-        while time.monotonic() < stop_at:
-            product_id = random.choice(products)
-            price += 1
-            start = time.perf_counter()
-            product = await reader.update_product(
-                principal, product_id, ProductPatch(price_cents=price), session=session
-            )
-            case.writes.append(time.perf_counter() - start)
-            acked[product_id] = max(acked[product_id], product.version)
-            await asyncio.sleep(0.005)
-
-    began = time.monotonic()
-    await asyncio.gather(write_loop(), *(read_loop() for _ in range(load.readers)))
-    case.seconds = time.monotonic() - began
+    # Reads as fast as they go (reads/s, p99, stale reads), then paced (PATCH latency): readers
+    # flat out saturate this process, whose writes would then time its queue, not the write.
+    for pace_s in (0.0, READ_PACE_S):
+        stop_at = time.monotonic() + load.duration_s
+        readers = [
+            _read_loop(reader, mode, products, acked, case, stop_at, pace_s)
+            for _ in range(load.readers)
+        ]
+        writes: list[float] = []
+        began = time.monotonic()
+        await asyncio.gather(
+            _write_loop(reader, principal, products, acked, writes, stop_at), *readers
+        )
+        if pace_s == 0:
+            case.seconds = time.monotonic() - began
+            case.writes_busy = writes
+        else:
+            case.writes = writes
     await reader.close()
     return case
+
+
+async def _read_loop(
+    reader: MarketplaceClient,
+    mode: Consistency | None,
+    products: list[str],
+    acked: dict[str, int],
+    case: Case,
+    stop_at: float,
+    pace_s: float,
+) -> None:
+    """Random product reads until ``stop_at``; recorded in ``case`` only when not paced."""
+    session = CatalogSession()
+    while time.monotonic() < stop_at:
+        product_id = random.choice(products)
+        newest = acked[product_id]
+        start = time.perf_counter()
+        if mode is None:
+            product = (await reader.get_products([product_id]))[product_id]
+        else:
+            product = await reader.get_product(
+                product_id,
+                session=session if mode is Consistency.SESSION else CatalogSession(),
+            )
+        if not pace_s:
+            case.reads.append(time.perf_counter() - start)
+            case.stale += product.version < newest
+        # A read answered from a held copy never suspends: without a yield the readers would
+        # starve the loop's polls (and the writes that wait on them), as no gateway does.
+        await asyncio.sleep(pace_s)
+
+
+async def _write_loop(
+    writer: MarketplaceClient,
+    principal: Principal,
+    products: list[str],
+    acked: dict[str, int],
+    writes: list[float],
+    stop_at: float,
+) -> None:
+    """Reprice random products one after another until ``stop_at``; each write's seconds."""
+    session = CatalogSession()
+    price = 100
+    while time.monotonic() < stop_at:
+        product_id = random.choice(products)
+        price += 1
+        start = time.perf_counter()
+        product = await writer.update_product(
+            principal, product_id, ProductPatch(price_cents=price), session=session
+        )
+        writes.append(time.perf_counter() - start)
+        acked[product_id] = max(acked[product_id], product.version)
+        await asyncio.sleep(0.005)
 
 
 def print_table(cases: dict[tuple[int, str], Case], load: Load, console: Console) -> None:
@@ -171,7 +209,8 @@ def print_table(cases: dict[tuple[int, str], Case], load: Load, console: Console
         f"replication delay {load.delay_ms:g} ms"
     )
     columns = ("replicas", "mode", "reads/s", "x base", "read p99 ms", "x base")
-    for column in (*columns, "PATCH p50 ms", "PATCH p99 ms", "stale reads"):
+    patches = ("PATCH p50 ms", "PATCH p99 ms", "PATCH p50 busy")
+    for column in (*columns, *patches, "stale reads"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     base = cases.get(BASELINE)
     base_rps = rate(len(base.reads), base.seconds) if base else 0.0
@@ -190,6 +229,7 @@ def print_table(cases: dict[tuple[int, str], Case], load: Load, console: Console
             f"{p99 / base_p99:.2f}" if base_p99 else "-",
             f"{percentile(writes, 0.5) * 1000:.1f}",
             f"{percentile(writes, 0.99) * 1000:.1f}",
+            f"{percentile(sorted(case.writes_busy), 0.5) * 1000:.1f}",
             f"{case.stale / max(len(reads), 1):.2%}",
         )
     console.print(table)
