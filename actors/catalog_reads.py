@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 
 from actors import metrics
+from actors.coalesce import Coalescer
 from actors.directory import CATALOG, REPLICAS, Directory
 from actors.protocols import CatalogReplicaApi, CatalogShardApi
 from marketplace.config import Consistency
@@ -43,6 +45,11 @@ class ReplicaReads:
         # product id -> (until when, the replica's sequence number, the copy)
         self._held: dict[str, tuple[float, int, Product]] = {}
         self._turn = itertools.count()
+        # Per shard: reads that need no particular sequence number (eventual, or a session
+        # without a token for the shard), coalesced into one replica call at a time, as the
+        # leased reads are: a copy running out under load would otherwise send every reader of
+        # it to the replica at once.
+        self._reads: dict[int, Coalescer[str, tuple[int, Product]]] = {}
 
     def _session(self, session: CatalogSession | None) -> CatalogSession | None:
         """The session to honour: only in ``session`` consistency."""
@@ -60,34 +67,76 @@ class ReplicaReads:
         session = self._session(session)
         shard = owner_index(product_id, self.directory.count(CATALOG))
         need = session.needs(shard) if session is not None else 0
-        held = self._held.get(product_id)
-        now = time.monotonic()
-        if held is not None and held[0] > now and held[1] >= need:
-            if session is not None:
-                session.saw(shard, held[1])
-            return held[2]
-        replica = self.directory.batched(REPLICAS, self._pick(shard))
-        applied, found = await replica.call(
-            CatalogReplicaApi.get_products, [product_id], need, SESSION_WAIT_S if need else 0.0
-        )
-        if applied < need:
-            assert session is not None  # need is 0 without one
-            self._count("owner")
-            owner = self.directory.batched(CATALOG, shard)
-            applied, found = await owner.call(CatalogShardApi.products_at, [product_id])
-        elif session is not None and need:
-            self._count("replica")
-        product = found.get(product_id)
-        held = self._held.get(product_id)
-        # A slower answer from a replica further behind must not replace a newer live copy.
-        newer = held is not None and held[0] > now and held[1] > applied
-        if product is not None and self._ttl_s > 0 and not newer:
-            self._held[product_id] = (now + self._ttl_s, applied, product)
-            if len(self._held) > 100_000:
-                self._held.clear()  # a crude bound: copies are cheap to ask for again
+        found = self._held_at(product_id, need)
+        if found is None and not need:
+            found = await self._coalesced(shard).get(product_id)
+        elif found is None:
+            found = await self._fetch_fresh(shard, product_id, need)
+        if found is None:
+            return None
+        applied, product = found
         if session is not None:
             session.saw(shard, applied)
         return product
+
+    def _held_at(self, product_id: str, need: int) -> tuple[int, Product] | None:
+        """A held copy from a replica that had applied ``need`` or more, if one is live."""
+        held = self._held.get(product_id)
+        if held is None or held[0] <= time.monotonic() or held[1] < need:
+            return None
+        return held[1], held[2]
+
+    def _hold(self, applied: int, products: dict[str, Product]) -> None:
+        """Keep copies answered by a replica (or the shard) at ``applied`` for the TTL."""
+        if self._ttl_s <= 0:
+            return
+        now = time.monotonic()
+        until = now + self._ttl_s
+        for product_id, product in products.items():
+            held = self._held.get(product_id)
+            # A slower answer from a replica further behind must not replace a newer live copy.
+            if held is None or held[0] <= now or held[1] <= applied:
+                self._held[product_id] = (until, applied, product)
+        if len(self._held) > 100_000:
+            self._held.clear()  # a crude bound: copies are cheap to ask for again
+
+    def _coalesced(self, shard: int) -> Coalescer[str, tuple[int, Product]]:
+        reads = self._reads.get(shard)
+        if reads is None:
+            reads = self._reads[shard] = Coalescer(
+                self._replica_fetch(shard), held=lambda pid: self._held_at(pid, 0)
+            )
+        return reads
+
+    def _replica_fetch(
+        self, shard: int
+    ) -> Callable[[list[str]], Awaitable[dict[str, tuple[int, Product]]]]:
+        async def fetch(ids: list[str]) -> dict[str, tuple[int, Product]]:
+            replica = self.directory.batched(REPLICAS, self._pick(shard))
+            applied, found = await replica.call(CatalogReplicaApi.get_products, ids, 0, 0.0)
+            self._hold(applied, found)
+            return {pid: (applied, product) for pid, product in found.items()}
+
+        return fetch
+
+    async def _fetch_fresh(
+        self, shard: int, product_id: str, need: int
+    ) -> tuple[int, Product] | None:
+        """The product from a replica that has applied ``need`` (waiting a little for one),
+        or else from the shard."""
+        replica = self.directory.batched(REPLICAS, self._pick(shard))
+        applied, found = await replica.call(
+            CatalogReplicaApi.get_products, [product_id], need, SESSION_WAIT_S
+        )
+        if applied < need:
+            self._count("owner")
+            owner = self.directory.batched(CATALOG, shard)
+            applied, found = await owner.call(CatalogShardApi.products_at, [product_id])
+        else:
+            self._count("replica")
+        self._hold(applied, found)
+        product = found.get(product_id)
+        return None if product is None else (applied, product)
 
     async def search_shard(
         self,
