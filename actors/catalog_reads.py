@@ -50,6 +50,9 @@ class ReplicaReads:
         # leased reads are: a copy running out under load would otherwise send every reader of
         # it to the replica at once.
         self._reads: dict[int, Coalescer[str, tuple[int, Product]]] = {}
+        # Replica index -> the furthest sequence number it answered with: a session read goes
+        # to one known to have caught up, rather than waiting on one that may not have.
+        self._seen: dict[int, int] = {}
 
     def _session(self, session: CatalogSession | None) -> CatalogSession | None:
         """The session to honour: only in ``session`` consistency."""
@@ -112,8 +115,10 @@ class ReplicaReads:
         self, shard: int
     ) -> Callable[[list[str]], Awaitable[dict[str, tuple[int, Product]]]]:
         async def fetch(ids: list[str]) -> dict[str, tuple[int, Product]]:
-            replica = self.directory.batched(REPLICAS, self._pick(shard))
+            index = self._pick(shard)
+            replica = self.directory.batched(REPLICAS, index)
             applied, found = await replica.call(CatalogReplicaApi.get_products, ids, 0, 0.0)
+            self._saw(index, applied)
             self._hold(applied, found)
             return {pid: (applied, product) for pid, product in found.items()}
 
@@ -124,10 +129,12 @@ class ReplicaReads:
     ) -> tuple[int, Product] | None:
         """The product from a replica that has applied ``need`` (waiting a little for one),
         or else from the shard."""
-        replica = self.directory.batched(REPLICAS, self._pick(shard))
+        index = self._pick(shard, need)
+        replica = self.directory.batched(REPLICAS, index)
         applied, found = await replica.call(
             CatalogReplicaApi.get_products, [product_id], need, SESSION_WAIT_S
         )
+        self._saw(index, applied)
         if applied < need:
             self._count("owner")
             owner = self.directory.batched(CATALOG, shard)
@@ -151,7 +158,8 @@ class ReplicaReads:
         """Shard ``shard``'s hits from one of its replicas fresh enough for ``session``."""
         session = self._session(session)
         need = session.needs(shard) if session is not None else 0
-        replica = self.directory.batched(REPLICAS, self._pick(shard))
+        index = self._pick(shard, need)
+        replica = self.directory.batched(REPLICAS, index)
         applied, hits = await replica.call(
             CatalogReplicaApi.search,
             query,
@@ -162,6 +170,7 @@ class ReplicaReads:
             need,
             SESSION_WAIT_S if need else 0.0,
         )
+        self._saw(index, applied)
         if applied < need:
             assert session is not None
             self._count("owner")
@@ -186,10 +195,20 @@ class ReplicaReads:
         seq, _ = await self.directory.batched(CATALOG, shard).call(CatalogShardApi.products_at, [])
         session.saw(shard, seq)
 
-    def _pick(self, shard: int) -> int:
-        """The next of the shard's replicas in turn, spreading reads over them."""
+    def _pick(self, shard: int, need: int = 0) -> int:
+        """The next of the shard's replicas in turn, spreading reads over them; with ``need``,
+        among those known to have applied that much (else the one known to be furthest)."""
         replicas = self.directory.replicas_of(shard)
+        if need:
+            caught = [r for r in replicas if self._seen.get(r, 0) >= need]
+            if not caught:
+                return max(replicas, key=lambda r: self._seen.get(r, 0))
+            replicas = caught
         return replicas[next(self._turn) % len(replicas)]
+
+    def _saw(self, replica: int, applied: int) -> None:
+        if applied > self._seen.get(replica, 0):
+            self._seen[replica] = applied
 
     def _count(self, outcome: str) -> None:
         if self.directory.settings.metrics:
