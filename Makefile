@@ -42,10 +42,11 @@ lint: setup  ## ruff, mypy and the import layers (lint-imports, pyproject.toml)
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
 
-bench: setup  ## the benchmarks: writer, checkouts (sync vs none), product writes under leases, HTTP endpoints vs health, event relay, the simulator (null target, client, HTTP)
+bench: setup  ## the benchmarks: writer, checkouts (sync vs none), product writes under leases, consistency modes and replicas, HTTP endpoints vs health, event relay, the simulator (null target, client, HTTP)
 	$(UV) run --frozen python -m marketplace.bench.writer
 	$(UV) run --frozen python -m marketplace.bench.checkout
 	$(UV) run --frozen python -m marketplace.bench.product_writes
+	$(UV) run --frozen python -m marketplace.bench.consistency
 	$(UV) run --frozen python -m marketplace.bench.gateway --rounds 3 --duration 6
 	$(UV) run --frozen python -m marketplace.bench.relay
 	$(UV) run --frozen python -m marketplace.bench.simulator

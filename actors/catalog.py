@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +25,7 @@ from marketplace.domain.catalog import (
     SortKey,
     product_event,
 )
+from marketplace.domain.change_log import Change, ChangeLog
 from marketplace.domain.errors import (
     Conflict,
     Forbidden,
@@ -56,6 +60,9 @@ class CatalogShard(ActorBase):
         self.write_keys: dict[str, store.WriteKeyUse] = {}
         self._sweeps = KeySweeps("product write keys")
         self.index_ = SearchIndex()
+        # What the read replicas apply (actors/catalog_replica.py); woken on every change.
+        self.changes = ChangeLog()
+        self._changed = asyncio.Event()
         super().__init__(settings, index, count)
         limit = self.settings.catalog_cache_size if self.store_first else None
         # product id -> the digest of the listing request whose Idempotency-Key made it
@@ -70,6 +77,7 @@ class CatalogShard(ActorBase):
         for product in loaded:
             self.products[product.id] = product
             self.index_.upsert(product)
+        self.changes.load(loaded)
         self.listing_fingerprints.update(fingerprints)
         self.write_keys.update(
             await store.load_write_keys(
@@ -184,6 +192,29 @@ class CatalogShard(ActorBase):
         """The products ``lessee`` must drop (``Lessees.next_invalidations``): a long poll."""
         return await self.lessees.next_invalidations(lessee, epoch, acked, wait_s)
 
+    async def changes_since(
+        self, seq: int, wait_s: float
+    ) -> tuple[int, list[Change], list[Product] | None]:
+        """What a replica that has applied up to ``seq`` lacks: ``(seq_now, changes, None)``,
+        the changes after ``seq`` in order, waiting up to ``wait_s`` for one (a long poll); or
+        ``(seq_now, [], products)``, every product, when the log no longer reaches back to
+        ``seq`` (a new or restarted replica, one far behind)."""
+        await self.loaded()
+        if seq == self.changes.seq:
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait_s)
+        since = self.changes.since(seq)
+        if since is None:
+            return self.changes.seq, [], list(self.products.values())
+        return self.changes.seq, since, None
+
+    async def products_at(self, product_ids: list[str]) -> tuple[int, dict[str, Product]]:
+        """``get_products`` with this shard's change sequence number as of the answer (what a
+        session token records: actors/catalog_replica.py)."""
+        found = await self.get_products(product_ids)
+        return self.changes.seq, found
+
     async def search(
         self,
         query: str,
@@ -279,14 +310,12 @@ class CatalogShard(ActorBase):
             # has it), or the key went with another product, maybe on another shard.
             current = taken.current
             if current is not None and current.version > self.products[product_id].version:
-                self.products[product_id] = current
-                self.index_.upsert(current)
+                self._keep(current)
             if taken.use.product_id == product_id:
                 self.write_keys[write_id] = taken.use
             return self._replayed(principal, product_id, fingerprint, taken.use)
         if updated is not None:
-            self.products[product_id] = updated
-            self.index_.upsert(updated)
+            self._keep(updated)
         self.write_keys[write_id] = use
         return result
 
@@ -359,8 +388,15 @@ class CatalogShard(ActorBase):
     ) -> None:
         event = product_event(product, event_type)
         await self.writer.write(store.saved(product, self.SOURCE, [event], changes))
+        self._keep(product)
+
+    def _keep(self, product: Product) -> None:
+        """Hold ``product`` as a change left it, and pass the change on to the replicas."""
         self.products[product.id] = product
         self.index_.upsert(product)
+        if self.changes.record(product, time.time()) is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
 
 
 def patch_of(patch: ProductPatch) -> Callable[[Product], Product | None]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from actors.carts import CartShardActor
 from actors.catalog import CatalogShardActor
+from actors.catalog_replica import CatalogReplicaActor
 from actors.cell import CellActor
 from actors.inbound import InboundConsumerActor
 from actors.inventory import InventoryPartitionActor
@@ -23,6 +24,7 @@ from actors.shipments import ShipmentCoordinatorActor
 
 ACTOR_CLASSES: Mapping[str, Any] = {
     "catalog": CatalogShardActor,
+    "replicas": CatalogReplicaActor,
     "inventory": InventoryPartitionActor,
     "carts": CartShardActor,
     "payments": PaymentProcessorActor,

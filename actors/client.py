@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actors.catalog_reads import ReplicaReads
 from actors.coalesce import Coalescer
 from actors.directory import (
     CARTS,
@@ -69,6 +70,7 @@ from marketplace.domain.inventory import StockItem
 from marketplace.domain.orders import Order, PlaceOrder, parse_place_order
 from marketplace.domain.payments import Payment
 from marketplace.domain.sellers import Dashboard
+from marketplace.domain.session_token import CatalogSession
 from marketplace.domain.shipments import Shipment, ShipmentStatus
 from marketplace.domain.users import Principal, Role, User
 from marketplace.store.snapshot import load_audit_data
@@ -88,6 +90,9 @@ class MarketplaceClient:
         # Products read under the catalog's lease (actors.product_reads); stock reads coalesced
         # per owning actor (actors.coalesce).
         self._products = LeasedProducts(directory)
+        # The gateway's product reads and searches, as the consistency setting asks
+        # (actors.catalog_reads); none of it is used in strong consistency or without replicas.
+        self._replicas = ReplicaReads(directory)
         self._stock_reads: dict[int, Coalescer[str, StockItem]] = {}
 
     def _reader(
@@ -123,8 +128,10 @@ class MarketplaceClient:
         *,
         product_id: str | None = None,
         idempotency_key: str | None = None,
+        session: CatalogSession | None = None,
     ) -> Product:
-        """List a product and stock it.
+        """List a product and stock it (``session``, the caller's catalog session, is raised
+        past the listing: see ``get_product``).
 
         With ``idempotency_key`` the product id is derived from (seller, key): a retry answers
         the product the first attempt made (and completes its initial stock), and the same key
@@ -153,12 +160,23 @@ class MarketplaceClient:
                 initial_stock,
                 f"initial:{product_id}",
             )
+        await self._replicas.written(product_id, session)
         return product
 
-    async def get_product(self, product_id: str) -> Product:
-        """A product by id (inactive ones too); NotFound otherwise."""
+    async def get_product(
+        self, product_id: str, *, session: CatalogSession | None = None
+    ) -> Product:
+        """A product by id (inactive ones too); NotFound otherwise.
+
+        Without ``session`` the read is strong (the shard, or a leased copy). With one, it is
+        as ``MARKETPLACE_CATALOG_CONSISTENCY`` says (``actors.catalog_reads``): a replica may
+        answer, and in ``session`` consistency ``session`` is read and raised to what was seen.
+        """
         _check_id(product_id, "prd", "product_id")
-        product = await self._products.get(product_id)
+        if session is not None and self._replicas.enabled:
+            product = await self._replicas.get(product_id, session)
+        else:
+            product = await self._products.get(product_id)
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return product
@@ -168,8 +186,17 @@ class MarketplaceClient:
         await self._products.close()
 
     def held_product(self, product_id: str) -> Product | None:
-        """The product if this process holds a leased copy of it (no call, never waits)."""
+        """The product if this process holds a copy a gateway read may answer (no call, never
+        waits): a leased copy; with replicas, in ``eventual`` a replica's copy still held, in
+        ``session`` none (each read must check and raise its token)."""
+        if self._replicas.enabled:
+            return self._replicas.held(product_id)
         return self._products.held(product_id)
+
+    def catalog_session(self, header: str | None) -> CatalogSession:
+        """The catalog session a request's ``X-Catalog-Session`` carries (``actors.catalog_reads``;
+        one the catalog did not issue counts as none)."""
+        return CatalogSession.from_header(header, self.directory.count(CATALOG))
 
     async def get_products(self, product_ids: list[str]) -> dict[str, Product]:
         """The known products among ``product_ids``."""
@@ -190,21 +217,33 @@ class MarketplaceClient:
         seller_id: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        session: CatalogSession | None = None,
     ) -> tuple[list[Product], str | None]:
-        """Scatter to every shard and merge the top ``limit``; returns (items, next_cursor)."""
+        """Scatter to every shard and merge the top ``limit``; returns (items, next_cursor).
+        With ``session``, a replica of each shard may answer, as for ``get_product``."""
         check_limit(limit)
         if len(query) > 200:
             raise InvalidInput("q is at most 200 characters", field="q")
         after = decode_cursor(cursor) if cursor else None
-        # Searches made in the same loop turn share one call per shard (actors.batching).
-        parts = await asyncio.gather(
-            *(
-                self.directory.batched(CATALOG, index).call(
-                    CatalogShardApi.search, query, category, seller_id, limit, after
+        shards = range(self.directory.count(CATALOG))
+        if session is not None and self._replicas.enabled:
+            reads = self._replicas
+            parts = await asyncio.gather(
+                *(
+                    reads.search_shard(index, session, query, category, seller_id, limit, after)
+                    for index in shards
                 )
-                for index in range(self.directory.count(CATALOG))
             )
-        )
+        else:
+            # Searches made in the same loop turn share one call per shard (actors.batching).
+            parts = await asyncio.gather(
+                *(
+                    self.directory.batched(CATALOG, index).call(
+                        CatalogShardApi.search, query, category, seller_id, limit, after
+                    )
+                    for index in shards
+                )
+            )
         hits = merge_hits(parts, limit)
         next_cursor = encode_cursor(hits[-1].sort_key) if len(hits) == limit else None
         return [hit.product for hit in hits], next_cursor
@@ -217,6 +256,7 @@ class MarketplaceClient:
         *,
         if_version: tuple[int, ...] | None = None,
         idempotency_key: str | None = None,
+        session: CatalogSession | None = None,
     ) -> Product:
         """Partial update by the owner (or an admin); with ``if_version``, only while the
         product is at one of those versions (``VersionMismatch`` otherwise: a lost update
@@ -226,14 +266,17 @@ class MarketplaceClient:
         answers the product as that write left it (same version), whatever ``if_version``
         says by then, and the key with another write (body, kind or product) raises
         ``IdempotencyKeyReused``. Updates, replacements and deactivations share the keys.
+        In ``session`` consistency ``session`` is raised past the write (read-your-writes).
         """
         _check_id(product_id, "prd", "product_id")
         fields = patch.model_dump(exclude_none=True)
         write_key = _write_key(idempotency_key, product_id, "update", fields)
         shard = self.directory.route(CATALOG, product_id)
-        return await shard.call(
+        product = await shard.call(
             CatalogShardApi.update_product, principal, product_id, patch, if_version, write_key
         )
+        await self._replicas.written(product_id, session)
+        return product
 
     async def replace_product(
         self,
@@ -243,15 +286,18 @@ class MarketplaceClient:
         *,
         if_version: tuple[int, ...] | None = None,
         idempotency_key: str | None = None,
+        session: CatalogSession | None = None,
     ) -> Product:
         """Full replacement by the owner (or an admin); ``if_version`` and
         ``idempotency_key`` as for updates."""
         _check_id(product_id, "prd", "product_id")
         write_key = _write_key(idempotency_key, product_id, "replace", draft.model_dump())
         shard = self.directory.route(CATALOG, product_id)
-        return await shard.call(
+        product = await shard.call(
             CatalogShardApi.replace_product, principal, product_id, draft, if_version, write_key
         )
+        await self._replicas.written(product_id, session)
+        return product
 
     async def deactivate_product(
         self,
@@ -260,15 +306,18 @@ class MarketplaceClient:
         *,
         if_version: tuple[int, ...] | None = None,
         idempotency_key: str | None = None,
+        session: CatalogSession | None = None,
     ) -> Product:
         """Withdraw a product from sale; ``if_version`` and ``idempotency_key`` as for
         updates."""
         _check_id(product_id, "prd", "product_id")
         write_key = _write_key(idempotency_key, product_id, "deactivate", {})
         shard = self.directory.route(CATALOG, product_id)
-        return await shard.call(
+        product = await shard.call(
             CatalogShardApi.deactivate_product, principal, product_id, if_version, write_key
         )
+        await self._replicas.written(product_id, session)
+        return product
 
     # -- stock -------------------------------------------------------------------------------
 

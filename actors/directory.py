@@ -30,6 +30,7 @@ from actors.faults import FAULTS
 from actors.protocols import (
     ActorApi,
     CartShardApi,
+    CatalogReplicaApi,
     CatalogShardApi,
     EventRelayApi,
     InboundConsumerApi,
@@ -84,6 +85,12 @@ ALL_KINDS: tuple[ActorKind[Any], ...] = (
 RELAY: ActorKind[EventRelayApi] = ActorKind("relay")
 INBOUND: ActorKind[InboundConsumerApi] = ActorKind("inbound")
 BRIDGE_KINDS: tuple[ActorKind[Any], ...] = (RELAY, INBOUND)
+# The catalog's read replicas (actors.catalog_replica): ``catalog_replicas`` per shard, replica
+# ``i`` following shard ``i // catalog_replicas``; actors of their own in either topology (no
+# cell hosts them), so they may sit on other nodes.
+REPLICAS: ActorKind[CatalogReplicaApi] = ActorKind(
+    "replicas", lambda s: s.catalog_shards * s.catalog_replicas
+)
 # The colocated topology's processes: ``cell-<i>`` hosts the roles of index i.
 CELL = "cell"
 # A cell takes this many concurrent Ray calls per role it hosts (Ray's default for one async
@@ -162,6 +169,15 @@ class Directory:
         """The RabbitMQ bridge's actors: none unless a broker is configured."""
         return BRIDGE_KINDS if self.settings.amqp_url else ()
 
+    def replica_names(self) -> list[str]:
+        """The catalog read replicas' names (each its own process); none by default."""
+        return self.names(REPLICAS)
+
+    def replicas_of(self, shard: int) -> list[int]:
+        """The indexes of the replicas that follow catalog shard ``shard``."""
+        per_shard = self.settings.catalog_replicas
+        return list(range(shard * per_shard, (shard + 1) * per_shard))
+
     def create_all(self, classes: Mapping[str, Any]) -> None:
         """Get-or-create every actor (blocking; call from a thread inside an event loop), each
         of the class ``classes`` names for its kind (``actors.classes.ACTOR_CLASSES``; the
@@ -185,7 +201,8 @@ class Directory:
                         classes[CELL], f"{CELL}-{index}", payload, index, cells, concurrency
                     )
                 )
-        kinds = self.bridge_kinds() if self.colocated else (*ALL_KINDS, *self.bridge_kinds())
+        own = (REPLICAS, *self.bridge_kinds())  # no replica is made when there are none
+        kinds = own if self.colocated else (*ALL_KINDS, *own)
         for kind in kinds:
             count = self.count(kind)
             for index, name in enumerate(self.names(kind)):
@@ -219,7 +236,7 @@ class Directory:
         """Kill every actor for good (they are detached, so nothing else will): the bridge,
         then the roles' processes."""
         bridge = [name for kind in BRIDGE_KINDS for name in self.names(kind)]
-        for name in [*bridge, *self.hosts()]:
+        for name in [*bridge, *self.replica_names(), *self.hosts()]:
             try:
                 handle = ray.get_actor(name, namespace=self.settings.namespace)
             except ValueError:

@@ -121,6 +121,25 @@ ACTOR_RESTARTS = Gauge(
     "process's last value may linger a while, then sum by kind",
     tag_keys=("marketplace", "kind", "actor"),
 )
+REPLICATION_LAG_SECONDS = Histogram(
+    "marketplace_replication_lag_seconds",
+    "Time from a catalog shard's change to its being applied by a read replica, by replica "
+    "(replicas-<i>; MARKETPLACE_REPLICATION_DELAY_MS widens it)",
+    boundaries=LATENCY_BOUNDARIES,
+    tag_keys=("marketplace", "replica"),
+)
+STALE_READS = Counter(
+    "marketplace_stale_reads",
+    "Products a catalog replica served while it held a newer change of them not yet applied "
+    "(an older version than the shard had answered when the read arrived)",
+    tag_keys=("marketplace",),
+)
+SESSION_READS = Counter(
+    "marketplace_session_reads",
+    "Catalog reads carrying a session token, by outcome: replica (a replica had caught up, "
+    "maybe after a short wait), owner (none had: the shard answered)",
+    tag_keys=("marketplace", "outcome"),
+)
 
 METRICS = (
     CALLS_IN_FLIGHT,
@@ -134,6 +153,9 @@ METRICS = (
     ORDER_COUNTERS,
     EVENT_RELAY,
     ACTOR_RESTARTS,
+    REPLICATION_LAG_SECONDS,
+    STALE_READS,
+    SESSION_READS,
 )
 
 # Methods of an actor class that are not calls from others: start-up hooks (and, in
@@ -199,6 +221,16 @@ class ActorMetrics:
             if isinstance(value, bool | int | float):
                 EVENT_RELAY.set(float(value), {"marketplace": self.namespace, "measure": name})
 
+    def replicated(self, replica: str, lags: list[float]) -> None:
+        """A replica applied changes this many seconds after its shard made each."""
+        tags = {"marketplace": self.namespace, "replica": replica}
+        for lag in lags:
+            REPLICATION_LAG_SECONDS.observe(lag, tags)
+
+    def stale_reads(self, count: int) -> None:
+        """A replica served ``count`` products it knew a newer change of."""
+        STALE_READS.inc(count, {"marketplace": self.namespace})
+
 
 class NoMetrics(ActorMetrics):
     """What an actor records with ``MARKETPLACE_METRICS=false``: nothing (calls are still
@@ -228,6 +260,12 @@ class NoMetrics(ActorMetrics):
     def relay(self, stats: Mapping[str, object]) -> None:
         pass
 
+    def replicated(self, replica: str, lags: list[float]) -> None:
+        pass
+
+    def stale_reads(self, count: int) -> None:
+        pass
+
 
 def actor_metrics(namespace: str, kind: str, enabled: bool) -> ActorMetrics:
     """An actor's recording: real, or ``NoMetrics`` when metrics are off."""
@@ -239,6 +277,11 @@ def batch_sent(namespace: str, kind: str, over_ray: bool, calls: int) -> None:
     tags = {"marketplace": namespace, "kind": kind}
     BATCHES.inc(1, {**tags, "via": "ray" if over_ray else "process"})
     BATCHED_CALLS.inc(calls, tags)
+
+
+def session_read(namespace: str, outcome: str) -> None:
+    """A catalog read carrying a session token ended so (``SESSION_READS``)."""
+    SESSION_READS.inc(1, {"marketplace": namespace, "outcome": outcome})
 
 
 def timed_calls(cls: type) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from actors.batching import Call
 from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product, ProductDraft, ProductPatch, SearchHit, SortKey
+from marketplace.domain.change_log import Change
 from marketplace.domain.inventory import ReserveOutcome, StockItem
 from marketplace.domain.orders import Order, OrderLine, PlaceOrder
 from marketplace.domain.payments import Payment
@@ -123,6 +124,17 @@ class CatalogShardApi(ActorApi, Protocol):
         ``seq`` of ``epoch`` it last applied; waits up to ``wait_s`` for some."""
         ...
 
+    async def changes_since(
+        self, seq: int, wait_s: float
+    ) -> tuple[int, list[Change], list[Product] | None]:
+        """What a replica at ``seq`` lacks: ``(seq_now, changes, None)``, waiting up to
+        ``wait_s`` for a change, or ``(seq_now, [], every product)`` when it needs a snapshot."""
+        ...
+
+    async def products_at(self, product_ids: list[str]) -> tuple[int, dict[str, Product]]:
+        """The known products among ``product_ids`` and the shard's change sequence number."""
+        ...
+
     async def search(
         self,
         query: str,
@@ -136,6 +148,35 @@ class CatalogShardApi(ActorApi, Protocol):
 
     async def snapshot(self) -> list[Product]:
         """Every product of the shard."""
+        ...
+
+
+class CatalogReplicaApi(ActorApi, Protocol):
+    """``actors.catalog_replica.CatalogReplica``: a read replica of one catalog shard."""
+
+    async def get_products(
+        self, product_ids: list[str], min_seq: int, wait_s: float
+    ) -> tuple[int, dict[str, Product]]:
+        """The known products among ``product_ids`` and the shard sequence number applied,
+        waiting up to ``wait_s`` for it to reach ``min_seq`` (answering anyway after)."""
+        ...
+
+    async def search(
+        self,
+        query: str,
+        category: str | None,
+        seller_id: str | None,
+        limit: int,
+        after: SortKey | None,
+        min_seq: int,
+        wait_s: float,
+    ) -> tuple[int, list[SearchHit]]:
+        """The shard's best ``limit`` hits as applied here, with the sequence number applied
+        (``min_seq`` and ``wait_s`` as for ``get_products``)."""
+        ...
+
+    async def stats(self) -> dict[str, float]:
+        """How far this replica is (``applied``, ``known``) and what it served stale."""
         ...
 
 

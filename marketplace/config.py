@@ -48,6 +48,15 @@ class Topology(StrEnum):
     COLOCATED = "colocated"  # one Ray actor ("cell") per partition index hosts every role
 
 
+class Consistency(StrEnum):
+    """What a product read or search may answer when the catalog has read replicas
+    (``actors/README.md``, "Catalog replicas and consistency")."""
+
+    STRONG = "strong"  # never older than a write answered before the read began
+    SESSION = "session"  # read-your-writes and monotonic reads per client, by a session token
+    EVENTUAL = "eventual"  # any replica: older by the replication lag at most
+
+
 class Settings(BaseSettings):
     """Every knob of the runtime. Counts of each actor kind decide the sharding."""
 
@@ -134,6 +143,26 @@ class Settings(BaseSettings):
         description="how long a client may answer product reads from its own copy; product "
         "writes answer once every holder has dropped its copy, or this much later at most, so a "
         "read that starts after a write's answer sees it (0: every read asks the catalog shard)",
+    )
+    catalog_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="read replicas per catalog shard, each a Ray actor of its own fed by the "
+        "shard's change stream; 0 creates none and every read goes to the shards",
+    )
+    catalog_consistency: Consistency = Field(
+        default=Consistency.STRONG,
+        description="strong: product reads and searches go to the shards (leased copies); "
+        "session: read-your-writes and monotonic reads per client carrying the session token; "
+        "eventual: any replica answers (with no replicas every mode reads the shards)",
+    )
+    replication_delay_ms: float = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        description="a replica applies each change only this long after its shard made it: "
+        "widens the replication lag so that one machine shows stale reads",
     )
     inventory_partitions: int = Field(default=1, ge=1, le=256)
     inventory_cache_size: int = Field(

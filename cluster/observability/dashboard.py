@@ -28,8 +28,11 @@ from cluster.observability.metric_names import (
     ORDER_COUNTERS,
     ORDERS,
     RAY_ACTORS,
+    REPLICATION_LAG,
     SAGA_STEP_LATENCY,
     SERVE_REPLICAS_HEALTHY,
+    SESSION_READS,
+    STALE_READS,
     WRITER_CHANGES,
     WRITER_COMMIT_LATENCY,
 )
@@ -269,6 +272,36 @@ ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
                 "1 while the relay holds a RabbitMQ connection.",
                 "short",
                 (f'max({EVENT_RELAY}{{measure="connected"}})', "connected"),
+            ),
+        ),
+    ),
+    (
+        "Catalog replicas",
+        (
+            _panel(
+                "Replication lag by replica",
+                "p99 time from a catalog shard's change to a read replica applying it "
+                "(MARKETPLACE_REPLICATION_DELAY_MS adds to it).",
+                "s",
+                (
+                    f"histogram_quantile(0.99, sum by (replica, le) "
+                    f"(rate({REPLICATION_LAG.bucket}[{RATE}])))",
+                    "{{replica}}",
+                ),
+            ),
+            _panel(
+                "Stale reads served",
+                "Products per second a replica served while it held a newer change of them "
+                "(eventual and session reads without a token).",
+                "ops",
+                (f"sum(rate({STALE_READS}[{RATE}]))", "stale"),
+            ),
+            _panel(
+                "Session reads by outcome",
+                "Reads carrying a session token: answered by a replica that had caught up, or "
+                "by the shard when none had.",
+                "ops",
+                (f"sum by (outcome) (rate({SESSION_READS}[{RATE}]))", "{{outcome}}"),
             ),
         ),
     ),

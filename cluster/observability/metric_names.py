@@ -93,6 +93,12 @@ ORDER_COUNTERS = _app("marketplace_order_counters", Kind.GAUGE)
 EVENT_RELAY = _app("marketplace_event_relay", Kind.GAUGE)
 # Restarts of each actor's process, labels kind and actor (kind-index): max per actor.
 ACTOR_RESTARTS = _app("marketplace_actor_restarts", Kind.GAUGE)
+# Catalog read replicas: lag from a shard's change to a replica applying it, label replica;
+# products served while a newer change waited at the replica; session reads by outcome
+# (replica, owner).
+REPLICATION_LAG = _app("marketplace_replication_lag_seconds", Kind.HISTOGRAM)
+STALE_READS = _app("marketplace_stale_reads_total", Kind.COUNTER)
+SESSION_READS = _app("marketplace_session_reads_total", Kind.COUNTER)
 
 # Ray: actors by State (ALIVE, RESTARTING, DEAD, ...), Name (the class) and Source ("gcs"
 # counts every actor once; "executor" counts the live ones per node). RAY_METRIC_CARDINALITY_LEVEL
@@ -122,6 +128,9 @@ APP_METRICS: tuple[Metric, ...] = (
     ORDER_COUNTERS,
     EVENT_RELAY,
     ACTOR_RESTARTS,
+    REPLICATION_LAG,
+    STALE_READS,
+    SESSION_READS,
 )
 ALL_METRICS: tuple[Metric, ...] = (*APP_METRICS, RAY_ACTORS, SERVE_REPLICAS_HEALTHY, POD_RESTARTS)
 

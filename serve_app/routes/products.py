@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from marketplace.domain.catalog import parse_draft, parse_patch
 from marketplace.domain.inventory import StockItem
 from marketplace.domain.users import Role
+from serve_app.catalog_session import SESSION_ANSWER, Session, answer_session
 from serve_app.deps import Caller, Client, IdempotencyKey, MaybeCaller, require
 from serve_app.etags import IfMatch, etag
 from serve_app.hot_reads import PRODUCT_ROUTE
@@ -38,25 +39,34 @@ def _stock_out(item: StockItem) -> StockOut:
 
 # First of its router: Starlette tries routes in order, and this is the hottest one (those the
 # replica holds a copy of are answered before routing, by serve_app/hot_reads.py).
-@router.get(PRODUCT_ROUTE, response_model=ProductOut)
-async def get_product(product_id: str, client: Client) -> Response:
-    """One product (public)."""
-    product = await client.get_product(product_id)
+@router.get(PRODUCT_ROUTE, response_model=ProductOut, responses={200: {"headers": SESSION_ANSWER}})
+async def get_product(product_id: str, client: Client, session: Session) -> Response:
+    """One product (public), as fresh as the catalog's consistency mode promises
+    (`X-Catalog-Session` in `session` consistency)."""
+    product = await client.get_product(product_id, session=session)
     # The hottest read: serialized once per product version, not re-validated by FastAPI.
-    return Response(
+    response = Response(
         product_json(product),
         media_type="application/json",
         headers={"ETag": etag(product.version)},
     )
+    answer_session(response, session)
+    return response
 
 
-@router.post("/v1/products", status_code=201, response_model=ProductOut)
+@router.post(
+    "/v1/products",
+    status_code=201,
+    response_model=ProductOut,
+    responses={201: {"headers": SESSION_ANSWER}},
+)
 async def create_product(
     body: ProductCreate,
     caller: Caller,
     client: Client,
     idempotency: IdempotencyKey,
     response: Response,
+    session: Session,
 ) -> ProductOut:
     """List a product with its initial stock (sellers). With an Idempotency-Key the listing
     is made once: a repeat answers the same product, a repeat with another body 422."""
@@ -66,32 +76,43 @@ async def create_product(
     # ("  " as a name): parse_draft answers InvalidInput (422), not a ValidationError (500).
     draft = parse_draft(body.model_dump(exclude={"initial_stock"}))
     product = await client.create_product(
-        caller, draft, body.initial_stock, idempotency_key=idempotency_key
+        caller, draft, body.initial_stock, idempotency_key=idempotency_key, session=session
     )
     response.headers["ETag"] = etag(product.version)
+    answer_session(response, session)
     return ProductOut.model_validate(product.model_dump())
 
 
-@router.get("/v1/products", response_model=ProductPage)
+@router.get(
+    "/v1/products", response_model=ProductPage, responses={200: {"headers": SESSION_ANSWER}}
+)
 async def search(
     client: Client,
+    session: Session,
+    response: Response,
     q: Annotated[str, Query(max_length=200)] = "",
     category: Annotated[str | None, Query(max_length=100)] = None,
     seller_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ProductPage:
-    """Search active products by words, category and seller; paginated by cursor."""
+    """Search active products by words, category and seller; paginated by cursor; as fresh
+    as a product read (`X-Catalog-Session` in `session` consistency)."""
     items, next_cursor = await client.search(
-        q, category=category, seller_id=seller_id, limit=limit, cursor=cursor
+        q, category=category, seller_id=seller_id, limit=limit, cursor=cursor, session=session
     )
+    answer_session(response, session)
     return ProductPage(
         items=[ProductOut.model_validate(p.model_dump()) for p in items],
         next_cursor=next_cursor,
     )
 
 
-@router.patch("/v1/products/{product_id}", response_model=ProductOut)
+@router.patch(
+    "/v1/products/{product_id}",
+    response_model=ProductOut,
+    responses={200: {"headers": SESSION_ANSWER}},
+)
 async def patch_product(
     product_id: str,
     body: ProductPatchIn,
@@ -100,6 +121,7 @@ async def patch_product(
     if_version: IfMatch,
     idempotency: IdempotencyKey,
     response: Response,
+    session: Session,
 ) -> ProductOut:
     """Change some fields (owner or admin); bumps the version. With `If-Match`, only from
     the versions it names (412 `version_mismatch` otherwise, nothing changed).
@@ -113,13 +135,23 @@ async def patch_product(
     idempotency_key = idempotency.optional()
     patch = parse_patch(body.model_dump(exclude_none=True))
     product = await client.update_product(
-        caller, product_id, patch, if_version=if_version, idempotency_key=idempotency_key
+        caller,
+        product_id,
+        patch,
+        if_version=if_version,
+        idempotency_key=idempotency_key,
+        session=session,
     )
     response.headers["ETag"] = etag(product.version)
+    answer_session(response, session)
     return ProductOut.model_validate(product.model_dump())
 
 
-@router.put("/v1/products/{product_id}", response_model=ProductOut)
+@router.put(
+    "/v1/products/{product_id}",
+    response_model=ProductOut,
+    responses={200: {"headers": SESSION_ANSWER}},
+)
 async def replace_product(
     product_id: str,
     body: ProductReplace,
@@ -128,6 +160,7 @@ async def replace_product(
     if_version: IfMatch,
     idempotency: IdempotencyKey,
     response: Response,
+    session: Session,
 ) -> ProductOut:
     """Replace every field (owner or admin); bumps the version. `If-Match` and
     `Idempotency-Key` as for PATCH."""
@@ -138,12 +171,18 @@ async def replace_product(
         parse_draft(body.model_dump()),
         if_version=if_version,
         idempotency_key=idempotency_key,
+        session=session,
     )
     response.headers["ETag"] = etag(product.version)
+    answer_session(response, session)
     return ProductOut.model_validate(product.model_dump())
 
 
-@router.delete("/v1/products/{product_id}", response_model=ProductOut)
+@router.delete(
+    "/v1/products/{product_id}",
+    response_model=ProductOut,
+    responses={200: {"headers": SESSION_ANSWER}},
+)
 async def deactivate_product(
     product_id: str,
     caller: Caller,
@@ -151,14 +190,20 @@ async def deactivate_product(
     if_version: IfMatch,
     idempotency: IdempotencyKey,
     response: Response,
+    session: Session,
 ) -> ProductOut:
     """Withdraw from sale (owner or admin); bumps the version. `If-Match` and
     `Idempotency-Key` as for PATCH."""
     idempotency_key = idempotency.optional()
     product = await client.deactivate_product(
-        caller, product_id, if_version=if_version, idempotency_key=idempotency_key
+        caller,
+        product_id,
+        if_version=if_version,
+        idempotency_key=idempotency_key,
+        session=session,
     )
     response.headers["ETag"] = etag(product.version)
+    answer_session(response, session)
     return ProductOut.model_validate(product.model_dump())
 
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from actors.client import MarketplaceClient
 from marketplace.config import Settings
 from marketplace.domain.catalog import Product, ProductDraft
+from marketplace.domain.session_token import CatalogSession
 from marketplace.domain.users import Principal, Role, User
 from serve_app.gateway import build_api
 from serve_app.metrics import GatewayMetrics
@@ -41,13 +42,25 @@ ORDER = {
 
 
 class FakeClient:
-    """Records the keys products are listed with; holds nothing."""
+    """Records the keys products are listed with and the catalog sessions reads and listings
+    carry; holds nothing. Its catalog has two shards, and a read raises shard 0 to seq 7."""
 
     def __init__(self) -> None:
         self.keys: list[str | None] = []
+        self.sessions: list[dict[int, int]] = []
 
     def held_product(self, product_id: str) -> Product | None:
         return None
+
+    def catalog_session(self, header: str | None) -> CatalogSession:
+        return CatalogSession.from_header(header, shards=2)
+
+    async def get_product(self, product_id: str, *, session: CatalogSession) -> Product:
+        self.sessions.append(dict(session.token))
+        session.saw(0, 7)
+        return Product(
+            id=product_id, seller_id="usr_s", description="", version=3, active=True, **PRODUCT
+        )
 
     async def create_product(
         self,
@@ -56,6 +69,7 @@ class FakeClient:
         initial_stock: int = 0,
         *,
         idempotency_key: str | None = None,
+        session: CatalogSession | None = None,
     ) -> Product:
         self.keys.append(idempotency_key)
         return Product(
@@ -255,3 +269,40 @@ def test_the_client_address_trusts_only_the_configured_proxies(
     from serve_app.deps import client_address
 
     assert client_address(_request(hops, forwarded)) == address
+
+
+def test_a_product_read_passes_the_session_on_and_answers_it_raised(
+    http: TestClient, fake: FakeClient
+) -> None:
+    reply = http.get("/v1/products/prd_1", headers={"X-Catalog-Session": "s1.1-4"})
+    assert reply.status_code == 200, reply.text
+    assert fake.sessions == [{1: 4}]
+    assert reply.headers["X-Catalog-Session"] == "s1.0-7.1-4"
+    assert reply.headers["ETag"] == '"3"'
+
+
+@pytest.mark.parametrize("value", ["nonsense", "s1.5-1", "s1.0-1-2", "s1." + "0-1." * 3000])
+def test_an_unreadable_session_header_counts_as_none(
+    http: TestClient, fake: FakeClient, value: str
+) -> None:
+    reply = http.get("/v1/products/prd_1", headers={"X-Catalog-Session": value})
+    assert reply.status_code == 200, reply.text
+    assert fake.sessions == [{}]
+    assert reply.headers["X-Catalog-Session"] == "s1.0-7"
+
+
+def test_the_openapi_documents_the_session_header_with_an_example(http: TestClient) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    read = paths["/v1/products/{product_id}"]["get"]
+    (sent,) = [p for p in read["parameters"] if p["name"] == "X-Catalog-Session"]
+    assert sent["in"] == "header" and not sent["required"]
+    for path, method, status in [
+        ("/v1/products/{product_id}", "get", "200"),
+        ("/v1/products", "get", "200"),
+        ("/v1/products", "post", "201"),
+        ("/v1/products/{product_id}", "patch", "200"),
+        ("/v1/products/{product_id}", "put", "200"),
+        ("/v1/products/{product_id}", "delete", "200"),
+    ]:
+        answered = paths[path][method]["responses"][status]["headers"]["X-Catalog-Session"]
+        assert answered["schema"]["example"].startswith("s1.")
