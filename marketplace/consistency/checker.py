@@ -22,10 +22,12 @@ Anomaly kinds (a read may show under several):
   when a product has more unexplained versions than such writes, every read of them counts.
 - ``future_read``: a read returned a version whose only writes were invoked after the read
   completed.
-- ``not_converged`` (eventual): after the product's last write completed, the last read of each
-  reader (each replica where reads name one, else each client) did not all return one version,
-  or returned one that is not the newest: the newest acknowledged version, or a newer one an
-  unknown-outcome write may have made.
+- ``not_converged`` (eventual): the final reads of a written product (its last read, and the
+  last read from each replica where reads name one, among reads invoked after its last write
+  completed) did not all return one version, or returned one that is not the newest: the
+  newest acknowledged version (the initial one when none was), or a newer one an
+  unknown-outcome write may have made. A client's stale read followed by others' fresh ones
+  is no final state: it delays convergence (below).
 - ``slow_convergence`` (eventual): converged, but later than ``lag_s + bound_s`` after the last
   write completed. The convergence time is an upper bound: the completion of the last read,
   invoked after the last write completed, that returned another version (0 when none did).
@@ -120,9 +122,9 @@ class Convergence:
     """How one written product converged after its last write (eventual mode).
 
     ``settled_at`` is when its last write (acknowledged or unknown) completed; ``version`` the
-    version every reader's last read agreed on (``None``: they did not agree, or nobody read);
-    ``lag_s`` the time from ``settled_at`` to convergence (an upper bound); ``readers`` how many
-    readers' last reads were compared.
+    version the final reads agreed on (``None``: they did not agree, or nobody read); ``lag_s``
+    the time from ``settled_at`` to convergence (an upper bound); ``readers`` how many readers
+    (replicas where named, else clients) read it after ``settled_at``.
     """
 
     product_id: str
@@ -417,10 +419,7 @@ def _converge(
         )
 
     after = [r for r in reads if r.invoke > settled]
-    last: dict[str, Operation] = {}
-    for read in after:  # sorted by invoke: the last one wins
-        last[read.replica if read.replica is not None else read.client] = read
-    if not last:
+    if not after:
         if require_final_reads:
             findings.add(
                 AnomalyKind.NO_FINAL_READ,
@@ -429,18 +428,25 @@ def _converge(
                 f"nobody read {product_id} after its last write completed at {settled:.6f}",
             )
         return Convergence(product_id, settled, None, None, 0, not require_final_reads)
+    readers = len({r.replica if r.replica is not None else r.client for r in after})
+    # The final state: the product's last read, and each named replica's last read. A client's
+    # own last read is no final state: a stale read it made early only delays convergence.
+    last = {"": after[-1]}  # sorted by invoke: the last one wins
+    for read in after:
+        if read.replica is not None:
+            last[read.replica] = read
     finals = {r.version for r in last.values()}
     agreed = next(iter(finals)) if len(finals) == 1 else None
     if agreed is None or not acceptable(agreed):
-        odd = next(r for r in last.values() if r.version != newest)
+        odd = next((r for r in last.values() if r.version != newest), after[-1])
         findings.add(
             AnomalyKind.NOT_CONVERGED,
             odd,
             newest,
-            f"last reads per reader returned versions {sorted(v for v in finals if v is not None)}"
+            f"final reads returned versions {sorted(v for v in finals if v is not None)}"
             f" after the last write completed at {settled:.6f}",
         )
-        return Convergence(product_id, settled, None, None, len(last), False)
+        return Convergence(product_id, settled, None, None, readers, False)
     behind = [r.complete for r in after if r.version != agreed]
     lag = max(max(behind, default=settled) - settled, 0.0)
     within = lag <= bound
@@ -452,4 +458,4 @@ def _converge(
             agreed,
             f"still behind {lag:.3f} s after the last write (bound {bound:.3f} s)",
         )
-    return Convergence(product_id, settled, agreed, lag, len(last), within)
+    return Convergence(product_id, settled, agreed, lag, readers, within)

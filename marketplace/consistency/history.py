@@ -183,19 +183,29 @@ class History:
         return self._close(pending, Outcome.UNKNOWN, version, None)
 
     @contextmanager
-    def recording(self, client: str, kind: Kind | str, product_id: str) -> Iterator[Call]:
+    def recording(
+        self,
+        client: str,
+        kind: Kind | str,
+        product_id: str,
+        *,
+        refused: Callable[[BaseException], bool] | None = None,
+    ) -> Iterator[Call]:
         """Record the operation the block performs (also usable inside coroutines)::
 
-        with history.recording("buyer-1", "read", pid) as call:
-            call.version = (await client.get_product(pid)).version
+            with history.recording("buyer-1", "read", pid) as call:
+                call.version = (await client.get_product(pid)).version
+
+        An exception leaving the block records ``unknown`` (the request may have been
+        applied) unless ``refused(exc)`` says it surely was not: then ``failed``.
         """
         pending = self.invoke(client, kind, product_id)
         call = Call()
         try:
             yield call
-        except BaseException:
-            # An exception leaves the outcome open: the request may have been applied.
-            self._close(pending, Outcome.FAILED if call.refused else Outcome.UNKNOWN, None, None)
+        except BaseException as exc:
+            surely_not = call.refused or (refused is not None and refused(exc))
+            self._close(pending, Outcome.FAILED if surely_not else Outcome.UNKNOWN, None, None)
             raise
         if call.refused:
             self.fail(pending)

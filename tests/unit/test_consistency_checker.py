@@ -450,16 +450,32 @@ def test_convergence_must_come_within_lag_plus_bound(lag_s: float, ok: bool) -> 
         assert result.violations == {AnomalyKind.SLOW_CONVERGENCE: 1}
 
 
-def test_readers_without_a_replica_are_compared_by_client() -> None:
+def test_without_replicas_the_last_read_is_the_final_state() -> None:
     ops = Ops()
-    history = [
+    write = ops.write("seller", 0.0, 1.0, 2)
+    early_stale = ops.read("b2", 2.0, 2.5, 1)
+    fresh = ops.read("b1", 3.0, 3.1, 2)
+    # b2 never reads again: its stale read delays convergence to 2.5, it does not deny it.
+    converged = check(history_of(write, early_stale, fresh), "eventual", lag_s=1.0)
+    assert converged.ok, str(converged)
+    assert converged.convergence[0].lag_s == pytest.approx(1.5)
+    assert converged.convergence[0].readers == 2
+    late_stale = ops.read("b2", 4.0, 4.1, 1)
+    stuck = check(history_of(write, fresh, late_stale), "eventual")
+    assert stuck.violations == {AnomalyKind.NOT_CONVERGED: 1}
+    assert stuck.examples[AnomalyKind.NOT_CONVERGED][0].client == "b2"
+
+
+def test_a_named_replica_left_behind_is_not_converged_whoever_read_last() -> None:
+    ops = Ops()
+    history = history_of(
         ops.write("seller", 0.0, 1.0, 2),
-        ops.read("b1", 2.0, 2.1, 2),
-        ops.read("b2", 2.0, 2.1, 1),
-    ]
-    assert check(history, "eventual", initial_version=1).violations == {
-        AnomalyKind.NOT_CONVERGED: 1
-    }
+        ops.read("b1", 2.0, 2.1, 1, replica="r2"),
+        ops.read("b1", 3.0, 3.1, 2, replica="r1"),
+    )
+    result = check(history, "eventual")
+    assert result.violations == {AnomalyKind.NOT_CONVERGED: 1}
+    assert result.examples[AnomalyKind.NOT_CONVERGED][0].seen == 1
 
 
 @pytest.mark.parametrize("final", [2, 3])

@@ -63,12 +63,19 @@ def test_recording_block_records_ok_refused_and_exceptions() -> None:
         raise TimeoutError
     with history.recording("c1", Kind.WRITE, "p1"):
         pass  # no version learnt: the write may have happened
+
+    def refusal(exc: BaseException) -> bool:
+        return isinstance(exc, ValueError)
+
+    with pytest.raises(ValueError), history.recording("c1", "write", "p1", refused=refusal):
+        raise ValueError("a refusal changes nothing")
     outcomes = [(o.outcome, o.version, o.replica) for o in history.operations()]
     assert outcomes == [
         (Outcome.OK, 4, "replica-2"),
         (Outcome.FAILED, None, None),
         (Outcome.UNKNOWN, None, None),
         (Outcome.UNKNOWN, None, None),
+        (Outcome.FAILED, None, None),
     ]
 
 
