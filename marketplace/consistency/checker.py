@@ -22,6 +22,11 @@ Anomaly kinds (a read may show under several):
   when a product has more unexplained versions than such writes, every read of them counts.
 - ``future_read``: a read returned a version whose only writes were invoked after the read
   completed.
+- ``lost_write``: a write was acknowledged with a version no newer than that of a write of the
+  same product acknowledged before it was invoked: versions only grow, so an acknowledged
+  write was forgotten (a restart that lost it) or overwritten from an older state. A retry
+  under the same idempotency key, answered with the same version, must be recorded as one
+  operation.
 - ``not_converged`` (eventual): the final reads of a written product (its last read, and the
   last read from each replica where reads name one, among reads invoked after its last write
   completed) did not all return one version, or returned one that is not the newest: the
@@ -34,10 +39,10 @@ Anomaly kinds (a read may show under several):
 - ``no_final_read`` (eventual, with ``require_final_reads``): a written product no read looked
   at after its last write completed, so its convergence is not shown.
 
-Which kinds break which mode: strong, every read kind (and, as strong implies session, the
-session kinds are reported too); session, ``read_your_writes``, ``monotonic_reads``,
-``phantom_read``, ``future_read``; eventual, ``not_converged``, ``slow_convergence``,
-``no_final_read``, ``phantom_read``, ``future_read``. Kinds a mode does not promise against are
+Which kinds break which mode: ``phantom_read``, ``future_read`` and ``lost_write`` break every
+mode; strong, also ``stale_read`` and (as strong implies session, they are reported too)
+``read_your_writes`` and ``monotonic_reads``; session, those two; eventual, ``not_converged``,
+``slow_convergence`` and ``no_final_read``. Kinds a mode does not promise against are
 still counted, as information (``CheckResult.informative``): eventual's stale reads, say.
 
 Per product the work is sorting by time and binary search over prefix maxima: O(n log n).
@@ -74,22 +79,24 @@ class AnomalyKind(StrEnum):
     MONOTONIC_READS = "monotonic_reads"
     PHANTOM_READ = "phantom_read"
     FUTURE_READ = "future_read"
+    LOST_WRITE = "lost_write"
     NOT_CONVERGED = "not_converged"
     SLOW_CONVERGENCE = "slow_convergence"
     NO_FINAL_READ = "no_final_read"
 
 
-STALE, RYW, MONOTONIC = (
+STALE, RYW, MONOTONIC, LOST = (
     AnomalyKind.STALE_READ,
     AnomalyKind.READ_YOUR_WRITES,
     AnomalyKind.MONOTONIC_READS,
+    AnomalyKind.LOST_WRITE,
 )
-_READ_KINDS = frozenset({AnomalyKind.PHANTOM_READ, AnomalyKind.FUTURE_READ})
+_EVERY_MODE = frozenset({AnomalyKind.PHANTOM_READ, AnomalyKind.FUTURE_READ, AnomalyKind.LOST_WRITE})
 _SESSION_KINDS = frozenset({AnomalyKind.READ_YOUR_WRITES, AnomalyKind.MONOTONIC_READS})
 VIOLATIONS: Mapping[Mode, frozenset[AnomalyKind]] = {
-    Mode.STRONG: _READ_KINDS | _SESSION_KINDS | {AnomalyKind.STALE_READ},
-    Mode.SESSION: _READ_KINDS | _SESSION_KINDS,
-    Mode.EVENTUAL: _READ_KINDS
+    Mode.STRONG: _EVERY_MODE | _SESSION_KINDS | {AnomalyKind.STALE_READ},
+    Mode.SESSION: _EVERY_MODE | _SESSION_KINDS,
+    Mode.EVENTUAL: _EVERY_MODE
     | {AnomalyKind.NOT_CONVERGED, AnomalyKind.SLOW_CONVERGENCE, AnomalyKind.NO_FINAL_READ},
 }
 
@@ -111,9 +118,10 @@ class Anomaly:
     def __str__(self) -> str:
         seen = "-" if self.seen is None else str(self.seen)
         expected = "-" if self.expected is None else str(self.expected)
+        verb = "made" if self.kind is AnomalyKind.LOST_WRITE else "saw"
         return (
             f"{self.client} on {self.product_id} [{self.invoke:.6f}, {self.complete:.6f}]: "
-            f"saw version {seen}, expected {expected}: {self.cause}"
+            f"{verb} version {seen}, expected {expected}: {self.cause}"
         )
 
 
@@ -315,7 +323,8 @@ def check(
 
 
 def _check_order(reads: list[Operation], writes: list[Operation], findings: _Findings) -> None:
-    """Stale reads against everyone, and the session guarantees against the reader's own."""
+    """Stale reads and lost writes against everyone, and the session guarantees against the
+    reader's own."""
     acked = [w for w in writes if w.outcome is Outcome.OK and w.version is not None]
     everyone_writes = _Frontier(acked)
     everyone_reads = _Frontier(reads)
@@ -331,6 +340,8 @@ def _check_order(reads: list[Operation], writes: list[Operation], findings: _Fin
         for read in own:
             _behind(findings, RYW, read, own_writes, "own write acknowledged")
             _behind(findings, MONOTONIC, read, own_reads, "own earlier read returned it")
+    for write in acked:
+        _behind(findings, LOST, write, everyone_writes, "write acknowledged", or_equal=True)
     for read in reads:
         # One stale read per read: against the writes first, else against the reads.
         if not _behind(findings, STALE, read, everyone_writes, "write acknowledged"):
@@ -338,14 +349,23 @@ def _check_order(reads: list[Operation], writes: list[Operation], findings: _Fin
 
 
 def _behind(
-    findings: _Findings, kind: AnomalyKind, read: Operation, frontier: _Frontier, what: str
+    findings: _Findings,
+    kind: AnomalyKind,
+    op: Operation,
+    frontier: _Frontier,
+    what: str,
+    *,
+    or_equal: bool = False,
 ) -> bool:
-    """Record ``kind`` if ``read`` returned less than the frontier before it was invoked."""
-    before = frontier.before(read.invoke)
-    if before is None or read.version is None or before[0] <= read.version:
+    """Record ``kind`` if ``op``'s version is below the frontier before ``op`` was invoked
+    (or equal to it, with ``or_equal``: a write must make a newer version)."""
+    before = frontier.before(op.invoke)
+    if before is None or op.version is None:
         return False
-    version, op = before
-    findings.add(kind, read, version, f"{what} (by {op.client}, completed {op.complete:.6f})")
+    version, cause = before
+    if version < op.version or (version == op.version and not or_equal):
+        return False
+    findings.add(kind, op, version, f"{what} (by {cause.client}, completed {cause.complete:.6f})")
     return True
 
 

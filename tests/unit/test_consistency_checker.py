@@ -155,30 +155,39 @@ def test_linearizable_histories_pass_every_mode(plan: list[Step], applied: list[
 
 
 def oracle(ops: list[Operation]) -> dict[AnomalyKind, int]:
-    """The stale-read and session definitions, read literally, in quadratic time."""
+    """The stale-read, lost-write and session definitions, read literally, in quadratic time."""
     counts = dict.fromkeys(
-        (AnomalyKind.STALE_READ, AnomalyKind.READ_YOUR_WRITES, AnomalyKind.MONOTONIC_READS), 0
+        (
+            AnomalyKind.STALE_READ,
+            AnomalyKind.READ_YOUR_WRITES,
+            AnomalyKind.MONOTONIC_READS,
+            AnomalyKind.LOST_WRITE,
+        ),
+        0,
     )
     reads = [o for o in ops if o.kind is READ and o.outcome is OK]
     acked = [o for o in ops if o.kind is WRITE and o.outcome is OK]
+
+    def floor(candidates: list[Operation], op: Operation) -> int:
+        return max(
+            (
+                o.version or 0
+                for o in candidates
+                if o.product_id == op.product_id and o.complete < op.invoke
+            ),
+            default=0,
+        )
+
     for r in reads:
         assert r.version is not None
-
-        def floor(candidates: list[Operation], r: Operation = r) -> int:
-            return max(
-                (
-                    o.version or 0
-                    for o in candidates
-                    if o.product_id == r.product_id and o.complete < r.invoke
-                ),
-                default=0,
-            )
-
         own = [o for o in acked if o.client == r.client]
         own_reads = [o for o in reads if o.client == r.client]
-        counts[AnomalyKind.STALE_READ] += r.version < max(floor(acked), floor(reads))
-        counts[AnomalyKind.READ_YOUR_WRITES] += r.version < floor(own)
-        counts[AnomalyKind.MONOTONIC_READS] += r.version < floor(own_reads)
+        counts[AnomalyKind.STALE_READ] += r.version < max(floor(acked, r), floor(reads, r))
+        counts[AnomalyKind.READ_YOUR_WRITES] += r.version < floor(own, r)
+        counts[AnomalyKind.MONOTONIC_READS] += r.version < floor(own_reads, r)
+    for w in acked:
+        assert w.version is not None
+        counts[AnomalyKind.LOST_WRITE] += w.version <= floor(acked, w)
     return counts
 
 
@@ -339,7 +348,7 @@ def test_session_guarantees_are_per_product() -> None:
     assert check(history, Mode.SESSION).ok
 
 
-# -- unknown outcomes, phantoms, reads from the future ---------------------------------------
+# -- unknown outcomes, phantoms, reads from the future, lost writes --------------------------
 
 
 @pytest.mark.parametrize("seen", [1, 2])
@@ -394,6 +403,28 @@ def test_a_read_of_a_version_written_after_it_completed_comes_from_the_future() 
     history = history_of(ops.read("c2", 0.0, 1.0, 2), ops.write("c1", 2.0, 3.0, 2))
     result = check(history, Mode.SESSION)
     assert result.violations == {AnomalyKind.FUTURE_READ: 1}
+
+
+def test_a_write_that_forgot_an_acknowledged_one_is_lost_in_every_mode() -> None:
+    ops = Ops()
+    # A restart lost version 2; the next write made version 2 again, and all agree on it.
+    history = history_of(
+        ops.write("s1", 0.0, 1.0, 2),
+        ops.write("s2", 2.0, 3.0, 2),
+        ops.read("b1", 4.0, 5.0, 2),
+    )
+    for mode in Mode:
+        result = check(history, mode)
+        assert result.violations == {AnomalyKind.LOST_WRITE: 1}, mode
+        [example] = result.examples[AnomalyKind.LOST_WRITE]
+        assert (example.client, example.seen, example.expected) == ("s2", 2, 2)
+        assert "s2 on p [2.000000, 3.000000]: made version 2" in str(result)
+
+
+def test_concurrent_writes_may_be_acknowledged_in_either_order() -> None:
+    ops = Ops()
+    history = history_of(ops.write("s1", 0.0, 2.0, 3), ops.write("s2", 1.0, 3.0, 2))
+    assert check(history, Mode.STRONG).ok
 
 
 # -- eventual convergence --------------------------------------------------------------------
