@@ -7,7 +7,7 @@ that completed ``ok`` are judged; a write counts as acknowledged when it complet
 write with an ``unknown`` outcome may or may not have taken effect, so it is never required to
 be seen but may be.
 
-Anomaly kinds (a read may show under several):
+Anomaly kinds (one read may show under several):
 
 - ``stale_read``: a read returned a version older than (a) the version of a write acknowledged
   before the read was invoked, or (b) the version a read of the same product, by any client,
@@ -36,6 +36,8 @@ Anomaly kinds (a read may show under several):
 - ``slow_convergence`` (eventual): converged, but later than ``lag_s + bound_s`` after the last
   write completed. The convergence time is an upper bound: the completion of the last read,
   invoked after the last write completed, that returned another version (0 when none did).
+  An unknown-outcome write counts as completed when the client gave up on it; one applied
+  later than that shows as slow convergence.
 - ``no_final_read`` (eventual, with ``require_final_reads``): a written product no read looked
   at after its last write completed, so its convergence is not shown.
 
@@ -64,7 +66,7 @@ MAX_EXAMPLES = 5
 
 
 class Mode(StrEnum):
-    """A catalog read consistency mode (``Settings.catalog_consistency``)."""
+    """A catalog read consistency mode (DESIGN.md section 12)."""
 
     STRONG = "strong"
     SESSION = "session"
@@ -431,12 +433,11 @@ def _converge(
     maybe = [w for w in writes if w.outcome is Outcome.UNKNOWN]
 
     def acceptable(v: int) -> bool:
-        if newest is not None and v == newest:
+        if newest is None:
+            # Nothing acknowledged and the initial version unknown: any agreement will do.
             return True
-        # An unknown-outcome write may have been the last to take effect.
-        return any(
-            (w.version is None or w.version == v) and (newest is None or v > newest) for w in maybe
-        )
+        # Else the newest acknowledged, or a newer version an unknown write may have made.
+        return v == newest or (v > newest and any(w.version in (None, v) for w in maybe))
 
     after = [r for r in reads if r.invoke > settled]
     if not after:

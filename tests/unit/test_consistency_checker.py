@@ -523,6 +523,31 @@ def test_an_unknown_last_write_may_or_may_not_be_the_converged_version(final: in
     assert result.convergence[0].version == final
 
 
+def test_an_unknown_write_newer_than_the_one_it_could_make_is_no_agreement() -> None:
+    ops = Ops()
+    history = history_of(
+        ops.write("seller", 0.0, 1.0, 2),
+        ops.write("seller", 1.0, 2.0, 3, outcome=UNKNOWN),
+        ops.read("b1", 3.0, 3.1, 4),
+    )
+    result = check(history, "eventual")
+    assert result.count(AnomalyKind.NOT_CONVERGED) == 1
+    assert result.count(AnomalyKind.PHANTOM_READ) == 1
+
+
+def test_with_an_unknown_initial_version_an_unapplied_write_leaves_the_old_one() -> None:
+    ops = Ops()
+    history = history_of(
+        ops.read("b1", 0.0, 0.1, 4),
+        ops.write("seller", 1.0, 2.0, 5, outcome=UNKNOWN),
+        ops.read("b1", 3.0, 3.1, 4),
+        initial=None,
+    )
+    result = check(history, "eventual")
+    assert result.ok, str(result)
+    assert result.convergence[0].version == 4
+
+
 def test_a_written_product_nobody_read_after_is_unshown_or_a_violation() -> None:
     ops = Ops()
     history = history_of(ops.read("b1", 0.0, 0.5, 1), ops.write("seller", 1.0, 2.0, 2))
