@@ -1,9 +1,12 @@
 """A simulation's recorded history against the real runtime: product reads and writes through
-the in-process client, checked against the catalog's default mode (strong)."""
+the in-process client, checked against the catalog's default mode (strong); and
+``marketplace simulate --check-consistency`` as a user runs it."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from marketplace.sim.presets import Activity, Preset
 from marketplace.sim.seed import seed_market
 from marketplace.sim.workload import Workload
 from tests.conftest import MakeMarketplace
+from tests.integration.test_cli import marketplace, output
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +53,28 @@ async def test_a_simulation_records_a_history_that_is_strongly_consistent(
     assert ok_writes > 10
     verdict = check(history, Mode.STRONG)
     assert verdict.ok, str(verdict)
+
+
+def test_marketplace_simulate_checks_the_history_it_records(
+    tmp_path: Path, ray_address: str
+) -> None:
+    ran = marketplace(
+        tmp_path,
+        "simulate",
+        "--preset", "om",
+        "--duration", "5",
+        "--rate", "40",
+        "--products", "10",
+        "--buyers", "20",
+        "--check-consistency", "strong",
+        "--out", "res",
+        MARKETPLACE_RAY_ADDRESS=ray_address,
+    )  # fmt: skip
+    assert ran.returncode == 0, output(ran)
+    assert "strong check of" in ran.stdout, output(ran)
+    folder = tmp_path / "res"
+    history = History.load(folder / "history.jsonl")
+    assert any(o.kind is Kind.READ for o in history.operations())
+    consistency = json.loads((folder / "summary.json").read_text())["consistency"]
+    assert consistency["mode"] == "strong" and consistency["ok"] is True, consistency
+    assert consistency["reads"] > 0

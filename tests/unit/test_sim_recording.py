@@ -27,6 +27,7 @@ from marketplace.sim.manifest import ManifestUser, SeedManifest
 from marketplace.sim.market import SyntheticMarket, generate_market
 from marketplace.sim.operations import Browse, UpdatePrice, UpdateProduct
 from marketplace.sim.presets import Activity, Preset
+from marketplace.sim.recording import verdict_summary
 from marketplace.sim.workload import Workload
 
 pytestmark = pytest.mark.unit
@@ -223,3 +224,20 @@ async def test_the_client_target_records_reads_writes_refusals_and_lost_calls() 
         (SELLER, Kind.WRITE, Outcome.UNKNOWN, None),
     ]
     assert check(history, Mode.STRONG).ok
+
+
+def test_a_verdict_summary_is_json_with_counts_and_examples_in_words() -> None:
+    history = History()
+    stale = history.invoke("b1", Kind.READ, "p")
+    write = history.invoke("s1", Kind.WRITE, "p")
+    history.complete(write, 2)
+    later = history.invoke("b2", Kind.READ, "p")
+    history.complete(later, 1)
+    history.complete(stale, 1)
+    summary = verdict_summary(check(history, Mode.STRONG))
+    assert orjson.loads(orjson.dumps(summary)) == summary
+    assert summary["mode"] == "strong" and summary["ok"] is False
+    assert summary["violations"] == {"stale_read": 1}
+    assert (summary["operations"], summary["reads"], summary["writes"]) == (3, 2, 1)
+    [example] = summary["examples"]["stale_read"]
+    assert example.startswith("b2 on p") and "expected 2" in example
