@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from marketplace.cli.output import CliError, console, reported
+from marketplace.consistency import History, Mode
 from marketplace.sim.loops import OpRecord, RunResult, Target, percentile
 from marketplace.sim.presets import PRESETS
 from marketplace.sim.simulation import SimConfig, build_market, simulate
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from actors.client import MarketplaceClient
     from marketplace.audit import AuditReport
     from marketplace.config import Settings
+    from marketplace.consistency import CheckResult
     from marketplace.sim.faults.injectors import FaultContext
     from marketplace.sim.faults.plan import FaultPlan, Schedule
     from marketplace.sim.faults.recovery import Recovery
@@ -80,6 +82,13 @@ def simulate_command(
         Path | None,
         typer.Option(help="Results folder (default results/simulate/<time>-<preset>)."),
     ] = None,
+    check_consistency: Annotated[
+        Mode | None,
+        typer.Option(
+            help="Record product reads and writes (history.jsonl) and check them against this "
+            "catalog consistency mode."
+        ),
+    ] = None,
 ) -> None:
     """Drive the marketplace with a seeded market's workload and write what happened.
 
@@ -93,7 +102,9 @@ def simulate_command(
     /v1/admin/audit. With `--faults PLAN` the plan's faults happen during the load (with `--via
     http` they act on the marketplace `marketplace up` runs here); the results then hold each
     fault's errors and time to recover, the plots mark them, and the run also waits for every
-    order to end. Exits 1 when an invariant is broken or orders are left unfinished.
+    order to end. With `--check-consistency MODE` the product reads and writes are recorded
+    (`history.jsonl`) and checked against MODE (`marketplace/consistency/README.md`). Exits 1
+    when an invariant is broken, orders are left unfinished or the history breaks MODE.
     """
     with reported():
         try:
@@ -119,9 +130,16 @@ def simulate_command(
         config = dataclasses.replace(config, faults=faults)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = out if out is not None else Path("results", "simulate", f"{stamp}-{preset}")
-        outcome = asyncio.run(_run(config, via, host, plan))
-        body = _write(folder, config, via, outcome)
+        # The marketplace may have been seeded and written before: versions start unknown.
+        history = History(initial_version=None) if check_consistency is not None else None
+        outcome = asyncio.run(_run(config, via, host, plan, history))
+        verdict = None
+        if history is not None and check_consistency is not None:
+            verdict = _check_history(folder, history, check_consistency)
+        body = _write(folder, config, via, outcome, verdict)
         _print_summary(outcome.result, body, folder)
+        if verdict is not None:
+            console.print(str(verdict), highlight=False)
         if outcome.faults is not None:
             _print_faults(outcome.faults)
         if outcome.audit is not None:
@@ -129,7 +147,8 @@ def simulate_command(
 
             print_audit(outcome.audit)
         unfinished = outcome.faults is not None and outcome.faults.unfinished
-        if (outcome.audit is not None and not outcome.audit.ok) or unfinished:
+        inconsistent = verdict is not None and not verdict.ok
+        if (outcome.audit is not None and not outcome.audit.ok) or unfinished or inconsistent:
             raise typer.Exit(1)
 
 
@@ -179,11 +198,17 @@ def _load_plan(name_or_path: str) -> FaultPlan:
         raise CliError(f"fault plan refused: {exc}", code=2) from None
 
 
-async def _run(config: SimConfig, via: Via, host: str | None, plan: FaultPlan | None) -> _Outcome:
+async def _run(
+    config: SimConfig,
+    via: Via,
+    host: str | None,
+    plan: FaultPlan | None,
+    history: History | None = None,
+) -> _Outcome:
     market = build_market(config)
     if via is Via.HTTP and plan is None:
         assert host is not None
-        return await _run_http(config, market, host.rstrip("/"))
+        return await _run_http(config, market, host.rstrip("/"), history=history)
     from marketplace.cli.session import marketplace_session
     from marketplace.sim.client_target import ClientTarget
     from marketplace.sim.seed import seed_market
@@ -203,11 +228,11 @@ async def _run(config: SimConfig, via: Via, host: str | None, plan: FaultPlan | 
         schedule = _schedule(plan, config, session.settings, client, via) if plan else None
         if via is Via.HTTP:
             assert host is not None
-            return await _run_http(config, market, host.rstrip("/"), schedule, client)
+            return await _run_http(config, market, host.rstrip("/"), schedule, client, history)
         _print_seeding(config, market, "")
         manifest = await seed_market(client, market, write=False)
         before = await client.order_stats()
-        target = ClientTarget(client, manifest)
+        target = ClientTarget(client, manifest, history=history)
         faulted = None
         if schedule is None:
             result = await _with_progress(target, market, config)
@@ -303,6 +328,7 @@ async def _run_http(
     host: str,
     schedule: tuple[Schedule, FaultContext] | None = None,
     client: MarketplaceClient | None = None,
+    history: History | None = None,
 ) -> _Outcome:
     import httpx
 
@@ -332,7 +358,7 @@ async def _run_http(
     except (SeedError, httpx.HTTPError) as exc:
         raise CliError(f"seeding over HTTP at {host} failed: {exc}") from None
     faulted = None
-    async with HttpTarget(seeded) as target:
+    async with HttpTarget(seeded, history=history) as target:
         if schedule is None:
             result = await _with_progress(target, market, config)
         else:
@@ -440,12 +466,32 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     }
 
 
-def _write(folder: Path, config: SimConfig, via: Via, outcome: _Outcome) -> dict[str, Any]:
+def _check_history(folder: Path, history: History, mode: Mode) -> CheckResult:
+    """Save the run's history in the results folder and check it against ``mode``."""
+    from marketplace.consistency import check
+
+    folder.mkdir(parents=True, exist_ok=True)
+    history.save(folder / "history.jsonl")
+    console.print(f"Checking {len(history)} product reads and writes against {mode.value}...")
+    return check(history, mode)
+
+
+def _write(
+    folder: Path,
+    config: SimConfig,
+    via: Via,
+    outcome: _Outcome,
+    verdict: CheckResult | None = None,
+) -> dict[str, Any]:
+    from marketplace.sim.recording import verdict_summary
     from marketplace.sim.results import write_results
 
     settings = {**asdict(config), "via": via.value}
     audit = outcome.audit.model_dump(mode="json") if outcome.audit is not None else None
     faults = outcome.faults
+    extra = dict(faults.summary()) if faults else {}
+    if verdict is not None:
+        extra["consistency"] = verdict_summary(verdict)
     return write_results(
         folder,
         outcome.result,
@@ -454,7 +500,7 @@ def _write(folder: Path, config: SimConfig, via: Via, outcome: _Outcome) -> dict
         audit=audit,
         title=config.describe(),
         faults=[r.row() for r in faults.recoveries] if faults else (),
-        extra=faults.summary() if faults else None,
+        extra=extra or None,
     )
 
 

@@ -12,8 +12,10 @@ the cart a ``Checkout`` takes is whatever the customer's earlier ``AddToCart`` p
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
+from marketplace.consistency.history import Call, History, Kind
 from marketplace.domain.catalog import ProductPatch
 from marketplace.domain.errors import DomainError
 from marketplace.domain.ids import new_id, sibling_id
@@ -35,6 +37,7 @@ from marketplace.sim.operations import (
     UpdatePrice,
     UpdateProduct,
 )
+from marketplace.sim.recording import recording
 from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome, run_scope, scoped_key
 
 if TYPE_CHECKING:
@@ -45,7 +48,8 @@ class ClientTarget:
     """Runs operations through ``client`` for the users of ``manifest``.
 
     Checkout keys are sent prefixed with ``key_scope`` (default: fresh for this target; see
-    ``shopping.run_scope``).
+    ``shopping.run_scope``). With ``history``, product reads and writes are recorded there
+    (``recording.py``).
     """
 
     def __init__(
@@ -55,8 +59,10 @@ class ClientTarget:
         deliveries: Deliveries | None = None,
         *,
         key_scope: str | None = None,
+        history: History | None = None,
     ) -> None:
         self.client = client
+        self.history = history
         self.key_scope = key_scope if key_scope is not None else run_scope()
         self.ids = {user.email: user.id for user in (*manifest.buyers, *manifest.sellers)}
         self.deliveries = deliveries if deliveries is not None else Deliveries()
@@ -77,6 +83,11 @@ class ClientTarget:
             principal = self._carriers[carrier] = Principal(id=new_id("usr"), role=Role.CARRIER)
         return principal
 
+    def _record(self, actor: str, kind: Kind, product_id: str) -> AbstractContextManager[Call]:
+        return recording(
+            self.history, actor, kind, product_id, lambda exc: isinstance(exc, DomainError)
+        )
+
     async def run(self, op: Operation) -> Outcome:
         """Perform ``op``; a refusal by the domain is a failure with the error's code."""
         try:
@@ -87,8 +98,9 @@ class ClientTarget:
     async def _run(self, op: Operation) -> Outcome:
         client = self.client
         match op:
-            case Browse(product_id=product_id):
-                await client.get_product(product_id)
+            case Browse(customer=customer, product_id=product_id):
+                with self._record(customer, Kind.READ, product_id) as call:
+                    call.version = (await client.get_product(product_id)).version
             case Search(query=query, category=category):
                 await client.search(query, category=category)
             case AddToCart(customer=customer, product_id=product_id, quantity=quantity):
@@ -113,10 +125,16 @@ class ClientTarget:
                 await client.dashboard(self._user(seller))
             case UpdatePrice(seller=seller, product_id=product_id, price_cents=price):
                 principal = Principal(id=self._user(seller), role=Role.SELLER)
-                await client.update_product(principal, product_id, ProductPatch(price_cents=price))
+                patch = ProductPatch(price_cents=price)
+                with self._record(seller, Kind.WRITE, product_id) as call:
+                    product = await client.update_product(principal, product_id, patch)
+                    call.version = product.version
             case UpdateProduct(seller=seller, product_id=product_id, description=text):
                 principal = Principal(id=self._user(seller), role=Role.SELLER)
-                await client.update_product(principal, product_id, ProductPatch(description=text))
+                patch = ProductPatch(description=text)
+                with self._record(seller, Kind.WRITE, product_id) as call:
+                    product = await client.update_product(principal, product_id, patch)
+                    call.version = product.version
             case Restock(seller=seller, product_id=product_id, delta=delta):
                 principal = Principal(id=self._user(seller), role=Role.SELLER)
                 await client.adjust_stock(principal, product_id, delta)

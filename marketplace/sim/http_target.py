@@ -24,12 +24,14 @@ connections at 128 in flight, about 2.5 ms.
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 import orjson
 
+from marketplace.consistency.history import Call, History, Kind
 from marketplace.domain.ids import sibling_id
 from marketplace.sim.deliveries import Deliveries
 from marketplace.sim.http_seed import HttpMarket, bearer, retry_after
@@ -47,6 +49,7 @@ from marketplace.sim.operations import (
     UpdatePrice,
     UpdateProduct,
 )
+from marketplace.sim.recording import recording
 from marketplace.sim.shopping import Carts, IdleCarrier, order_outcome, run_scope, scoped_key
 
 HTTP_5XX = "http_5xx"
@@ -95,7 +98,8 @@ class HttpTarget:
     connections each; ``timeout`` bounds each request (seconds); ``card_token`` is what
     checkouts pay with (``tok_visa`` approves). ``http`` is the one client to use instead of
     making them; it is not closed by ``close()``. Checkout keys are sent prefixed with
-    ``key_scope`` (default: fresh for this target; see ``shopping.run_scope``).
+    ``key_scope`` (default: fresh for this target; see ``shopping.run_scope``). With
+    ``history``, product reads and writes are recorded there (``recording.py``).
     """
 
     def __init__(
@@ -109,10 +113,12 @@ class HttpTarget:
         card_token: str = "tok_visa",
         http: httpx.AsyncClient | None = None,
         key_scope: str | None = None,
+        history: History | None = None,
     ) -> None:
         if limit < 1 or pool_size < 1:
             raise ValueError("limit and pool_size must be >= 1")
         self.market = market
+        self.history = history
         self.key_scope = key_scope if key_scope is not None else run_scope()
         self.deliveries = deliveries if deliveries is not None else Deliveries()
         self.carts = Carts()
@@ -172,7 +178,9 @@ class HttpTarget:
     async def _run(self, op: Operation) -> Outcome:
         match op:
             case Browse(customer=customer, product_id=product_id):
-                await self._call(customer, "GET", f"/v1/products/{self._product(product_id)}")
+                path = f"/v1/products/{self._product(product_id)}"
+                with self._record(customer, Kind.READ, product_id) as call:
+                    call.version = answered_version(await self._call(customer, "GET", path))
             case Search(customer=customer, query=query, category=category):
                 params = {"q": query} if category is None else {"q": query, "category": category}
                 await self._call(customer, "GET", "/v1/products", params=params)
@@ -204,10 +212,14 @@ class HttpTarget:
                 await self._call(seller, "GET", "/v1/sellers/me/dashboard")
             case UpdatePrice(seller=seller, product_id=product_id, price_cents=price):
                 path = f"/v1/products/{self._product(product_id)}"
-                await self._call(seller, "PATCH", path, body={"price_cents": price})
+                with self._record(seller, Kind.WRITE, product_id) as call:
+                    reply = await self._call(seller, "PATCH", path, body={"price_cents": price})
+                    call.version = answered_version(reply)
             case UpdateProduct(seller=seller, product_id=product_id, description=text):
                 path = f"/v1/products/{self._product(product_id)}"
-                await self._call(seller, "PATCH", path, body={"description": text})
+                with self._record(seller, Kind.WRITE, product_id) as call:
+                    reply = await self._call(seller, "PATCH", path, body={"description": text})
+                    call.version = answered_version(reply)
             case Restock(seller=seller, product_id=product_id, delta=delta):
                 path = f"/v1/products/{self._product(product_id)}/stock"
                 await self._call(seller, "POST", path, body={"delta": delta})
@@ -228,6 +240,9 @@ class HttpTarget:
                     raise
                 self.deliveries.done(move)
         return OK
+
+    def _record(self, actor: str, kind: Kind, product_id: str) -> AbstractContextManager[Call]:
+        return recording(self.history, actor, kind, product_id, surely_not_applied)
 
     @property
     def clients(self) -> list[httpx.AsyncClient]:
@@ -311,6 +326,26 @@ def charged_unshown_price(order: dict[str, Any]) -> bool:
         item.get("shown_unit_price_cents") not in (None, item["unit_price_cents"])
         for item in order.get("items") or ()
     )
+
+
+def surely_not_applied(exc: BaseException) -> bool:
+    """Whether a request that raised ``exc`` surely changed nothing: a refusal (4xx, 429),
+    not a 5xx or a timeout, after which the write may have been applied."""
+    return isinstance(exc, Refused) and exc.outcome.reason != HTTP_5XX
+
+
+def answered_version(reply: httpx.Response) -> int | None:
+    """The product version an answer carries: its ETag (``"4"``), else the body's
+    ``version``; ``None`` when it carries none."""
+    tag = reply.headers.get("etag", "").strip('"')
+    if tag.isdigit():
+        return int(tag)
+    try:
+        body = orjson.loads(reply.content)
+    except orjson.JSONDecodeError:
+        return None
+    version = body.get("version") if isinstance(body, dict) else None
+    return version if isinstance(version, int) else None
 
 
 def problem_code(reply: httpx.Response) -> str:
