@@ -30,6 +30,7 @@ from marketplace.domain.orders import Order
 from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
 from marketplace.store import sellers as store
 from marketplace.store.rows import utcnow
+from marketplace.store.writer import Writer
 
 log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL_S = 5.0
@@ -42,7 +43,14 @@ class SellerView(ActorBase):
 
     SOURCE = "marketplace/sellers"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
         self.dashboards: dict[str, Dashboard] = {}
         self.applied = 0
         self._arrived: dict[tuple[str, int], Order] = {}
@@ -52,7 +60,7 @@ class SellerView(ActorBase):
         self._unsure: dict[str, dict[str, SellerOrderFact]] = {}
         # Whether load() read every fact (see _knows_every_order).
         self._loaded_all = True
-        super().__init__(settings, index, count)
+        super().__init__(settings, index, count, writer=writer)
         # order id -> seller id -> the fact counted: every order's, or the most recently used
         # (``store_first``)
         self.facts: LruCache[str, dict[str, SellerOrderFact]] = LruCache(
