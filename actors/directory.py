@@ -294,13 +294,18 @@ class Directory:
             batcher = self._batchers[name] = CallBatcher(
                 partial(self._send_batch, kind.name, name),
                 max_batch=self.settings.batch_max_calls,
-                on_batch=partial(metrics.batch_sent, self.settings.namespace, kind.name)
+                on_batch=partial(self._batch_sent, kind.name, name)
                 if self.settings.metrics
                 else None,
                 kind=kind.name,
             )
         # One batcher per actor name, and a name belongs to one kind.
         return cast("CallBatcher[A]", batcher)
+
+    def _batch_sent(self, kind: str, name: str, calls: int) -> None:
+        # As ``endpoint`` decides, without its lookup (this must not fail: the batch waits).
+        over_ray = hosted(self.settings.namespace, name) is None
+        metrics.batch_sent(self.settings.namespace, kind, over_ray, calls)
 
     async def _send_batch(self, kind: str, name: str, calls: list[Call]) -> list[tuple[bool, Any]]:
         endpoint = self.endpoint(name)

@@ -67,8 +67,9 @@ CALL_SECONDS = Histogram(
 # is exact.
 BATCHES = Counter(
     "marketplace_actor_batches",
-    "Batched Ray calls (or in-process batches) sent, by the kind of actor they went to",
-    tag_keys=("marketplace", "kind"),
+    "Batched Ray calls (or in-process batches) sent, by the kind of actor they went to, and "
+    "via: ray (a Ray call) or process (the role lives in the sender's process, colocated)",
+    tag_keys=("marketplace", "kind", "via"),
 )
 BATCHED_CALLS = Counter(
     "marketplace_actor_batched_calls",
@@ -233,10 +234,10 @@ def actor_metrics(namespace: str, kind: str, enabled: bool) -> ActorMetrics:
     return ActorMetrics(namespace, kind) if enabled else NoMetrics(namespace, kind)
 
 
-def batch_sent(namespace: str, kind: str, calls: int) -> None:
-    """A batch of ``calls`` left for an actor of ``kind``."""
+def batch_sent(namespace: str, kind: str, over_ray: bool, calls: int) -> None:
+    """A batch of ``calls`` left for an actor of ``kind``, in a Ray call or in-process."""
     tags = {"marketplace": namespace, "kind": kind}
-    BATCHES.inc(1, tags)
+    BATCHES.inc(1, {**tags, "via": "ray" if over_ray else "process"})
     BATCHED_CALLS.inc(calls, tags)
 
 

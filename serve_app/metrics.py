@@ -29,7 +29,15 @@ ORDERS = Counter(
     "Checkouts answered, by order status and failure reason",
     tag_keys=("marketplace", "status", "reason"),
 )
-METRICS = (REQUESTS, LATENCY, ORDERS)
+CHECKOUT_PRICES = Counter(
+    "marketplace_checkout_prices",
+    "Checkout answers by how the prices charged compare with those the buyer saw: current (as "
+    "shown, or no cart price to compare), stale_cart (a line charged at a price its cart line "
+    "did not show; the order records both), price_changed (refused with 409: the expected "
+    "total no longer held)",
+    tag_keys=("marketplace", "outcome"),
+)
+METRICS = (REQUESTS, LATENCY, ORDERS, CHECKOUT_PRICES)
 
 
 class GatewayMetrics:
@@ -71,6 +79,11 @@ class GatewayMetrics:
         ORDERS.inc(
             1, {"marketplace": self.namespace, "status": status, "reason": failure_reason or ""}
         )
+
+    def checkout_prices(self, outcome: str) -> None:
+        """Count a checkout answer by its prices: current, stale_cart or price_changed."""
+        if self.enabled:
+            CHECKOUT_PRICES.inc(1, {"marketplace": self.namespace, "outcome": outcome})
 
 
 def route_label(scope: Scope) -> str:

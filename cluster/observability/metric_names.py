@@ -69,12 +69,15 @@ HTTP_REQUESTS = _app("marketplace_http_requests_total", Kind.COUNTER)
 HTTP_LATENCY = _app("marketplace_http_request_seconds", Kind.HISTOGRAM)
 # Checkouts answered, labels: status, reason.
 ORDERS = _app("marketplace_orders_total", Kind.COUNTER)
+# Checkout answers by their prices, label outcome (current, stale_cart, price_changed).
+CHECKOUT_PRICES = _app("marketplace_checkout_prices_total", Kind.COUNTER)
 
 # The actors (actors/metrics.py). Labels: kind (the role: catalog, inventory, orders, ...).
 ACTOR_CALLS_IN_FLIGHT = _app("marketplace_actor_calls_in_flight", Kind.GAUGE)
 # Labels: kind, method.
 ACTOR_CALL_LATENCY = _app("marketplace_actor_call_seconds", Kind.HISTOGRAM)
-# Batched Ray calls sent and the calls they carried, label kind (the kind called).
+# Batched Ray calls sent and the calls they carried, label kind (the kind called); batches
+# also via (ray, or process: an in-process batch to a role of the same colocated cell).
 ACTOR_BATCHES = _app("marketplace_actor_batches_total", Kind.COUNTER)
 ACTOR_BATCHED_CALLS = _app("marketplace_actor_batched_calls_total", Kind.COUNTER)
 # An actor's writer: one group commit's time, and the changes committed, label kind.
@@ -107,6 +110,7 @@ APP_METRICS: tuple[Metric, ...] = (
     HTTP_REQUESTS,
     HTTP_LATENCY,
     ORDERS,
+    CHECKOUT_PRICES,
     ACTOR_CALLS_IN_FLIGHT,
     ACTOR_CALL_LATENCY,
     ACTOR_BATCHES,

@@ -178,6 +178,16 @@ class Order(BaseModel):
         """Whether the order can change no more."""
         return self.status in TERMINAL_STATUSES
 
+    @property
+    def charged_unshown_price(self) -> bool:
+        """Whether a line is charged at another price than its cart line showed (a stale cart:
+        the price moved after the line was added, and the checkout named no expected total)."""
+        return any(
+            item.shown_unit_price_cents is not None
+            and item.shown_unit_price_cents != item.unit_price_cents
+            for item in self.items
+        )
+
     def transition(
         self, status: OrderStatus, now: datetime, failure_reason: str | None = None
     ) -> Order:

@@ -103,7 +103,9 @@ class ClientTarget:
                 else:
                     # A refused checkout leaves the cart as it was; the next session starts empty.
                     await client.clear_cart(buyer)
-                return order_outcome(order.status, order.failure_reason)
+                return order_outcome(
+                    order.status, order.failure_reason, order.charged_unshown_price
+                )
             case AbandonCart(customer=customer):
                 self.carts.forget(customer)
                 await client.clear_cart(self._user(customer))

@@ -194,7 +194,9 @@ class HttpTarget:
                 else:
                     # A refused checkout leaves the cart as it was; the next session starts empty.
                     await self._call(customer, "DELETE", "/v1/cart")
-                return order_outcome(order["status"], order.get("failure_reason"))
+                return order_outcome(
+                    order["status"], order.get("failure_reason"), charged_unshown_price(order)
+                )
             case AbandonCart(customer=customer):
                 self.carts.forget(customer)
                 await self._call(customer, "DELETE", "/v1/cart")
@@ -301,6 +303,14 @@ class HttpTarget:
             self.market.tokens[email] = token
             self.relogins += 1
             return token
+
+
+def charged_unshown_price(order: dict[str, Any]) -> bool:
+    """``Order.charged_unshown_price`` of an order as the HTTP API answers it."""
+    return any(
+        item.get("shown_unit_price_cents") not in (None, item["unit_price_cents"])
+        for item in order.get("items") or ()
+    )
 
 
 def problem_code(reply: httpx.Response) -> str:

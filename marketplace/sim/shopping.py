@@ -37,11 +37,19 @@ class Carts:
         self._lines.pop(customer, None)
 
 
-def order_outcome(status: OrderStatus | str, failure_reason: str | None) -> Outcome:
-    """A checkout's outcome from its order: ok once confirmed, else failed with the saga's
-    reason (``out_of_stock``, ``payment_declined``, ...) or ``pending`` if it has not ended."""
+# The note on a confirmed checkout that charged a line at another price than its cart showed
+# (the price moved after the line went in; the simulated buyer names no expected total).
+STALE_CART = "stale_cart"
+
+
+def order_outcome(
+    status: OrderStatus | str, failure_reason: str | None, stale_cart: bool = False
+) -> Outcome:
+    """A checkout's outcome from its order: ok once confirmed (noted ``stale_cart`` when it
+    charged a price the cart did not show), else failed with the saga's reason
+    (``out_of_stock``, ``payment_declined``, ...) or ``pending`` if it has not ended."""
     if status == OrderStatus.CONFIRMED:
-        return OK
+        return Outcome(True, STALE_CART) if stale_cart else OK
     if status == OrderStatus.PENDING:
         return Outcome.failure("pending")
     # str(): the saga's reasons may be FailureReason members; reasons are plain strings here.

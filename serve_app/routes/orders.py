@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
+from marketplace.domain.errors import Forbidden, InvalidInput, NotFound, PriceChanged
 from marketplace.domain.orders import Order, parse_place_order
 from marketplace.domain.users import Role
 from serve_app.deps import Caller, Client, IdempotencyKey, ThisReplica, rate_limit, require
@@ -56,7 +56,11 @@ async def place_order(
     submitted = asyncio.ensure_future(client.submit(command))
     done, _ = await asyncio.wait({submitted}, timeout=replica.settings.checkout_wait_s)
     if submitted in done:
-        order = submitted.result()
+        try:
+            order = submitted.result()
+        except PriceChanged:
+            replica.metrics.checkout_prices("price_changed")
+            raise
     else:
         try:
             order = await client.order_for_key(command)
@@ -71,6 +75,7 @@ async def place_order(
                 headers={"Retry-After": "1"},
             ) from None
     replica.metrics.checkout(order.status.value, order.failure_reason)
+    replica.metrics.checkout_prices("stale_cart" if order.charged_unshown_price else "current")
     return _order_out(order)
 
 

@@ -17,6 +17,7 @@ from tests.e2e.support import (
     eventually,
     ok,
     order_body,
+    scrape_with,
     settled_order,
     unique,
 )
@@ -120,6 +121,8 @@ async def test_a_repriced_product_shows_in_the_cart_and_checkout_records_both_pr
     assert payment is not None and payment.amount_cents == order["total_cents"]
     # The checked-out lines leave the cart.
     await eventually(lambda: read_cart(http, buyer), lambda c: c["items"] == [])
+    # Both anomalies are counted where operators look.
+    await scrape_with(http, 'outcome="price_changed"}', 'outcome="stale_cart"}')
 
 
 async def test_a_checkout_at_the_current_total_goes_through(http: httpx.AsyncClient) -> None:

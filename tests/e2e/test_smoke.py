@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 import pytest
 import ray
 
@@ -13,6 +16,7 @@ from tests.e2e.support import scrape_with
 
 pytestmark = pytest.mark.e2e
 
+HAPROXY_PORT_SETTINGS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
 
 
@@ -77,3 +81,18 @@ async def test_checkout_over_http(http: httpx.AsyncClient) -> None:
         'method="POST",route="/v1/orders",status="201"}',
         'ray_marketplace_order_counters{counter="confirmed"',
     )
+
+
+async def test_haproxys_stats_and_metrics_listen_on_the_gateways_host_only(
+    http: httpx.AsyncClient, served: dict[str, Any]
+) -> None:
+    # Serve's template binds both on every interface; serve_app.haproxy_bind rebinds them.
+    assert (await http.get("/v1/health")).status_code == 200  # HAProxy is up
+    ports = {int(os.environ[name]) for name in HAPROXY_PORT_SETTINGS}
+    listening = [
+        c
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
+    ]
+    assert {c.laddr.port for c in listening} == ports, listening
+    assert {c.laddr.ip for c in listening} == {served["settings"].http_host}, listening

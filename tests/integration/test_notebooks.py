@@ -82,7 +82,7 @@ QUICK: dict[str, dict[str, Any]] = {
     # three levels of the sweep (the busiest still last), 1.5 s each instead of 3
     "03_latency_and_load.ipynb": {"LEVELS": [1, 8, 32], "SECONDS": 1.5, "WARMUP_S": 1.0},
     # the same two crashes in a shorter run; throughput still over the 3 s before the first
-    "04_consistency_and_durability.ipynb": {
+    "04_durability_under_crashes.ipynb": {
         "RUN_S": 6.0,
         "KILLS": [(3.0, "inventory-0"), (4.5, "orders-0")],
         "SETTLE_S": 2.0,

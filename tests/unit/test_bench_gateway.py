@@ -102,6 +102,30 @@ def test_each_topology_is_held_to_its_own_goals() -> None:
     assert met["haproxy+colocated.checkout"] == {"ratio": 0.27, "goal": 0.30, "met": False}
 
 
+def test_ray_calls_per_checkout_are_held_to_each_topologys_bound() -> None:
+    from marketplace.bench.gateway.report import goals
+
+    def run(topology: str, calls: float | None) -> dict[str, object]:
+        checkout = {"ratio_to_health": 0.1, "ray_calls_per_checkout": calls}
+        return {"topology": topology, "endpoints": {"checkout": checkout}}
+
+    met, lines = goals(
+        {"haproxy": run("distributed", 2.9), "haproxy+colocated": run("colocated", 1.9)}
+    )
+    assert met["haproxy.ray_calls_per_checkout"] == {"value": 2.9, "at_most": 3.0, "met": True}
+    assert met["haproxy+colocated.ray_calls_per_checkout"]["met"] is False
+    assert any("at most 1.5 Ray calls per checkout: 1.90" in line for line in lines)
+    assert "haproxy.ray_calls_per_checkout" not in goals({"haproxy": run("distributed", None)})[0]
+
+
+def test_ray_calls_per_checkout_come_from_two_readings() -> None:
+    from marketplace.bench.gateway.ray_calls import Reading, per_checkout
+
+    assert per_checkout(Reading(100.0, 10.0), Reading(390.0, 110.0)) == 2.9
+    assert per_checkout(Reading(100.0, 10.0), Reading(150.0, 10.0)) is None  # none confirmed
+    assert per_checkout(None, Reading(1.0, 1.0)) is None  # metrics unreadable
+
+
 def test_health_is_held_against_the_bare_no_op() -> None:
     from marketplace.bench.gateway.report import goals
 
@@ -126,6 +150,7 @@ def test_the_markdown_table_is_written_from_the_figures() -> None:
                     "rps": checkout_rps,
                     "ratio_to_health": checkout_rps / 2000.0,
                     "cpu_ms": {"Cell": cell_ms, "Gateway replicas": 1.5},
+                    "ray_calls_per_checkout": cell_ms,
                 },
             },
             "signups": None,
@@ -133,7 +158,10 @@ def test_the_markdown_table_is_written_from_the_figures() -> None:
 
     figures = {
         "ingresses": {"haproxy": run(200.0, 3.0), "haproxy+colocated": run(300.0, 2.0)},
-        "goals": {"haproxy+colocated.checkout": {"ratio": 0.15, "goal": 0.3, "met": False}},
+        "goals": {
+            "haproxy+colocated.checkout": {"ratio": 0.15, "goal": 0.3, "met": False},
+            "haproxy.ray_calls_per_checkout": {"value": 2.5, "at_most": 3.0, "met": True},
+        },
         "noop": {"rps": 12_000.0},
         "client_ceiling": None,
     }
@@ -143,6 +171,8 @@ def test_the_markdown_table_is_written_from_the_figures() -> None:
     assert "4.50 (Cell 3.00, Gateway replicas 1.50)" in table
     assert "product" not in table and "sign-up" not in table  # rows nobody measured are left out
     assert "- `haproxy+colocated.checkout`: 0.15x against 0.3x, not met" in table
+    assert "| Ray calls per checkout, all processes | 3.00 | 2.00 |" in table
+    assert "- `haproxy.ray_calls_per_checkout`: 2.50, at most 3, met" in table
     assert "bare uvicorn no-op 12,000 rps" in table
 
 

@@ -306,3 +306,11 @@ def test_order_is_frozen() -> None:
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises its ValidationError
         order.status = C  # type: ignore[misc]
     assert isinstance(order, Order)
+
+
+def test_an_order_says_whether_it_charged_a_price_its_cart_did_not_show() -> None:
+    shown = make_item(1, unit_price_cents=1500).model_copy(update={"shown_unit_price_cents": 1500})
+    moved = make_item(2, unit_price_cents=1500).model_copy(update={"shown_unit_price_cents": 1200})
+    named = make_item(3)  # named items: no cart price to compare
+    assert not make_order((shown, named)).charged_unshown_price
+    assert make_order((shown, moved)).charged_unshown_price

@@ -26,7 +26,7 @@ from marketplace.sim.operations import (
     Search,
     UpdatePrice,
 )
-from marketplace.sim.shopping import IdleCarrier
+from marketplace.sim.shopping import STALE_CART, IdleCarrier
 
 pytestmark = pytest.mark.unit
 
@@ -120,6 +120,21 @@ async def test_a_confirmed_checkout_is_queued_for_the_carriers() -> None:
     assert "items" not in body  # the cart is checked out
     move = deliveries.take()
     assert move is not None and move.order_id == ORDER
+
+
+async def test_a_checkout_charged_at_a_price_the_cart_did_not_show_is_noted() -> None:
+    def confirmed(shown: int | None) -> Handler:
+        item = {
+            "product_id": "prd_server",
+            "unit_price_cents": 1500,
+            "shown_unit_price_cents": shown,
+        }
+        body = {"id": ORDER, "status": "confirmed", "failure_reason": None, "items": [item]}
+        return lambda request: httpx.Response(201, content=orjson.dumps(body))
+
+    for shown, outcome in ((1200, Outcome(True, STALE_CART)), (1500, OK), (None, OK)):
+        target = target_for(Server(confirmed(shown)))
+        assert await target.run(Checkout(BUYER, f"k{shown}")) == outcome
 
 
 async def test_a_refused_checkout_clears_the_cart_and_reads_as_its_reason() -> None:

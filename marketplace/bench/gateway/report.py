@@ -15,6 +15,7 @@ from marketplace.bench.gateway.config import (
     HAPROXY_OVER_PYTHON_GOAL,
     NO_METRICS,
     PATHS,
+    RAY_CALLS_GOALS,
     BenchConfig,
 )
 from marketplace.bench.gateway.noop import HEALTH_OVER_NOOP_GOAL
@@ -115,6 +116,19 @@ def goals(
             shown = "n/a" if ratio is None else times(ratio)
             lines.append(
                 f"goal {ingress}: {name} >= {goal:g}x health: {shown} "
+                f"{'[green]met[/]' if ok else '[red]not met[/]'}"
+            )
+        calls = endpoints.get("checkout", {}).get("ray_calls_per_checkout")
+        at_most = RAY_CALLS_GOALS.get(figures.get("topology", "distributed"))
+        if calls is not None and at_most is not None:
+            ok = calls <= at_most
+            met[f"{ingress}.ray_calls_per_checkout"] = {
+                "value": calls,
+                "at_most": at_most,
+                "met": ok,
+            }
+            lines.append(
+                f"goal {ingress}: at most {at_most:g} Ray calls per checkout: {calls:.2f} "
                 f"{'[green]met[/]' if ok else '[red]not met[/]'}"
             )
     comparison = haproxy_over_python(runs)

@@ -28,6 +28,8 @@ class EndpointResult:
     round_rps: list[float] = field(default_factory=list)
     # CPU milliseconds per answered request, by process role on this host (marketplace.bench.cpu)
     cpu_ms: dict[str, float] = field(default_factory=dict)
+    # Checkout only: Ray calls per confirmed checkout, over every process (gateway.ray_calls)
+    ray_calls_per_checkout: float | None = None
 
 
 def merge_rounds(rounds: list[EndpointResult], health: list[float]) -> EndpointResult:
@@ -58,4 +60,5 @@ def merge_rounds(rounds: list[EndpointResult], health: list[float]) -> EndpointR
         statuses=statuses,
         round_rps=[r.rps for r in rounds],
         cpu_ms={role: statistics.median(r.cpu_ms.get(role, 0.0) for r in rounds) for role in roles},
+        ray_calls_per_checkout=median_of_known([r.ray_calls_per_checkout for r in rounds]),
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from marketplace.bench.gateway import ray_calls
 from marketplace.bench.gateway.ceiling import measure_ceiling
 from marketplace.bench.gateway.config import (
     COST_VARIANTS,
@@ -68,7 +69,12 @@ def bench_ingress(
             if config.rounds > 1:
                 console.print(f"  round {round_no} of {config.rounds}", highlight=False)
             for endpoint in config.endpoints:
+                before = ray_calls.read(ready["url"]) if endpoint == "checkout" else None
                 result = drive(ready["url"], endpoint, ready["seed"], config, config.duration)
+                if before is not None:
+                    result.ray_calls_per_checkout = ray_calls.per_checkout(
+                        before, ray_calls.read(ready["url"])
+                    )
                 by_endpoint[endpoint].append(result)
                 round_health = by_endpoint["health"][-1] if by_endpoint.get("health") else None
                 ratio = (
@@ -76,9 +82,11 @@ def bench_ingress(
                     if endpoint != "health" and round_health is not None and round_health.rps > 0
                     else ""
                 )
+                calls = result.ray_calls_per_checkout
                 console.print(
                     f"  {endpoint:<9} {result.rps:8.1f} rps  p50 {result.p50_ms:7.1f} ms  "
-                    f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}{ratio}",
+                    f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}{ratio}"
+                    + ("" if calls is None else f"  {calls:.2f} Ray calls per checkout"),
                     highlight=False,
                 )
         burst = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from marketplace.bench.gateway.config import (
+    EXPORT_INTERVAL_MS,
     MODULE,
     NOUNS,
     PASSWORD,
@@ -163,6 +164,7 @@ def serve_main(
     os.environ.pop("RAY_ADDRESS", None)  # a local Ray of its own: a joined one keeps its flag
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_metrics_report_interval_ms", str(EXPORT_INTERVAL_MS))
     asyncio.run(serve_marketplace(ingress, workdir, config, topology))
     return 0
 
