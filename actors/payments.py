@@ -9,6 +9,7 @@ import ray
 
 from actors.base import ActorBase
 from actors.faults import FAULTS
+from actors.lru import LruCache
 from actors.protocols import PaymentProcessorApi
 from marketplace.domain.errors import NotFound, TransientFailure
 from marketplace.domain.ids import sibling_id
@@ -27,7 +28,15 @@ from marketplace.store.writer import Writer
 
 
 class PaymentProcessor(ActorBase):
-    """Owns payments by ``stable_hash(order_id) % processors``."""
+    """Owns payments by ``stable_hash(order_id) % processors``.
+
+    With sync durability the store has every payment before memory does, so memory keeps only
+    the ``payment_cache_size`` most recently used, and reads any other back from the store,
+    under the order's lock, before anything is decided about it: a repeated charge of an order
+    memory let go of finds its payment and charges nothing. No payment is work of the
+    processor's own (every change is a caller's request), so none has to stay. With async or
+    none durability memory is the newest (or the only) copy and keeps every payment.
+    """
 
     SOURCE = "marketplace/payments"
 
@@ -39,16 +48,32 @@ class PaymentProcessor(ActorBase):
         *,
         writer: Writer | None = None,
     ) -> None:
-        self.payments: dict[str, Payment] = {}
+        # Card-network attempts of the orders that have no payment yet (a decision depends on
+        # the attempt); dropped once the order has one, which is never asked for again.
         self.attempts: dict[str, int] = {}
         # Orders whose last write failed without a sure answer: it may have committed (the
         # connection cut right after COMMIT), so memory may be behind the store until re-read.
         self.unsure: set[str] = set()
+        # Whether load() read every payment owned here (see _knows_every_payment).
+        self._loaded_all = True
         super().__init__(settings, index, count, writer=writer)
+        # payments by order id: all of them, or the most recently used (``store_first``)
+        self.payments: LruCache[str, Payment] = LruCache(
+            self.settings.payment_cache_size if self.store_first else None
+        )
 
     async def load(self) -> None:
-        for payment in await store.load_owned(self.database, self.index, self.count):
-            self.payments[payment.order_id] = payment
+        # Every payment when the cache holds them all, so that a charge of a new order asks
+        # the store nothing; past that none (none is work of this processor's own): each is
+        # read back when asked for.
+        fits = not self.store_first or (
+            await store.owned_count(self.database, self.index, self.count)
+            <= self.settings.payment_cache_size
+        )
+        if fits:
+            for payment in await store.load_owned(self.database, self.index, self.count):
+                self.payments[payment.order_id] = payment
+        self._loaded_all = fits
 
     async def authorize(self, order_id: str, amount_cents: int, card_token: str) -> Payment:
         """Ask the card network to hold ``amount_cents``; a repeat returns the first answer.
@@ -57,8 +82,7 @@ class PaymentProcessor(ActorBase):
         """
         await self.loaded()
         async with self.locks.hold(order_id):
-            await self._reconcile(order_id)
-            existing = self.payments.get(order_id)
+            existing = await self._payment(order_id)
             if existing is not None:
                 return existing
             payment, entries = await self._ask_network(order_id, amount_cents, card_token)
@@ -75,8 +99,7 @@ class PaymentProcessor(ActorBase):
         """
         await self.loaded()
         async with self.locks.hold(order_id):
-            await self._reconcile(order_id)
-            existing = self.payments.get(order_id)
+            existing = await self._payment(order_id)
             if existing is not None:
                 if existing.status is not PaymentStatus.AUTHORIZED:
                     return existing
@@ -129,8 +152,7 @@ class PaymentProcessor(ActorBase):
         (a Ray retry after a restart, say) finds it and charges nothing. Idempotent."""
         await self.loaded()
         async with self.locks.hold(order_id):
-            await self._reconcile(order_id)
-            if order_id not in self.payments:
+            if await self._payment(order_id) is None:
                 voided = Payment(
                     id=sibling_id(order_id, "pay"),
                     order_id=order_id,
@@ -146,24 +168,29 @@ class PaymentProcessor(ActorBase):
     async def get(self, order_id: str) -> Payment | None:
         """The payment of an order, if any."""
         await self.loaded()
-        if order_id in self.unsure:
-            async with self.locks.hold(order_id):
-                await self._reconcile(order_id)
-        return self.payments.get(order_id)
+        held = self.payments.get(order_id)
+        if held is not None and order_id not in self.unsure:
+            return held
+        async with self.locks.hold(order_id):
+            return await self._payment(order_id)
 
     async def snapshot(self) -> list[Payment]:
-        """Every payment this processor holds in memory (audit)."""
+        """Every payment of this processor (audit): as memory holds it, and, for those memory
+        let go of (``store_first``), as the store does, which is how ``get`` would answer."""
         await self.loaded()
         for order_id in list(self.unsure):
             async with self.locks.hold(order_id):
                 await self._reconcile(order_id)
-        return list(self.payments.values())
+        held = dict(self.payments.items())
+        if not self.store_first or self._knows_every_payment():
+            return list(held.values())
+        stored = await store.load_owned(self.database, self.index, self.count)
+        return [*held.values(), *(p for p in stored if p.order_id not in held)]
 
     async def _apply(self, order_id: str, target: PaymentStatus) -> Payment | None:
         await self.loaded()
         async with self.locks.hold(order_id):
-            await self._reconcile(order_id)
-            payment = self.payments.get(order_id)
+            payment = await self._payment(order_id)
             if payment is None:
                 return None
             status = payment.status
@@ -198,7 +225,26 @@ class PaymentProcessor(ActorBase):
             # state would trust a write that may not be there. The store decides, next time.
             self.unsure.add(payment.order_id)
             raise
+        self.attempts.pop(payment.order_id, None)
         self.payments[payment.order_id] = payment
+
+    async def _payment(self, order_id: str) -> Payment | None:
+        """The order's payment, as the store has it: memory's copy, or the store's when memory
+        let it go or its last write had no sure answer (under the order's lock, before
+        anything reads or changes it; what is read back is kept)."""
+        await self._reconcile(order_id)
+        payment = self.payments.get(order_id)
+        if payment is not None or not self.store_first or self._knows_every_payment():
+            return payment
+        stored = await store.load_one(self.database, order_id)
+        if stored is not None:
+            self.payments[order_id] = stored
+        return stored
+
+    def _knows_every_payment(self) -> bool:
+        """Whether memory holds every payment owned here (loaded all of them, and let none
+        go since), so that an order it holds none of has none."""
+        return self._loaded_all and self.payments.dropped == 0
 
     async def _reconcile(self, order_id: str) -> None:
         """Take the store's word for a payment whose last write had no sure answer (under

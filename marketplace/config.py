@@ -182,7 +182,28 @@ class Settings(BaseSettings):
         "first), reading any other from the store; with async or none it keeps every order",
     )
     payment_processors: int = Field(default=1, ge=1, le=256)
+    payment_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, the payments each payment processor keeps in memory "
+        "(least recently used out first), reading any other from the store; with async or none "
+        "it keeps every payment",
+    )
     shipment_coordinators: int = Field(default=1, ge=1, le=256)
+    shipment_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, the shipments each shipment coordinator keeps in "
+        "memory (least recently used out first), reading any other from the store; with async "
+        "or none it keeps every shipment",
+    )
+    seller_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="with sync durability, the orders whose per-seller facts the seller view "
+        "keeps in memory (least recently used out first) beside its per-seller totals, reading "
+        "any other from the store; with async or none it keeps every order's facts",
+    )
     actor_num_cpus: float = Field(default=0.05, ge=0)
     ray_num_cpus: int | None = Field(default=None, ge=1)
     ray_include_dashboard: bool = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from marketplace.domain.events import DomainEvent
@@ -21,6 +21,13 @@ async def load_owned(engine: AsyncEngine, index: int, count: int) -> list[Paymen
     async with engine.connect() as conn:
         rows = await conn.execute(select(payments).where(owned(payments, index, count)))
         return [Payment.model_validate(dict(row)) for row in rows.mappings()]
+
+
+async def owned_count(engine: AsyncEngine, index: int, count: int) -> int:
+    """How many payments processor ``index`` of ``count`` owns (whether they fit its cache)."""
+    query = select(func.count()).select_from(payments).where(owned(payments, index, count))
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
 
 
 async def load_one(engine: AsyncEngine, order_id: str) -> Payment | None:

@@ -6,12 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from marketplace.domain.orders import Order, OrderStatus
-from marketplace.domain.sellers import SellerOrderFact
+from marketplace.domain.orders import SOLD_STATUSES, Order, OrderStatus
+from marketplace.domain.sellers import Dashboard, SellerOrderFact
 from marketplace.store.changes import Changes
+from marketplace.store.failures import unavailable_on_outage
 from marketplace.store.orders import order_from_row
 from marketplace.store.tables import orders, seller_order_facts
 
@@ -32,6 +33,60 @@ async def load_facts(engine: AsyncEngine) -> list[tuple[SellerOrderFact, datetim
     async with engine.connect() as conn:
         rows = await conn.execute(select(seller_order_facts))
         return [(_fact_from_row(row), row["applied_at"]) for row in rows.mappings()]
+
+
+async def order_count(engine: AsyncEngine) -> int:
+    """How many orders have facts (whether the view's cache holds them all)."""
+    query = select(func.count(distinct(seller_order_facts.c.order_id)))
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def load_orders(engine: AsyncEngine, order_ids: Iterable[str]) -> list[SellerOrderFact]:
+    """The facts of ``order_ids`` (a primary-key range each); a database outage is a 503."""
+    query = select(seller_order_facts).where(seller_order_facts.c.order_id.in_(list(order_ids)))
+    with unavailable_on_outage("the seller view's store"):
+        async with engine.connect() as conn:
+            rows = await conn.execute(query)
+            return [_fact_from_row(row) for row in rows.mappings()]
+
+
+async def dashboards(engine: AsyncEngine) -> tuple[list[Dashboard], int]:
+    """Every seller's dashboard summed over the stored facts (one GROUP BY, as
+    ``Dashboard.add`` counts them, ``as_of`` the newest fact's), and how many facts there are."""
+    facts = seller_order_facts
+    sold = facts.c.status.in_([status.value for status in SOLD_STATUSES])
+
+    def when_sold(value: Any) -> Any:
+        return func.coalesce(func.sum(case((sold, value), else_=0)), 0)
+
+    query = select(
+        facts.c.seller_id,
+        func.count().label("facts"),
+        when_sold(1).label("orders_count"),
+        when_sold(facts.c.items_sold).label("items_sold"),
+        when_sold(facts.c.revenue_cents).label("revenue_cents"),
+        func.coalesce(
+            func.sum(case((facts.c.status == OrderStatus.CONFIRMED.value, 1), else_=0)), 0
+        ).label("open_orders"),
+        func.max(facts.c.applied_at).label("as_of"),
+    ).group_by(facts.c.seller_id)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    total = sum(int(row["facts"]) for row in rows)
+    boards = [
+        Dashboard(
+            seller_id=row["seller_id"],
+            orders_count=int(row["orders_count"]),
+            items_sold=int(row["items_sold"]),
+            revenue_cents=int(row["revenue_cents"]),
+            open_orders=int(row["open_orders"]),
+            as_of=row["as_of"],
+            as_of_version=total,
+        )
+        for row in rows
+    ]
+    return boards, total
 
 
 async def load_all(conn: AsyncConnection) -> list[SellerOrderFact]:

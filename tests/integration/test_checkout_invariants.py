@@ -11,8 +11,8 @@ import pytest
 import ray
 from sqlalchemy import func, select
 
-from actors.directory import INVENTORY
-from actors.protocols import InventoryPartitionApi
+from actors.directory import INVENTORY, PAYMENTS
+from actors.protocols import InventoryPartitionApi, PaymentProcessorApi
 from actors.runtime import Runtime
 from marketplace.domain.errors import IdempotencyKeyReused, InvalidInput, NotFound
 from marketplace.domain.orders import Order, OrderStatus
@@ -157,8 +157,9 @@ async def test_invariants_hold_when_actors_are_killed_midway(
 
 
 async def test_tiny_caches_keep_the_invariants_through_kills(make_marketplace: Any) -> None:
-    # Each inventory partition and order coordinator keeps one settled order and each catalog
-    # shard one listing key in memory: everything else it decides on is read back from the
+    # Each inventory partition and order coordinator keeps one settled order, each catalog
+    # shard one listing key, and the payment processor, shipment coordinator and seller view
+    # one order's records in memory: everything else they decide on is read back from the
     # store.
     runtime = await make_marketplace(
         "sqlite",
@@ -168,14 +169,17 @@ async def test_tiny_caches_keep_the_invariants_through_kills(make_marketplace: A
         inventory_cache_size=1,
         catalog_cache_size=1,
         order_cache_size=1,
+        payment_cache_size=1,
+        shipment_cache_size=1,
+        seller_cache_size=1,
     )
     client = runtime.client
     market = await build_market(client, stock=UNITS, buyers=20)
     placed, _ = await _race(runtime, market, kill_midway=True)
     await _assert_invariants(runtime, market, placed)
 
-    # Cancelling sold orders, long settled and forgotten, returns their units once, also when
-    # the release reaches the partitions again (a retried call).
+    # Cancelling sold orders, long settled and forgotten, returns their units and refunds
+    # their payments once, also when the release or refund arrives again (a retried call).
     cancelled = [o for o in placed if o.status is OrderStatus.CONFIRMED][:5]
     for order in cancelled:
         buyer = next(b for b in market.buyers if b.id == order.buyer_id)
@@ -185,6 +189,8 @@ async def test_tiny_caches_keep_the_invariants_through_kills(make_marketplace: A
         for item in order.items:
             owner = client.directory.route(INVENTORY, item.product_id)
             await owner.call(InventoryPartitionApi.release, order.id, [item.product_id])
+        processor = client.directory.route(PAYMENTS, order.id)
+        await processor.call(PaymentProcessorApi.refund, order.id)
     still_sold: Counter[str] = Counter()
     for order in placed:
         if order.status is OrderStatus.CONFIRMED and order not in cancelled:
