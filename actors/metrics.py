@@ -128,6 +128,13 @@ REPLICATION_LAG_SECONDS = Histogram(
     boundaries=LATENCY_BOUNDARIES,
     tag_keys=("marketplace", "replica"),
 )
+DASHBOARD_LAG_SECONDS = Histogram(
+    "marketplace_dashboard_lag_seconds",
+    "Time from an order's confirmation (its coordinator's clock) to the seller view counting "
+    "it on the dashboards (the view's clock)",
+    boundaries=LATENCY_BOUNDARIES,
+    tag_keys=("marketplace",),
+)
 STALE_READS = Counter(
     "marketplace_stale_reads",
     "Products a catalog replica served while it held a newer change of them not yet applied "
@@ -154,6 +161,7 @@ METRICS = (
     EVENT_RELAY,
     ACTOR_RESTARTS,
     REPLICATION_LAG_SECONDS,
+    DASHBOARD_LAG_SECONDS,
     STALE_READS,
     SESSION_READS,
 )
@@ -231,6 +239,12 @@ class ActorMetrics:
         """A replica served ``count`` products it knew a newer change of."""
         STALE_READS.inc(count, {"marketplace": self.namespace})
 
+    def dashboard_lags(self, lags: list[float]) -> None:
+        """The seller view counted confirmed orders this many seconds after each confirmation."""
+        tags = {"marketplace": self.namespace}
+        for lag in lags:
+            DASHBOARD_LAG_SECONDS.observe(lag, tags)
+
 
 class NoMetrics(ActorMetrics):
     """What an actor records with ``MARKETPLACE_METRICS=false``: nothing (calls are still
@@ -264,6 +278,9 @@ class NoMetrics(ActorMetrics):
         pass
 
     def stale_reads(self, count: int) -> None:
+        pass
+
+    def dashboard_lags(self, lags: list[float]) -> None:
         pass
 
 

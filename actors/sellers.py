@@ -26,7 +26,7 @@ from actors.base import ActorBase
 from actors.coalesce import Coalescer
 from actors.lru import LruCache
 from actors.protocols import SellerViewApi
-from marketplace.domain.orders import Order
+from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.sellers import Dashboard, SellerOrderFact, facts_of
 from marketplace.store import sellers as store
 from marketplace.store.rows import utcnow
@@ -157,6 +157,7 @@ class SellerView(ActorBase):
             for order_id in changed:
                 self._unsure.pop(order_id, None)
                 self.facts[order_id] = counted[order_id]
+            self.metrics.dashboard_lags(confirmation_lags(snapshot, changed, now))
             return fresh
 
     async def _counted(self, order_ids: set[str]) -> dict[str, dict[str, SellerOrderFact]]:
@@ -216,6 +217,16 @@ class SellerView(ActorBase):
                 await self._catch_up(None if full else recent)
             except Exception:
                 log.exception("seller view catch-up failed; will retry")
+
+
+def confirmation_lags(snapshot: list[Order], changed: set[str], now: datetime) -> list[float]:
+    """Seconds from each confirmation in ``snapshot`` that the dashboards now count (its order
+    among ``changed``) to ``now``: how far behind the dashboards were (two processes' clocks)."""
+    return [
+        max(0.0, (now - order.updated_at).total_seconds())
+        for order in snapshot
+        if order.status is OrderStatus.CONFIRMED and order.id in changed
+    ]
 
 
 _ANSWERS: type[SellerViewApi] = SellerView  # mypy checks the class against its protocol

@@ -22,6 +22,7 @@ from cluster.observability.metric_names import (
     ACTOR_RESTARTS,
     CHECKOUT_PRICES,
     COMPENSATIONS,
+    DASHBOARD_LAG,
     EVENT_RELAY,
     HTTP_LATENCY,
     HTTP_REQUESTS,
@@ -160,6 +161,20 @@ ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
                 "show; the order records both) and price_changed (refused with 409).",
                 "ops",
                 (f"sum by (outcome) (rate({CHECKOUT_PRICES}[{RATE}]))", "{{outcome}}"),
+            ),
+            _panel(
+                "Dashboard lag p50 / p99",
+                "Time from an order's confirmation to the seller view counting it on the "
+                "sellers' dashboards (the coordinator's and the view's clocks).",
+                "s",
+                (
+                    f"histogram_quantile(0.5, sum by (le) (rate({DASHBOARD_LAG.bucket}[{RATE}])))",
+                    "p50",
+                ),
+                (
+                    f"histogram_quantile(0.99, sum by (le) (rate({DASHBOARD_LAG.bucket}[{RATE}])))",
+                    "p99",
+                ),
             ),
         ),
     ),

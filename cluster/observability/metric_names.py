@@ -97,6 +97,8 @@ ACTOR_RESTARTS = _app("marketplace_actor_restarts", Kind.GAUGE)
 # products served while a newer change waited at the replica; session reads by outcome
 # (replica, owner).
 REPLICATION_LAG = _app("marketplace_replication_lag_seconds", Kind.HISTOGRAM)
+# The seller view: order confirmed -> counted on the dashboards (two processes' clocks).
+DASHBOARD_LAG = _app("marketplace_dashboard_lag_seconds", Kind.HISTOGRAM)
 STALE_READS = _app("marketplace_stale_reads_total", Kind.COUNTER)
 SESSION_READS = _app("marketplace_session_reads_total", Kind.COUNTER)
 
@@ -111,6 +113,9 @@ SERVE_REPLICAS_HEALTHY = Metric("ray_serve_deployment_replica_healthy", Kind.GAU
 POD_RESTARTS = Metric(
     "kube_pod_container_status_restarts_total", Kind.COUNTER, Exporter.KUBE_STATE_METRICS
 )
+
+# Recorded only where the catalog has read replicas (MARKETPLACE_CATALOG_REPLICAS > 0).
+REPLICA_METRICS: tuple[Metric, ...] = (REPLICATION_LAG, STALE_READS, SESSION_READS)
 
 APP_METRICS: tuple[Metric, ...] = (
     HTTP_REQUESTS,
@@ -129,6 +134,7 @@ APP_METRICS: tuple[Metric, ...] = (
     EVENT_RELAY,
     ACTOR_RESTARTS,
     REPLICATION_LAG,
+    DASHBOARD_LAG,
     STALE_READS,
     SESSION_READS,
 )

@@ -18,10 +18,12 @@ import pytest
 import pytest_asyncio
 import ray
 
+from actors import scrape
 from actors.client import MarketplaceClient
 from actors.directory import CATALOG, REPLICAS, Directory
 from actors.protocols import CatalogReplicaApi
 from actors.runtime import Runtime
+from cluster.observability import metric_names
 from marketplace.config import Consistency
 from marketplace.consistency import History, Kind, Mode, Outcome, check
 from marketplace.domain.catalog import Product, ProductPatch
@@ -316,3 +318,16 @@ async def test_a_recorded_history_under_readers_writers_and_a_replica_kill_meets
         assert check(history, Mode.STRONG).count("stale_read") > 0
     for client in readers:
         await client.close()
+
+
+async def test_the_replica_families_reach_the_nodes_metrics_export(replicated: Runtime) -> None:
+    # The other tests of this module made session and eventual reads and replicated writes;
+    # what they recorded is summed from the nodes' exports as GET /metrics sums it.
+    wanted = {metric.name.removesuffix("_total") for metric in metric_names.REPLICA_METRICS}
+    namespace = replicated.settings.namespace
+
+    async def exported() -> bool:
+        texts, _ = await scrape.fetch(scrape.node_exports())
+        return wanted <= {metric.name for metric in scrape.summed(texts, namespace)}
+
+    await eventually(exported, 30)

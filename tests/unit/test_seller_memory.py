@@ -127,3 +127,19 @@ async def test_a_write_whose_answer_was_lost_is_not_counted_twice(url: str) -> N
     assert await view.apply(shipped) == 0
     assert not view._unsure
     await _stopped(view)
+
+
+def test_dashboard_lag_is_measured_from_each_newly_counted_confirmation() -> None:
+    from datetime import timedelta
+
+    from actors.sellers import confirmation_lags
+    from tests.unit.factories import T0, make_order
+
+    confirmed = make_order(status=OrderStatus.CONFIRMED, n=1, updated_at=T0)
+    pending = make_order(status=OrderStatus.PENDING, n=2, updated_at=T0)
+    counted_before = make_order(status=OrderStatus.CONFIRMED, n=3, updated_at=T0)
+    now = T0 + timedelta(seconds=1.5)
+    lags = confirmation_lags([confirmed, pending, counted_before], {confirmed.id, pending.id}, now)
+    assert lags == [1.5]  # the pending order is no confirmation; the third was no change
+    # Two processes' clocks: a view whose clock is behind reports no negative lag.
+    assert confirmation_lags([confirmed], {confirmed.id}, T0 - timedelta(seconds=1)) == [0.0]
