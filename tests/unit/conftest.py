@@ -8,7 +8,17 @@ from typing import Any, NoReturn
 import pytest
 import ray
 
+from marketplace.store import migrate
+
 HERE = Path(__file__).parent
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database in the test's own folder (actors run in process on it)."""
+    url = f"sqlite:///{tmp_path / 'marketplace.db'}"
+    await migrate.upgrade_async(url)
+    return url
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ In process (no Ray), on a real SQLite file, as ``test_inventory_memory``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from sqlalchemy import select
 from actors.payments import PaymentProcessor
 from marketplace.config import Durability, Settings
 from marketplace.domain.payments import PaymentStatus
-from marketplace.store import migrate
 from marketplace.store import payments as store
 from marketplace.store.tables import ledger_entries
 from tests.unit.factories import hex_id
@@ -32,15 +30,10 @@ def order(n: int) -> str:
     return hex_id("ord", n)
 
 
-@pytest.fixture
-async def url(tmp_path: Path) -> str:
-    made = f"sqlite:///{tmp_path / 'payments.db'}"
-    await migrate.upgrade_async(made)
-    return made
-
-
-async def _started(url: str, cache: int = CACHE, durability: str = "sync") -> PaymentProcessor:
-    settings = Settings(database_url=url, durability=Durability(durability))
+async def _started(
+    sqlite_url: str, cache: int = CACHE, durability: str = "sync"
+) -> PaymentProcessor:
+    settings = Settings(database_url=sqlite_url, durability=Durability(durability))
     processor = PaymentProcessor({**settings.model_dump(), "payment_cache_size": cache})
     await processor.ready()
     return processor
@@ -61,8 +54,8 @@ async def _moves(processor: PaymentProcessor, order_id: str) -> list[str]:
         return list(rows.scalars())
 
 
-async def test_a_forgotten_payment_is_charged_and_refunded_once(url: str) -> None:
-    processor = await _started(url)
+async def test_a_forgotten_payment_is_charged_and_refunded_once(sqlite_url: str) -> None:
+    processor = await _started(sqlite_url)
     charged = [await processor.charge(order(n), 100 * n, "tok_visa") for n in range(1, 6)]
     assert len(processor.payments) == CACHE
     assert order(1) not in processor.payments
@@ -85,19 +78,19 @@ async def test_a_forgotten_payment_is_charged_and_refunded_once(url: str) -> Non
 
 
 async def test_a_restart_loads_every_payment_only_when_they_fit(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = await _started(url)
+    first = await _started(sqlite_url)
     for n in range(1, 6):
         await first.charge(order(n), 100, "tok_visa")
     await _stopped(first)
 
-    small = await _started(url)
+    small = await _started(sqlite_url)
     assert len(small.payments) == 0
     assert (await small.get(order(4))) is not None  # read back
     await _stopped(small)
 
-    roomy = await _started(url, cache=10)
+    roomy = await _started(sqlite_url, cache=10)
     assert set(roomy.payments) == {order(n) for n in range(1, 6)}
 
     async def no_read(*_: Any) -> None:
@@ -110,8 +103,8 @@ async def test_a_restart_loads_every_payment_only_when_they_fit(
 
 
 @pytest.mark.parametrize("durability", ["async", "none"])
-async def test_without_sync_memory_keeps_every_payment(url: str, durability: str) -> None:
-    processor = await _started(url, durability=durability)
+async def test_without_sync_memory_keeps_every_payment(sqlite_url: str, durability: str) -> None:
+    processor = await _started(sqlite_url, durability=durability)
     for n in range(1, 6):
         await processor.charge(order(n), 100, "tok_visa")
     assert len(processor.payments) == 5

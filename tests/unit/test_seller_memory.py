@@ -9,7 +9,6 @@ In process (no Ray), on a real SQLite file, as ``test_inventory_memory``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from marketplace.config import Durability, Settings
 from marketplace.domain.errors import TransientFailure
 from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.sellers import Dashboard
-from marketplace.store import migrate
 from marketplace.store.engine import create_engine
 from tests.unit.factories import SELLER_A, SELLER_B, LosingWriter, make_item, make_order
 
@@ -28,22 +26,15 @@ pytestmark = pytest.mark.unit
 CACHE = 2
 
 
-@pytest.fixture
-async def url(tmp_path: Path) -> str:
-    made = f"sqlite:///{tmp_path / 'sellers.db'}"
-    await migrate.upgrade_async(made)
-    return made
-
-
-def _settings(url: str, cache: int = CACHE) -> dict[str, Any]:
+def _settings(sqlite_url: str, cache: int = CACHE) -> dict[str, Any]:
     return Settings(
-        database_url=url, durability=Durability.SYNC, seller_cache_size=cache
+        database_url=sqlite_url, durability=Durability.SYNC, seller_cache_size=cache
     ).model_dump()
 
 
-async def _started(url: str, cache: int = CACHE, *, losing: bool = False) -> SellerView:
-    writer = LosingWriter(create_engine(url), Durability.SYNC) if losing else None
-    view = SellerView(_settings(url, cache), writer=writer)
+async def _started(sqlite_url: str, cache: int = CACHE, *, losing: bool = False) -> SellerView:
+    writer = LosingWriter(create_engine(sqlite_url), Durability.SYNC) if losing else None
+    view = SellerView(_settings(sqlite_url, cache), writer=writer)
     await view.ready()
     return view
 
@@ -63,8 +54,10 @@ def _figures(board: Dashboard) -> tuple[int, int, int, int]:
     return (board.orders_count, board.items_sold, board.revenue_cents, board.open_orders)
 
 
-async def test_a_forgotten_order_is_counted_once_and_replaced_by_a_newer_version(url: str) -> None:
-    view = await _started(url)
+async def test_a_forgotten_order_is_counted_once_and_replaced_by_a_newer_version(
+    sqlite_url: str,
+) -> None:
+    view = await _started(sqlite_url)
     orders = [_order(n) for n in range(1, 7)]
     for order in orders:
         assert await view.apply(order) == 2
@@ -86,8 +79,8 @@ async def test_a_forgotten_order_is_counted_once_and_replaced_by_a_newer_version
 
 
 @pytest.mark.parametrize("cache", [CACHE, 100], ids=["facts-left-in-store", "facts-loaded"])
-async def test_a_restart_sums_the_dashboards_the_store_counts(url: str, cache: int) -> None:
-    view = await _started(url, cache)
+async def test_a_restart_sums_the_dashboards_the_store_counts(sqlite_url: str, cache: int) -> None:
+    view = await _started(sqlite_url, cache)
     for n in range(1, 6):
         await view.apply(_order(n))
     await view.apply(_order(1, OrderStatus.DELIVERED, 4))
@@ -95,7 +88,7 @@ async def test_a_restart_sums_the_dashboards_the_store_counts(url: str, cache: i
     boards = {seller: await view.dashboard(seller) for seller in (SELLER_A, SELLER_B)}
     await _stopped(view)
 
-    again = await _started(url, cache)
+    again = await _started(sqlite_url, cache)
     assert len(again.facts) == (0 if cache == CACHE else 5)
     for seller, board in boards.items():
         loaded = await again.dashboard(seller)
@@ -108,8 +101,8 @@ async def test_a_restart_sums_the_dashboards_the_store_counts(url: str, cache: i
     await _stopped(again)
 
 
-async def test_a_write_whose_answer_was_lost_is_not_counted_twice(url: str) -> None:
-    view = await _started(url, losing=True)
+async def test_a_write_whose_answer_was_lost_is_not_counted_twice(sqlite_url: str) -> None:
+    view = await _started(sqlite_url, losing=True)
     first = _order(1)
     await view.apply(first)
     shipped = first.model_copy(update={"status": OrderStatus.SHIPPED, "version": 3})

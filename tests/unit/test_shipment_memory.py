@@ -8,8 +8,6 @@ In process (no Ray), on a real SQLite file, as ``test_inventory_memory``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from actors.shipments import ShipmentCoordinator
@@ -17,7 +15,6 @@ from marketplace.config import Durability, Settings
 from marketplace.domain.errors import Conflict
 from marketplace.domain.orders import Order, OrderStatus
 from marketplace.domain.shipments import ShipmentStatus
-from marketplace.store import migrate
 from tests.unit.factories import make_order
 
 pytestmark = pytest.mark.unit
@@ -25,15 +22,8 @@ pytestmark = pytest.mark.unit
 CACHE = 2
 
 
-@pytest.fixture
-async def url(tmp_path: Path) -> str:
-    made = f"sqlite:///{tmp_path / 'shipments.db'}"
-    await migrate.upgrade_async(made)
-    return made
-
-
-async def _started(url: str, cache: int = CACHE) -> ShipmentCoordinator:
-    settings = Settings(database_url=url, durability=Durability.SYNC)
+async def _started(sqlite_url: str, cache: int = CACHE) -> ShipmentCoordinator:
+    settings = Settings(database_url=sqlite_url, durability=Durability.SYNC)
     coordinator = ShipmentCoordinator({**settings.model_dump(), "shipment_cache_size": cache})
     await coordinator.ready()
     return coordinator
@@ -48,8 +38,10 @@ def _orders() -> list[Order]:
     return [make_order(status=OrderStatus.CONFIRMED, n=n) for n in range(1, 6)]
 
 
-async def test_a_forgotten_shipment_opens_once_and_moves_by_its_stored_status(url: str) -> None:
-    coordinator = await _started(url)
+async def test_a_forgotten_shipment_opens_once_and_moves_by_its_stored_status(
+    sqlite_url: str,
+) -> None:
+    coordinator = await _started(sqlite_url)
     orders = _orders()
     opened = [await coordinator.open_shipment(order) for order in orders]
     assert len(coordinator.shipments) == CACHE
@@ -75,16 +67,16 @@ async def test_a_forgotten_shipment_opens_once_and_moves_by_its_stored_status(ur
 
 @pytest.mark.parametrize(("cache", "loaded"), [(CACHE, 0), (10, 5)])
 async def test_a_restart_loads_every_shipment_only_when_they_fit(
-    url: str, cache: int, loaded: int
+    sqlite_url: str, cache: int, loaded: int
 ) -> None:
-    first = await _started(url)
+    first = await _started(sqlite_url)
     orders = _orders()
     for order in orders:
         await first.open_shipment(order)
     await first.move(orders[0].id, ShipmentStatus.SHIPPED)
     await _stopped(first)
 
-    again = await _started(url, cache)
+    again = await _started(sqlite_url, cache)
     assert len(again.shipments) == loaded
     moved = await again.get(orders[0].id)
     assert moved is not None and moved.status is ShipmentStatus.SHIPPED
