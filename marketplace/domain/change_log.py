@@ -67,12 +67,13 @@ class ChangeLog:
         ``seq`` is ahead of this log): the reader needs a snapshot."""
         if seq < self._floor or seq > self.seq:
             return None
-        if seq == self.seq:
-            return []
-        # Kept changes are in sequence order: skip those the reader has.
-        skip = 0
-        for change in self._changes:
-            if change.seq > seq:
+        # Kept changes are in sequence order: walk back from the newest to the reader's, so a
+        # reader near the head (every poll of a replica that keeps up) costs what it lacks,
+        # not the whole log.
+        newer: list[Change] = []
+        for change in reversed(self._changes):
+            if change.seq <= seq:
                 break
-            skip += 1
-        return list(self._changes)[skip:]
+            newer.append(change)
+        newer.reverse()
+        return newer
