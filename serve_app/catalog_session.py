@@ -14,10 +14,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Response
 
-from marketplace.domain.session_token import CatalogSession
+from marketplace.domain.session_token import HEADER, CatalogSession
 from serve_app.deps import Client
 
-HEADER = "X-Catalog-Session"
 EXAMPLE = "s1.0-42.1-17"
 
 

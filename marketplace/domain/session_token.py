@@ -12,6 +12,9 @@ never fails a request.
 
 from __future__ import annotations
 
+HEADER = "X-Catalog-Session"
+"""The HTTP header that carries the token, both ways."""
+
 PREFIX = "s1"
 # A header value is short; a token naming more shards than a catalog can have is not ours.
 MAX_SHARDS = 256

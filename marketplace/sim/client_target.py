@@ -8,6 +8,11 @@ same operations through the gateway.
 Ids the generator cannot know are resolved here: emails to user ids through the seed manifest,
 the cart a ``Checkout`` takes is whatever the customer's earlier ``AddToCart`` put there, and a
 ``MoveShipment`` moves the oldest shipment due in the shared ``Deliveries``.
+
+Product reads, searches and writes pass each user's own ``CatalogSession``, kept for the run, as
+the gateway does for a client that sends back ``X-Catalog-Session``: they follow
+``MARKETPLACE_CATALOG_CONSISTENCY`` as HTTP clients' do (replicas may answer in ``eventual`` and
+``session``; a user reads its own writes in ``session``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from marketplace.domain.catalog import ProductPatch
 from marketplace.domain.errors import DomainError
 from marketplace.domain.ids import new_id, sibling_id
 from marketplace.domain.orders import OrderStatus
+from marketplace.domain.session_token import CatalogSession
 from marketplace.domain.users import Principal, Role
 from marketplace.sim.deliveries import Deliveries
 from marketplace.sim.loops import OK, Outcome
@@ -70,6 +76,13 @@ class ClientTarget:
         # Carriers are not seeded users (admins create them); in-process, a carrier is just
         # the principal the gateway would derive from a carrier's token.
         self._carriers: dict[str, Principal] = {}
+        self._sessions: dict[str, CatalogSession] = {}
+
+    def _session(self, actor: str) -> CatalogSession:
+        session = self._sessions.get(actor)
+        if session is None:
+            session = self._sessions[actor] = CatalogSession()
+        return session
 
     def _user(self, email: str) -> str:
         try:
@@ -100,9 +113,11 @@ class ClientTarget:
         match op:
             case Browse(customer=customer, product_id=product_id):
                 with self._record(customer, Kind.READ, product_id) as call:
-                    call.version = (await client.get_product(product_id)).version
-            case Search(query=query, category=category):
-                await client.search(query, category=category)
+                    session = self._session(customer)
+                    product = await client.get_product(product_id, session=session)
+                    call.version = product.version
+            case Search(customer=customer, query=query, category=category):
+                await client.search(query, category=category, session=self._session(customer))
             case AddToCart(customer=customer, product_id=product_id, quantity=quantity):
                 wanted = self.carts.add(customer, product_id, quantity)
                 await client.set_cart_item(self._user(customer), product_id, wanted)
@@ -127,13 +142,17 @@ class ClientTarget:
                 principal = Principal(id=self._user(seller), role=Role.SELLER)
                 patch = ProductPatch(price_cents=price)
                 with self._record(seller, Kind.WRITE, product_id) as call:
-                    product = await client.update_product(principal, product_id, patch)
+                    product = await client.update_product(
+                        principal, product_id, patch, session=self._session(seller)
+                    )
                     call.version = product.version
             case UpdateProduct(seller=seller, product_id=product_id, description=text):
                 principal = Principal(id=self._user(seller), role=Role.SELLER)
                 patch = ProductPatch(description=text)
                 with self._record(seller, Kind.WRITE, product_id) as call:
-                    product = await client.update_product(principal, product_id, patch)
+                    product = await client.update_product(
+                        principal, product_id, patch, session=self._session(seller)
+                    )
                     call.version = product.version
             case Restock(seller=seller, product_id=product_id, delta=delta):
                 principal = Principal(id=self._user(seller), role=Role.SELLER)

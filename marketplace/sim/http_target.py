@@ -9,7 +9,8 @@ How an answer reads as an ``Outcome``: 2xx is ok (a checkout is then judged by i
 is the domain's refusal, ``Outcome.failure`` with the problem's ``code`` (``http_<status>`` when
 it has none); a 5xx is ``Outcome.failure("http_5xx")`` whatever its code, so that the gateway
 failing stays apart from the market saying no; a timeout is ``Outcome.failure("timeout")``. A
-401 (the token expired) logs the user in again and retries once.
+401 (the token expired) logs the user in again and retries once. Each user sends back the last
+``X-Catalog-Session`` the gateway gave it, as a browser keeps a cookie (session consistency).
 
 The target's ``httpx.AsyncClient``s serve every simulated user: their pools (``limit`` connections
 in all) bound the requests in flight, and a request waiting for a connection is late, which the
@@ -33,6 +34,7 @@ import orjson
 
 from marketplace.consistency.history import Call, History, Kind
 from marketplace.domain.ids import sibling_id
+from marketplace.domain.session_token import HEADER as CATALOG_SESSION
 from marketplace.sim.deliveries import Deliveries
 from marketplace.sim.http_seed import HttpMarket, bearer, retry_after
 from marketplace.sim.loops import OK, Outcome
@@ -131,6 +133,9 @@ class HttpTarget:
         self._clients: list[httpx.AsyncClient] = [http] if http is not None else []
         self._turn = 0
         self._login_locks: dict[str, asyncio.Lock] = {}
+        # Each simulated user's X-Catalog-Session, sent back as a browser would keep a cookie:
+        # in session consistency it is what gives the user read-your-writes and monotonic reads.
+        self._sessions: dict[str, str] = {}
 
     async def open(self) -> Self:
         """Make the clients (a no-op when one was given or they are open)."""
@@ -282,6 +287,9 @@ class HttpTarget:
         http = self._client()
         content = None if body is None else orjson.dumps(body)
         extra = {**(_JSON if content is not None else {}), **(headers or {})}
+        session = self._sessions.get(actor)
+        if session is not None:
+            extra[CATALOG_SESSION] = session
         token = self._token(actor)
         reply = await http.request(
             method, path, content=content, params=params, headers={**bearer(token), **extra}
@@ -292,6 +300,9 @@ class HttpTarget:
                 method, path, content=content, params=params, headers={**bearer(token), **extra}
             )
         status = reply.status_code
+        issued = reply.headers.get(CATALOG_SESSION)
+        if issued is not None:
+            self._sessions[actor] = issued
         if status < 400:
             return reply
         if status >= 500:

@@ -17,6 +17,7 @@ import pytest
 
 from marketplace.consistency import AnomalyKind, History, Kind, Mode, Outcome, check
 from marketplace.domain.errors import NotFound
+from marketplace.domain.session_token import HEADER, CatalogSession
 from marketplace.domain.users import Role
 from marketplace.sim.arrivals import poisson
 from marketplace.sim.client_target import ClientTarget
@@ -25,7 +26,7 @@ from marketplace.sim.http_target import HttpTarget
 from marketplace.sim.loops import run_open
 from marketplace.sim.manifest import ManifestUser, SeedManifest
 from marketplace.sim.market import SyntheticMarket, generate_market
-from marketplace.sim.operations import Browse, UpdatePrice, UpdateProduct
+from marketplace.sim.operations import Browse, Search, UpdatePrice, UpdateProduct
 from marketplace.sim.presets import Activity, Preset
 from marketplace.sim.recording import verdict_summary
 from marketplace.sim.workload import Workload
@@ -168,16 +169,28 @@ async def test_without_a_history_nothing_is_recorded() -> None:
 
 
 class FakeClient:
-    """The two ``MarketplaceClient`` calls the recorded operations make."""
+    """The ``MarketplaceClient`` calls the recorded operations make; each notes the catalog
+    session it was given."""
 
     def __init__(self) -> None:
         self.version = 1
         self.error: Exception | None = None
+        self.sessions: list[CatalogSession | None] = []
 
-    async def get_product(self, product_id: str) -> Any:
+    async def get_product(self, product_id: str, *, session: CatalogSession | None = None) -> Any:
+        self.sessions.append(session)
         return _Product(self.version)
 
-    async def update_product(self, principal: Any, product_id: str, patch: Any) -> Any:
+    async def search(
+        self, query: str, *, category: str | None = None, session: CatalogSession | None = None
+    ) -> Any:
+        self.sessions.append(session)
+        return [], None
+
+    async def update_product(
+        self, principal: Any, product_id: str, patch: Any, *, session: CatalogSession | None = None
+    ) -> Any:
+        self.sessions.append(session)
         if self.error is not None:
             raise self.error
         self.version += 1
@@ -241,3 +254,48 @@ def test_a_verdict_summary_is_json_with_counts_and_examples_in_words() -> None:
     assert (summary["operations"], summary["reads"], summary["writes"]) == (3, 2, 1)
     [example] = summary["examples"]["stale_read"]
     assert example.startswith("b2 on p") and "expected 2" in example
+
+
+async def test_the_client_target_keeps_one_catalog_session_per_user() -> None:
+    """In process, each simulated user reads, searches and writes with its own session, kept
+    for the run, as a gateway client sending back X-Catalog-Session would."""
+    client = FakeClient()
+    target = client_target(client, History())
+    await target.run(UpdatePrice(SELLER, PRODUCT, 1234))
+    await target.run(Browse(SELLER, PRODUCT))
+    await target.run(Browse(BUYERS[0], PRODUCT))
+    await target.run(Search(BUYERS[0], "lamp"))
+    await target.run(Browse(BUYERS[1], PRODUCT))
+    seller, seller_again, buyer, buyer_search, other = client.sessions
+    assert all(isinstance(s, CatalogSession) for s in client.sessions)
+    assert seller is seller_again and buyer is buyer_search
+    assert len({id(seller), id(buyer), id(other)}) == 3
+
+
+async def test_the_http_target_sends_back_each_users_catalog_session() -> None:
+    """Over HTTP, a user sends back the last X-Catalog-Session the gateway gave it, and only
+    its own."""
+    sent: list[tuple[str, str | None]] = []
+
+    async def gateway(request: httpx.Request) -> httpx.Response:
+        who = request.headers["authorization"].removeprefix("Bearer tok-")
+        sent.append((who, request.headers.get(HEADER)))
+        body = orjson.dumps({"id": PRODUCT, "version": 1})
+        return httpx.Response(200, content=body, headers={HEADER: f"s1.0-{len(sent)}"})
+
+    http_market = HttpMarket(
+        base_url="http://sim.test",
+        password=MARKET.password,
+        tokens={email: f"tok-{email}" for email in (SELLER, *BUYERS)},
+        product_ids={p.product_id: p.product_id for p in MARKET.products},
+    )
+    http = httpx.AsyncClient(base_url=http_market.base_url, transport=httpx.MockTransport(gateway))
+    target = HttpTarget(http_market, http=http)
+    for op in (
+        UpdatePrice(SELLER, PRODUCT, 1234),
+        Browse(BUYERS[0], PRODUCT),
+        Browse(SELLER, PRODUCT),
+        Browse(BUYERS[0], PRODUCT),
+    ):
+        assert (await target.run(op)).ok
+    assert sent == [(SELLER, None), (BUYERS[0], None), (SELLER, "s1.0-1"), (BUYERS[0], "s1.0-2")]
