@@ -173,7 +173,27 @@ CHECKOUT = Preset(
     carriers=0,
 )
 
-PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (OM, BROWSE, FLASH, CHECKOUT)})
+# Sellers repricing popular products while shoppers browse them: about one product write to
+# eight reads, Zipf 1.0 so that reads and writes meet on the same hot products. The workload of
+# the consistency experiment, where a replica's lag shows as stale reads.
+PRICES = Preset(
+    name="prices",
+    description="price-update-heavy: browsing sessions while sellers reprice the popular products",
+    mix={
+        Activity.SESSION: 0.60,
+        Activity.PRICE_UPDATE: 0.30,
+        Activity.PRODUCT_UPDATE: 0.10,
+    },
+    zipf=1.0,
+    session=SessionShape(
+        browses=(3, 8), search_probability=0.3, cart_lines=(1, 1), checkout_probability=0.1
+    ),
+    carriers=0,
+)
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {p.name: p for p in (OM, BROWSE, FLASH, CHECKOUT, PRICES)}
+)
 
 
 def preset(name: str) -> Preset:

@@ -124,7 +124,7 @@ def test_the_picker_honours_the_presets_zipf_exponent() -> None:
 
 
 def test_unknown_presets_and_bad_shapes_are_refused() -> None:
-    with pytest.raises(ValueError, match="known presets: browse, checkout, flash, om"):
+    with pytest.raises(ValueError, match="known presets: browse, checkout, flash, om, prices"):
         preset("nope")
     with pytest.raises(ValueError, match="checkout_probability"):
         SessionShape(checkout_probability=1.5)
