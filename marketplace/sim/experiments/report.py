@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from marketplace.sim.experiments import consistency
 from marketplace.sim.experiments.points import format_value
 from marketplace.sim.experiments.spec import METRICS, ExperimentSpec, PlotSpec, ReportSpec
 
@@ -32,7 +33,10 @@ KNEE_MIN_DISTANCE = 0.1
 """The least distance (in the [0, 1] scaled plot) from the chord that counts as a knee."""
 
 # Columns summed rather than averaged over repeats (counts), and those that are not numbers.
-_SUMMED = frozenset({"ops", "ok", "failed", "dropped", "checkout_ok", "checkout_failed"})
+_SUMMED = frozenset(
+    {"ops", "ok", "failed", "dropped", "checkout_ok", "checkout_failed"}
+    | {"reads", "writes", "stale_reads", "session_violations", "mode_violations"}
+)
 _TEXT = frozenset({"failures"})
 
 # The report table's metric columns and their headers.
@@ -84,7 +88,7 @@ def _number(value: Any) -> float | None:
 def mean_table(rows: Sequence[Mapping[str, Any]], knobs: Sequence[str]) -> list[dict[str, Any]]:
     """One row per knob combination (``point``), in order: the knobs, ``runs``, counts summed
     over repeats, other numbers averaged (None when no repeat had one), ``audit_ok`` only if
-    every repeat's audit passed."""
+    every repeat's audit passed (``consistency_ok`` likewise)."""
     groups: dict[Any, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["point"], []).append(row)
@@ -95,7 +99,7 @@ def mean_table(rows: Sequence[Mapping[str, Any]], knobs: Sequence[str]) -> list[
         skipped = ("repeat", "seed", *_TEXT)  # a mean seed or a mean of free text says nothing
         columns = [c for c in group[0] if c not in merged and c not in skipped]
         for column in columns:
-            if column == "audit_ok":
+            if column in ("audit_ok", "consistency_ok"):
                 merged[column] = all(bool(r.get(column)) for r in group)
                 continue
             values = [n for r in group if (n := _number(r.get(column))) is not None]
@@ -467,6 +471,8 @@ def write_report(
             lines.append(f"- {where}none, {knee.note}{distance}")
         else:
             lines.append(f"- {where}{spec.report.x} = {format_value(knee.x)}{distance}")
+    if consistency.recorded(rows):
+        lines += ["", *consistency.markdown_section(table, spec.knobs, _cell)]
     lines += ["", "## Audit", ""]
     if audit_failures:
         for run, violations in audit_failures.items():

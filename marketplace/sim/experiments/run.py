@@ -4,8 +4,10 @@
 loop already runs, as in a notebook) starts or joins Ray once, then for each point starts a
 ``Runtime`` on a fresh SQLite file in a unique actor namespace, seeds the point's market,
 simulates its workload through the in-process client (or, for ``via = "http"``, through a
-gateway deployed for the run, counting its replicas each second), audits the invariants, reads
-the saga counters and stops the runtime (flush, kill the actors). Ray is shut down at the end
+gateway deployed for the run, counting its replicas each second), recording its product reads
+and writes, audits the invariants, reads the saga counters, checks the recorded history against
+the point's catalog consistency (``consistency.py``) and stops the runtime (flush, kill the
+actors). Ray is shut down at the end
 only if this call connected it. The rows go to ``report.write_report``.
 
 Ray and the actors are imported when a run starts, so reading and checking files needs neither.
@@ -23,6 +25,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from marketplace.consistency import History
+from marketplace.sim.experiments.consistency import consistency_columns
 from marketplace.sim.experiments.metrics import metrics, row, timeline
 from marketplace.sim.experiments.points import Point, expand, point_count
 from marketplace.sim.experiments.report import ReportPaths, write_report
@@ -129,6 +133,7 @@ async def run_point(
     runtime = Runtime(settings)
     client = await runtime.start()
     samples: list[tuple[float, int]] = []
+    history = History()  # a fresh database: every product starts at the first version
     try:
         market = build_market(point.config)
 
@@ -137,10 +142,10 @@ async def run_point(
 
         drive = _Drive(client, runtime.settings, point, "client" if http_port is None else "http")
         if http_port is None:
-            result = await _through_client(client, market, point, watch, seen, drive)
+            result = await _through_client(client, market, point, watch, seen, drive, history)
         else:
             result, samples = await _through_http(
-                runtime.settings, market, point, watch, seen, drive, first=first
+                runtime.settings, market, point, watch, seen, drive, history, first=first
             )
         watch.point_phase(point, "auditing")
         audit = await client.audit()
@@ -153,6 +158,9 @@ async def run_point(
             await asyncio.to_thread(gateway.remove)
         await runtime.stop()
     measured = metrics(result, point.config.duration)
+    read_write = consistency_columns(
+        result.records, result.summary.elapsed, history, runtime.settings
+    )
     violations = sum(len(check.violations) for check in audit.checks.values())
     extra: dict[str, Any] = {}
     if http_port is not None:
@@ -172,6 +180,7 @@ async def run_point(
         compensations=stats.get("compensations", 0),
         point_s=round(time.monotonic() - began, 2),
         **drive.fault_columns,
+        **read_write,
         **extra,
     )
     # The failure reasons read best last in the CSV: they are the only free text.
@@ -239,6 +248,7 @@ async def _through_client(
     watch: ExperimentObserver,
     seen: Callable[[OpRecord], None],
     drive: _Drive,
+    history: History,
 ) -> RunResult:
     from marketplace.sim.client_target import ClientTarget
     from marketplace.sim.seed import seed_market
@@ -246,7 +256,7 @@ async def _through_client(
     watch.point_phase(point, "seeding")
     manifest = await seed_market(client, market, write=False)
     watch.point_phase(point, "running")
-    return await drive.run(ClientTarget(client, manifest), market, seen)
+    return await drive.run(ClientTarget(client, manifest, history=history), market, seen)
 
 
 async def _through_http(
@@ -256,6 +266,7 @@ async def _through_http(
     watch: ExperimentObserver,
     seen: Callable[[OpRecord], None],
     drive: _Drive,
+    history: History,
     *,
     first: bool,
 ) -> tuple[RunResult, list[tuple[float, int]]]:
@@ -276,7 +287,7 @@ async def _through_http(
     )
     watch.point_phase(point, "running")
     sampler = gateway.ReplicaSampler()
-    async with HttpTarget(seeded) as target:
+    async with HttpTarget(seeded, history=history) as target:
         sampler.start()
         try:
             result = await drive.run(target, market, seen)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from marketplace.config import Settings
+from marketplace.sim.experiments.consistency import CONSISTENCY_COLUMNS
 from marketplace.sim.experiments.knobs import (
     ACTORS,
     RESERVED_SETTINGS,
@@ -68,6 +69,7 @@ METRICS = (
     "compensations",
     "point_s",
     *FAULT_COLUMNS,
+    *CONSISTENCY_COLUMNS,
 )
 """The number columns every row has (``metrics.py`` measures them up to ``elapsed_s``, the
 runner adds the rest); plots and the report may name any of these or a knob."""
