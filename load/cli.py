@@ -8,7 +8,9 @@ The run (``load/README.md``):
    (default ``.marketplace/reports/<scenario>-<timestamp>/``);
 3. a summary table, PNG plots of throughput and latency percentiles over time, the SLOs judged
    (``load/report.py``);
-4. the invariant audit ``GET /v1/admin/audit`` with the admin's token.
+4. the invariant audit ``GET /v1/admin/audit`` with the admin's token;
+5. the consistency anomalies the run caused, from ``GET /metrics`` before and after
+   (``load/anomalies.py``).
 
 Exit 0 only when every SLO holds and the audit is clean; 1 names what failed; 2 when Locust
 produced no statistics. ``python -m load.cli`` runs the same command on its own.
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from load.anomalies import SETTLE_S, anomalies, anomaly_table, read_metrics
 from load.report import (
     REPORTS_DIR,
     console,
@@ -134,6 +137,7 @@ def load_command(
         flash_product = list_flash_product(host, plan.flash_stock)
         console.print(f"flash sale: {flash_product} with {plan.flash_stock} units")
     env = locust_environment(plan, host, report, manifest, flash_product, admin)
+    metrics_before = read_metrics(host)
     beside = _start_faults(faults, plan.duration_s, seed) if faults else None
     if beside is not None:
         beside.go()
@@ -152,8 +156,18 @@ def load_command(
     breached = judge(plan.slos, rows)
     audit = run_audit(host, *admin)
     console.print(slo_table(plan.slos))
+    metrics_after = None
+    if metrics_before is not None:
+        console.print(f"waiting {SETTLE_S:.0f} s for the last figures to reach /metrics")
+        metrics_after = read_metrics(host, wait_s=SETTLE_S)
+    found = None
+    if metrics_before is not None and metrics_after is not None:
+        found = anomalies(metrics_before, metrics_after)
+        console.print(anomaly_table(found))
     fault_outcome = _fault_outcome(beside, report) if beside is not None else None
-    summary = write_summary(report, plan, host, code, rows, breached, audit, plots, fault_outcome)
+    summary = write_summary(
+        report, plan, host, code, rows, breached, audit, plots, fault_outcome, found
+    )
     print_verdict(report, breached, audit)
     if not summary["passed"]:
         raise typer.Exit(1)

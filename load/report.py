@@ -177,11 +177,14 @@ def write_summary(
     audit: dict[str, Any],
     plots: list[Path],
     faults: dict[str, Any] | None = None,
+    anomalies: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``summary.json``: the run, its SLOs judged, the audit and the verdict (``passed``).
 
     ``faults`` (a fault plan's outcome: ``{"plan", "faults", "orders_terminal_after_s",
-    "passed"}``) joins the summary and the verdict."""
+    "passed"}``) joins the summary and the verdict; ``anomalies`` (``load/anomalies.py``; None
+    when ``/metrics`` could not be read) joins the summary only: they are what a mode allows,
+    not failures."""
     summary = {
         "scenario": plan.name,
         "host": host,
@@ -198,6 +201,7 @@ def write_summary(
         "breached": [s.describe() for s in breached],
         "audit": audit,
         "plots": [p.name for p in plots],
+        "anomalies": anomalies,
         "passed": not breached
         and bool(audit.get("ok"))
         and (faults is None or bool(faults.get("passed"))),

@@ -71,6 +71,11 @@ async def test_smoke_scenario_beside_a_fault_plan_passes_with_reports(
     assert done["passed"] and done["audit"]["ok"], done
     assert done["requests"] > 50 and done["failures"] == 0, done
     assert "fault plan gentle (seed 7)" in result.output, result.output
+    # The run's checkouts, counted by the gateway and read back from /metrics around the run.
+    found = done["anomalies"]
+    assert found is not None, done
+    assert found["checkouts_at_seen_price"] + found["checkouts_stale_cart"] > 0, found
+    assert "Consistency during the run" in result.output
     faults = done["faults"]
     assert faults["passed"] and faults["orders_terminal_after_s"] is not None, faults
     assert [f["kind"] for f in faults["faults"]] == ["payments", "calls"], faults
