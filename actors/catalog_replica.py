@@ -130,7 +130,7 @@ class CatalogReplica(ActorBase):
 
     async def _poll(self, wait_s: float) -> None:
         shard = self.directory.at(CATALOG, self.shard_index)
-        seq, changes, snapshot = await shard.call(
+        seq, changes, snapshot = await shard.poll(
             CatalogShardApi.changes_since, self.state.known, wait_s
         )
         if snapshot is not None:

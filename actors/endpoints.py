@@ -96,8 +96,12 @@ def isolated(value: Any) -> Any:
 class Endpoint(Protocol):
     """How calls reach one named role."""
 
-    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
-        """Call ``method``: its result, or its domain error raised as itself."""
+    def invoke(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, retry: bool = True
+    ) -> Awaitable[Any]:
+        """Call ``method``: its result, or its domain error raised as itself. ``retry=False``:
+        Ray does not send it again if the actor dies meanwhile (a long poll its caller repeats
+        itself)."""
         ...
 
     def run_batch(self, calls: list[Call]) -> Awaitable[list[tuple[bool, Any]]]:
@@ -111,9 +115,14 @@ class ActorEndpoint:
     def __init__(self, handle: ActorHandle[Any]) -> None:
         self.handle = handle
 
-    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def invoke(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, retry: bool = True
+    ) -> Awaitable[Any]:
         """``handle.<method>.remote(*args, **kwargs)``, submitted now."""
-        return call(getattr(self.handle, method).remote(*args, **kwargs))
+        bound = getattr(self.handle, method)
+        if not retry:
+            bound = bound.options(max_task_retries=0)
+        return call(bound.remote(*args, **kwargs))
 
     def run_batch(self, calls: list[Call]) -> Awaitable[list[tuple[bool, Any]]]:
         """``handle.run_batch.remote(calls)``, submitted now."""
@@ -131,9 +140,14 @@ class CellEndpoint:
         self.handle = handle
         self.name = name
 
-    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def invoke(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, retry: bool = True
+    ) -> Awaitable[Any]:
         """``cell.invoke.remote(name, method, args, kwargs)``, submitted now."""
-        return call(self.handle.invoke.remote(self.name, method, args, kwargs))
+        bound: Any = self.handle.invoke
+        if not retry:
+            bound = bound.options(max_task_retries=0)
+        return call(bound.remote(self.name, method, args, kwargs))
 
     def run_batch(self, calls: list[Call]) -> Awaitable[list[tuple[bool, Any]]]:
         """``cell.run_batch_for.remote(name, calls)``, submitted now."""
@@ -151,8 +165,11 @@ class LocalEndpoint:
         self.role = role
         self.name = name
 
-    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
-        """Start ``role.<method>`` now, on copies of what could change; await its copied result."""
+    def invoke(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, retry: bool = True
+    ) -> Awaitable[Any]:
+        """Start ``role.<method>`` now, on copies of what could change; await its copied result
+        (``retry`` has nothing to do here: this process cannot outlive the role)."""
         bound = public_method(self.role, method)
         args = tuple(isolated(arg) for arg in args)
         kwargs = {key: isolated(value) for key, value in kwargs.items()}

@@ -106,7 +106,7 @@ class LeasedProducts:
         try:
             while True:
                 try:
-                    epoch, acked, written = await shard.call(
+                    epoch, acked, written = await shard.poll(
                         CatalogShardApi.next_invalidations, self.lessee, epoch, acked, WATCH_WAIT_S
                     )
                 except Exception as exc:

@@ -44,15 +44,33 @@ class Remote(Generic[A]):
         A fault injected into this process on calls to the actor's kind applies whether the
         actor is another process or this one (a colocated cell's own role).
         """
-        name = method.__name__
+        return self._invoke(method.__name__, args, kwargs, retry=True)
+
+    def poll(
+        self,
+        method: Callable[Concatenate[A, P], Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Awaitable[R]:
+        """``call`` for a long poll whose caller polls again after a failure: Ray does not
+        retry it when the actor dies, so the polls pending at a kill (every shutdown) end
+        there instead of each being retried and logged."""
+        return self._invoke(method.__name__, args, kwargs, retry=False)
+
+    def _invoke(
+        self, name: str, args: tuple[object, ...], kwargs: dict[str, object], *, retry: bool
+    ) -> Awaitable[R]:
         traced = None if self.kind is None else tracing.start_call(self.kind, name)
         if traced is not None:
-            kwargs = {**kwargs, tracing.TRACE_KW: traced[1]}  # type: ignore[assignment]
+            kwargs = {**kwargs, tracing.TRACE_KW: traced[1]}
         answer: Awaitable[R]
         if self.kind is not None and FAULTS.touches(self.kind):
-            answer = FAULTS.through(self.kind, lambda: self.endpoint.invoke(name, args, kwargs))
+            answer = FAULTS.through(
+                self.kind, lambda: self.endpoint.invoke(name, args, kwargs, retry=retry)
+            )
         else:
-            answer = self.endpoint.invoke(name, args, kwargs)
+            answer = self.endpoint.invoke(name, args, kwargs, retry=retry)
         return answer if traced is None else _ended(traced[0], answer)
 
     def __repr__(self) -> str:
