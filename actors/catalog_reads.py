@@ -68,6 +68,11 @@ class ReplicaReads:
     async def get(self, product_id: str, session: CatalogSession | None) -> Product | None:
         """The product from a replica (or a held copy of one) fresh enough for ``session``."""
         session = self._session(session)
+        if session is None:
+            # Eventual's common case first: a live held copy, before hashing to the shard.
+            held = self._held_at(product_id, 0)
+            if held is not None:
+                return held[1]
         shard = owner_index(product_id, self.directory.count(CATALOG))
         need = session.needs(shard) if session is not None else 0
         found = self._held_at(product_id, need)
