@@ -21,7 +21,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -56,16 +55,10 @@ LAGS = ("replication_lag_p99_s", "dashboard_lag_p99_s")
 def read_metrics(host: str, *, wait_s: float = 0.0) -> Scrape | None:
     """The gateway's ``/metrics`` now (after ``wait_s``); None when it cannot be read (metrics
     off, an older gateway, no answer), which leaves the anomalies out of the report."""
-    from marketplace.cli.top_figures import Scrape
+    from marketplace.cli.top_figures import read_scrape
 
     time.sleep(wait_s)
-    try:
-        reply = httpx.get(f"{host}/metrics", timeout=10)
-    except httpx.HTTPError:
-        return None
-    if reply.status_code != 200:
-        return None
-    return Scrape.parse(reply.text, time.time())
+    return read_scrape(host)
 
 
 def anomalies(before: Scrape, after: Scrape) -> dict[str, Any]:

@@ -8,9 +8,11 @@ percentiles are interpolated in the growth of a histogram's buckets, as Promethe
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 Labels = tuple[tuple[str, str], ...]
@@ -55,6 +57,18 @@ class Scrape:
     def series(self, name: str) -> dict[Labels, float]:
         """The samples of ``name`` (none: empty)."""
         return self.samples.get(name, {})
+
+
+def read_scrape(base_url: str, timeout_s: float = 10.0) -> Scrape | None:
+    """``GET <base_url>/metrics`` parsed now, or None when it cannot be read (no answer, an
+    answer other than 200: metrics off, not a marketplace)."""
+    try:
+        reply = httpx.get(f"{base_url}/metrics", timeout=timeout_s)
+    except httpx.HTTPError:
+        return None
+    if reply.status_code != 200:
+        return None
+    return Scrape.parse(reply.text, time.time())
 
 
 def _key(labels: Labels, by: Key) -> Key:

@@ -18,10 +18,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
-
 from marketplace.bench.gateway.config import EXPORT_INTERVAL_MS
-from marketplace.cli.top_figures import BATCHES, ORDERS, Scrape
+from marketplace.cli.top_figures import BATCHES, ORDERS, read_scrape
 
 
 @dataclass(frozen=True)
@@ -40,13 +38,9 @@ def read(url: str) -> Reading | None:
     from serve_app.routes.operations import SCRAPE_TTL_S
 
     time.sleep(EXPORT_INTERVAL_MS / 1000 + SCRAPE_TTL_S + 1.0)
-    try:
-        response = httpx.get(f"{url}/metrics", timeout=10)
-    except httpx.HTTPError:
+    scrape = read_scrape(url)
+    if scrape is None:
         return None
-    if response.status_code != 200:
-        return None
-    scrape = Scrape.parse(response.text, time.time())
     ray_calls = sum(
         value
         for labels, value in scrape.series(BATCHES).items()
