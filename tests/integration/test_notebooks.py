@@ -90,6 +90,15 @@ QUICK: dict[str, dict[str, Any]] = {
     # one actor per kind, spread and hot, 2 s each: every point starts a marketplace of its own,
     # whose actor processes cost more than the runs (the experiment CLI tests cover a sweep)
     "05_scaling.ipynb": {"SECONDS": 2.0, "ACTORS": [1], "HOT_ACTORS": 1},
+    # the three modes with one replica per shard, 3 s each (every point starts a marketplace);
+    # eventual still reads stale with that many users, which the notebook asserts
+    "06_consistency.ipynb": {
+        "SECONDS": 3.0,
+        "AGENTS": 8,
+        "PRODUCTS": 30,
+        "BUYERS": 30,
+        "REPLICAS": [1],
+    },
     # a shorter surge, still long enough for Serve to ask for a second gateway replica
     "07_autoscaling.ipynb": {
         "RATE_STEPS": [(0.0, 5.0), (5.0, 40.0), (20.0, 5.0)],
