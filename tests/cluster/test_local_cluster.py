@@ -64,7 +64,9 @@ def test_the_overlay_deploys_unchanged_and_passes_the_smoke_scenario(
     assert {a["name"] for a in alive} == actor_names(local_cluster)
     assert all(a["node"] != "head" for a in alive)
     assert all(r["node"] != "head" for r in placement["replicas"])
-    assert smoke(local_cluster, duration_s=10) == 0
+    # 5 s of the scenario: its users all run, and its SLOs and the audit are checked (10 s
+    # took 15.4 s of this test here).
+    assert smoke(local_cluster, duration_s=5) == 0
 
 
 @dataclass
@@ -216,12 +218,12 @@ async def test_an_upgrade_under_load(local_cluster: LocalCluster) -> None:
     async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
         assert (await http.post("/v1/users", json=big)).status_code == 413
         load, tasks = await _start_load(http, cluster)
-        await asyncio.sleep(4)
+        await asyncio.sleep(3)
         assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
         began = time.monotonic()
         results = await asyncio.to_thread(upgrade, cluster, release="upgrade-test")
         upgraded_at = time.monotonic()
-        await asyncio.sleep(3)
+        await asyncio.sleep(1)
         await _checkouts_since(load, upgraded_at, 6, timeout_s=60)
         load.stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
@@ -281,7 +283,7 @@ async def test_a_worker_node_killed_mid_load(
 
     async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
         load, tasks = await _start_load(http, cluster)
-        await asyncio.sleep(6)
+        await asyncio.sleep(3)  # as before the upgrade: some orders, none failed
         assert len(load.orders) >= 2 and not load.failures(), load.outcomes[-10:]
         killed_at = time.monotonic()
         await node_loss.apply()
@@ -302,7 +304,7 @@ async def test_a_worker_node_killed_mid_load(
         # Keep the load on for a while after the recovery, until checkouts that began after
         # it have gone through.
         await _checkouts_since(load, recovered_at, 6, timeout_s=180)
-        await asyncio.sleep(max(0.0, recovered_at + 8 - time.monotonic()))
+        await asyncio.sleep(max(0.0, recovered_at + 5 - time.monotonic()))
         load.stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
         await _settle(http, load)

@@ -148,10 +148,37 @@ def served_postgres(served: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def served_on_store(request: pytest.FixtureRequest) -> dict[str, Any]:
     """``served``, then ``served_postgres``: a module that takes this runs each of its tests
     against both stores (the SQLite ones first, as pytest groups a module's tests by this
-    module-scoped parameter)."""
+    module-scoped parameter), or on PostgreSQL only those its ``on_postgres`` accepts (see
+    ``pytest_collection_modifyitems`` below)."""
     name = "served" if request.param == "sqlite" else "served_postgres"
     marketplace: dict[str, Any] = request.getfixturevalue(name)
     return marketplace
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the PostgreSQL runs that a ``served_on_store`` module keeps to SQLite.
+
+    A module that defines ``on_postgres(params) -> bool`` (``params``: the test's parameters)
+    runs on PostgreSQL only the tests it accepts; every one still runs on SQLite. The others
+    are reported as deselected, not skipped.
+    """
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        choose = getattr(getattr(item, "module", None), "on_postgres", None)
+        if (
+            callspec is not None
+            and choose is not None
+            and callspec.params.get("served_on_store") == "postgres"
+            and not choose(callspec.params)
+        ):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest_asyncio.fixture

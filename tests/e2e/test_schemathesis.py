@@ -29,9 +29,11 @@ from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "password123"
-# Examples per operation and mode, on each store: this module's PostgreSQL pass took about 35 s
-# here (27 to 30 s on SQLite; both modules on both stores 230 to 280 s), so it keeps them all.
-MAX_EXAMPLES = 25
+# Examples per operation and mode. On PostgreSQL fewer: the same gateway and actors answer
+# there, every operation and mode still runs, and the values PostgreSQL alone refuses (U+0000,
+# lone surrogates, over-long strings, numbers beyond its integers) are sent to it on purpose by
+# test_bad_input.py. Its PostgreSQL calls took 7.8 s here instead of 18.6 s with 25.
+MAX_EXAMPLES = {"sqlite": 25, "postgres": 10}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -232,7 +234,7 @@ def test_api_conforms_to_its_schema(
 
     @given(case=strategy)
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=MAX_EXAMPLES[served_on_store["store"]],
         deadline=None,
         suppress_health_check=list(HealthCheck),
         derandomize=True,
