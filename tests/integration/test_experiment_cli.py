@@ -118,10 +118,10 @@ def test_an_http_experiment_deploys_a_gateway_for_its_run_and_counts_its_replica
     out = tmp_path / "out"
     command = ["experiment", "run", str(spec), "--out", str(out)]
     # The run removes its gateway application before Ray stops, and Serve keeps each replica
-    # draining for RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S (default 30 s) first: with
-    # the session's 2 s (tests/conftest.py; cli_env drops RAY_SERVE_*) the removal took 6 s
-    # instead of 33 s here. Nothing here reads the gateway while it drains.
-    env = {**cli_env(), "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+    # draining for RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S first: the runner sets 2 s
+    # (gateway.prepare_ingress; cli_env drops the session's RAY_SERVE_*), where Serve's default
+    # 30 s made the removal take 33 s instead of 6 s here.
+    env = cli_env()
     result = subprocess.run(
         [sys.executable, "-m", "marketplace.cli", *command],
         cwd=tmp_path,

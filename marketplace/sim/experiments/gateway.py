@@ -10,6 +10,7 @@ uses, so this module is the one place under ``marketplace.sim`` allowed to impor
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -20,8 +21,16 @@ from serve_app.serving import APP_NAME, choose_ingress, start_gateway, stop_gate
 GATEWAY_DEPLOYMENT = "Gateway"
 
 
+# A run's gateway has no client but the run, which has ended when the gateway is removed: Serve's
+# default 30 s of draining each replica (RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S, read when
+# Serve starts) only made every HTTP point 30 s longer.
+DRAINING_PERIOD_S = "2"
+
+
 def prepare_ingress(settings: Settings) -> str:
-    """Choose Serve's ingress (HAProxy where installed); must run before Ray starts."""
+    """Choose Serve's ingress (HAProxy where installed) and a short draining period for the
+    runs' gateways (unless the environment sets one); must run before Ray starts."""
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", DRAINING_PERIOD_S)
     return choose_ingress(settings)
 
 
