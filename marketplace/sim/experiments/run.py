@@ -7,8 +7,8 @@ simulates its workload through the in-process client (or, for ``via = "http"``, 
 gateway deployed for the run, counting its replicas each second), recording its product reads
 and writes, audits the invariants, reads the saga counters, checks the recorded history against
 the point's catalog consistency (``consistency.py``) and stops the runtime (flush, kill the
-actors). Ray is shut down at the end
-only if this call connected it. The rows go to ``report.write_report``.
+actors). Ray is shut down at the end only if this call connected it. The rows go to
+``report.write_report``.
 
 Ray and the actors are imported when a run starts, so reading and checking files needs neither.
 """
