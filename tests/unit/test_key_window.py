@@ -25,6 +25,7 @@ from tests.unit.test_saga import IN_MEMORY, P1, FakePeers, checkout
 pytestmark = pytest.mark.unit
 
 TTL_S = 0.5
+RESTART_TTL_S = 1.5
 
 
 @pytest.fixture
@@ -117,14 +118,17 @@ async def test_a_key_reused_after_its_window_places_a_new_order(
 async def test_a_restarted_coordinator_loads_only_keys_inside_the_window(
     on_disk: dict[str, Any], peers: FakePeers
 ) -> None:
-    first = await _started(on_disk, peers)
+    # A longer window than the module's: "recent" must still be inside it once the second
+    # coordinator has started, which took over half a second on a loaded machine.
+    settings = {**on_disk, "idempotency_ttl_s": RESTART_TTL_S}
+    first = await _started(settings, peers)
     old = await first.place_order(checkout("old", [(P1, 1)]))
-    await asyncio.sleep(TTL_S + 0.1)
+    await asyncio.sleep(RESTART_TTL_S + 0.1)
     recent = await first.place_order(checkout("recent", [(P1, 1)]))
     await _stopped(first)
 
     # A cache smaller than the orders: only open work is loaded (none here).
-    second = await _started({**on_disk, "order_cache_size": 1}, peers)
+    second = await _started({**settings, "order_cache_size": 1}, peers)
     try:
         # settled orders stay in the store: memory holds the keys inside the window only
         assert len(second.orders) == 0
