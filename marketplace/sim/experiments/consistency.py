@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from marketplace.consistency import History, Mode, check
 from marketplace.consistency.checker import AnomalyKind
+from marketplace.sim.experiments.metrics import ms
 from marketplace.sim.loops import OpRecord, percentile
 from marketplace.sim.operations import Browse, UpdatePrice, UpdateProduct
 
@@ -51,10 +52,6 @@ _CONVERGENCE = frozenset(
 )
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000.0, 3)
-
-
 def consistency_columns(
     records: Sequence[OpRecord], elapsed: float, history: History, settings: Settings
 ) -> dict[str, Any]:
@@ -71,11 +68,11 @@ def consistency_columns(
     return {
         "reads": read_ok,
         "read_rate": round(read_ok / elapsed, 3) if elapsed > 0 else None,
-        "read_p50_ms": _ms(percentile(reads, 50)),
-        "read_p99_ms": _ms(percentile(reads, 99)),
+        "read_p50_ms": ms(percentile(reads, 50)),
+        "read_p99_ms": ms(percentile(reads, 99)),
         "writes": sum(1 for r, _ in done if r.kind in WRITE_KINDS and r.outcome.ok),
-        "write_p50_ms": _ms(percentile(writes, 50)),
-        "write_p99_ms": _ms(percentile(writes, 99)),
+        "write_p50_ms": ms(percentile(writes, 50)),
+        "write_p99_ms": ms(percentile(writes, 99)),
         "stale_reads": stale,
         "stale_read_rate": round(stale / result.reads, 5) if result.reads else None,
         "session_violations": session,

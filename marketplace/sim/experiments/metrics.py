@@ -26,7 +26,8 @@ LITTLE_WINDOW = (0.2, 1.0)
 CHECKOUT = "checkout"
 
 
-def _ms(seconds: float | None) -> float | None:
+def ms(seconds: float | None) -> float | None:
+    """Seconds as milliseconds, rounded to the microsecond (None stays None)."""
     return None if seconds is None else round(seconds * 1000.0, 3)
 
 
@@ -102,13 +103,13 @@ def metrics(result: RunResult, duration: float) -> dict[str, Any]:
         "ok": summary.ok,
         "failed": summary.failed,
         "dropped": summary.dropped,
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-        "mean_ms": _ms(sum(latencies) / len(latencies)) if latencies else None,
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p99_ms": ms(percentile(latencies, 99)),
+        "mean_ms": ms(sum(latencies) / len(latencies)) if latencies else None,
         "checkout_ok": checkout.ok if checkout else 0,
         "checkout_failed": checkout.failed if checkout else 0,
-        "checkout_p50_ms": _ms(checkout.p50) if checkout else None,
-        "checkout_p99_ms": _ms(checkout.p99) if checkout else None,
+        "checkout_p50_ms": ms(checkout.p50) if checkout else None,
+        "checkout_p99_ms": ms(checkout.p99) if checkout else None,
         "little_l": None if little_l is None else round(little_l, 4),
         "little_lambda_w": None if little_lambda_w is None else round(little_lambda_w, 4),
         "max_in_flight_seen": peak,
@@ -151,8 +152,8 @@ def timeline(
                 "offered": starts[i] / step,
                 "achieved": len(latencies[i]) / step,
                 "failed": failed[i],
-                "p50_ms": _ms(percentile(latencies[i], 50)),
-                "p99_ms": _ms(percentile(latencies[i], 99)),
+                "p50_ms": ms(percentile(latencies[i], 50)),
+                "p99_ms": ms(percentile(latencies[i], 99)),
                 "in_flight": round(mean, 3),
             }
         )
