@@ -55,6 +55,9 @@ LAGS = ("replication_lag_p99_s", "dashboard_lag_p99_s")
 def read_metrics(host: str, *, wait_s: float = 0.0) -> Scrape | None:
     """The gateway's ``/metrics`` now (after ``wait_s``); None when it cannot be read (metrics
     off, an older gateway, no answer), which leaves the anomalies out of the report."""
+    # Imported here, as in anomalies(): marketplace.cli's package imports load.cli, which
+    # imports this module, so a top-level import would be circular under `python -m load.cli`
+    # (hence also the metric names above, spelled with top_figures' prefix).
     from marketplace.cli.top_figures import read_scrape
 
     time.sleep(wait_s)
