@@ -18,6 +18,7 @@ from ray.serve.handle import DeploymentHandle
 from marketplace.config import Settings
 from serve_app import problems
 from serve_app.body_limit import BodyLimit
+from serve_app.fast_checkout import FastCheckouts
 from serve_app.hot_reads import HeldProductReads
 from serve_app.metrics import RequestMetrics
 from serve_app.replica import Replica
@@ -71,7 +72,8 @@ def build_api(replica: Replica | None = None) -> FastAPI:
         api.include_router(router)
     if replica is not None:
         # Innermost first: TraceRequests(RequestMetrics(BodyLimit(RefuseUnstorableParams(
-        # HeldProductReads(FastAPI's own stack))))).
+        # HeldProductReads(FastCheckouts(FastAPI's own stack)))))).
+        api.add_middleware(FastCheckouts, replica=replica)
         api.add_middleware(HeldProductReads, held=replica.client.held_product)
         api.add_middleware(RefuseUnstorableParams)
         api.add_middleware(BodyLimit, max_bytes=replica.settings.max_body_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from marketplace.domain.errors import DomainError, TransientFailure
 from marketplace.store.failures import is_transient
 
+log = logging.getLogger("marketplace.gateway")
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
     400: "Bad Request",
@@ -85,19 +87,51 @@ class ProblemError(Exception):
         self.headers = headers
 
 
+def domain_problem(exc: DomainError) -> Response:
+    """The answer to a domain error: its status, message, code and details."""
+    extra = {k: v for k, v in exc.details.items() if k not in ("status", "detail", "code")}
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return problem(exc.status, exc.message, code=exc.code, headers=headers, **extra)
+
+
+def raised_problem(exc: ProblemError) -> Response:
+    """The answer a route asked for by raising ``ProblemError``."""
+    return problem(exc.status, exc.detail, code=exc.code, headers=exc.headers)
+
+
+def unexpected_problem(exc: Exception) -> Response:
+    """The answer to any other exception: 503 to retry when the database or an actor is away
+    for the moment, 500 (logged with its traceback) otherwise."""
+    cause = getattr(exc, "cause", None)  # what an actor raised, under Ray's RayTaskError
+    if (
+        is_transient(exc)
+        or (isinstance(cause, BaseException) and is_transient(cause))
+        or isinstance(exc, RAY_UNAVAILABLE)
+    ):
+        # The database went away under the gateway's own query (a login, a registration)
+        # or an actor's read, a connection timed out, or the actor (its node) is gone until
+        # Ray restarts it elsewhere: nothing about the request is wrong, so ask for a retry.
+        log.warning("unavailable: %r", exc)
+        return problem(
+            503,
+            "the marketplace is unavailable for the moment; retry shortly",
+            code=TransientFailure.code,
+            headers={"Retry-After": "1"},
+        )
+    log.error("unhandled error", exc_info=exc)
+    return problem(500, "an unexpected error occurred", code="internal_error")
+
+
 def install(app: FastAPI) -> None:
     """Map every exception the app can meet onto a problem response."""
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> Response:
-        extra = {k: v for k, v in exc.details.items() if k not in ("status", "detail", "code")}
-        status = exc.status if exc.status != 503 else 503
-        headers = {"Retry-After": "1"} if status == 503 else None
-        return problem(status, exc.message, code=exc.code, headers=headers, **extra)
+        return domain_problem(exc)
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> Response:
-        return problem(exc.status, exc.detail, code=exc.code, headers=exc.headers)
+        return raised_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -123,23 +157,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
-        import logging
-
-        cause = getattr(exc, "cause", None)  # what an actor raised, under Ray's RayTaskError
-        if (
-            is_transient(exc)
-            or (isinstance(cause, BaseException) and is_transient(cause))
-            or isinstance(exc, RAY_UNAVAILABLE)
-        ):
-            # The database went away under the gateway's own query (a login, a registration)
-            # or an actor's read, a connection timed out, or the actor (its node) is gone until
-            # Ray restarts it elsewhere: nothing about the request is wrong, so ask for a retry.
-            logging.getLogger("marketplace.gateway").warning("unavailable: %r", exc)
-            return problem(
-                503,
-                "the marketplace is unavailable for the moment; retry shortly",
-                code=TransientFailure.code,
-                headers={"Retry-After": "1"},
-            )
-        logging.getLogger("marketplace.gateway").exception("unhandled error")
-        return problem(500, "an unexpected error occurred", code="internal_error")
+        return unexpected_problem(exc)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from marketplace.domain.errors import Forbidden, InvalidInput, NotFound, PriceChanged
-from marketplace.domain.orders import Order, parse_place_order
+from marketplace.domain.errors import Forbidden, InvalidInput, NotFound
 from marketplace.domain.users import Role
-from serve_app.deps import Caller, Client, IdempotencyKey, ThisReplica, rate_limit, require
-from serve_app.problems import ProblemError
+from serve_app import checkout
+from serve_app.checkout import order_out
+from serve_app.deps import Caller, Client, IdempotencyKey, ThisReplica, require
 from serve_app.schemas import OrderCreate, OrderOut, OrderPage
 
 router = APIRouter(tags=["orders"])
-
-
-def _order_out(order: Order) -> OrderOut:
-    return OrderOut.model_validate(order.public())
 
 
 @router.post("/v1/orders", status_code=201, response_model=OrderOut)
@@ -40,49 +35,13 @@ async def place_order(
     1200 and repriced to 1500, the line reads ``"unit_price_cents": 1500,
     "shown_unit_price_cents": 1200``."""
     require(caller, Role.BUYER)
-    idempotency_key = idempotency.required()
-    rate_limit(replica.checkout_limit, caller.id, "too many checkouts")
-    command = parse_place_order(
-        {
-            "buyer_id": caller.id,
-            "idempotency_key": idempotency_key,
-            "lines": None if body.items is None else [i.model_dump() for i in body.items],
-            "card_token": body.payment.card_token,
-            "shipping_address": body.shipping_address.model_dump(),
-            "expected_total_cents": body.expected_total_cents,
-        }
-    )
-    client = replica.client
-    submitted = asyncio.ensure_future(client.submit(command))
-    done, _ = await asyncio.wait({submitted}, timeout=replica.settings.checkout_wait_s)
-    if submitted in done:
-        try:
-            order = submitted.result()
-        except PriceChanged:
-            replica.metrics.checkout_prices("price_changed")
-            raise
-    else:
-        try:
-            order = await client.order_for_key(command)
-        except NotFound:
-            # The key is the caller's own (scoped by buyer), so "not found" can only mean
-            # its order's insert has not committed yet: the checkout is still on its way,
-            # and a retry with the same key meets it rather than making a second one.
-            raise ProblemError(
-                503,
-                "the checkout is still being recorded; retry with the same Idempotency-Key",
-                code="checkout_in_progress",
-                headers={"Retry-After": "1"},
-            ) from None
-    replica.metrics.checkout(order.status.value, order.failure_reason)
-    replica.metrics.checkout_prices("stale_cart" if order.charged_unshown_price else "current")
-    return _order_out(order)
+    return order_out(await checkout.place_order(replica, caller, idempotency.required(), body))
 
 
 @router.get("/v1/orders/{order_id}", response_model=OrderOut)
 async def get_order(order_id: str, caller: Caller, client: Client) -> OrderOut:
     """One of the caller's orders (404 for anyone else's)."""
-    return _order_out(await client.get_order(caller, order_id))
+    return order_out(await client.get_order(caller, order_id))
 
 
 @router.get("/v1/orders", response_model=OrderPage)
@@ -109,10 +68,10 @@ async def list_orders(
     orders = await client.list_orders(caller.id, limit=limit + 1, after=after)
     page = orders[:limit]
     next_cursor = page[-1].id if len(orders) > limit else None
-    return OrderPage(items=[_order_out(o) for o in page], next_cursor=next_cursor)
+    return OrderPage(items=[order_out(o) for o in page], next_cursor=next_cursor)
 
 
 @router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(order_id: str, caller: Caller, client: Client) -> OrderOut:
     """Cancel before shipping (409 once shipped): refund and restock."""
-    return _order_out(await client.cancel_order(caller, order_id))
+    return order_out(await client.cancel_order(caller, order_id))

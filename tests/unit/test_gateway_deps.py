@@ -93,13 +93,12 @@ async def _no_revocations(since: object) -> list[Any]:
 TOKENS = TokenService("s" * 40, ttl_s=900)
 
 
-@contextmanager
-def served_in_process(
+def replica_over(
     settings: Settings, client: object, auth: object, secret: str, revocations: Revocations
-) -> Iterator[TestClient]:
-    """One replica's routes over fakes of its client and Auth handle, in process."""
+) -> Replica:
+    """One replica's configuration over fakes of its client and Auth handle."""
     checkout_limit = ReplicaShare(settings.checkout_rate_per_minute)
-    replica = Replica(
+    return Replica(
         settings=settings,
         client=cast(MarketplaceClient, client),
         auth=cast(Any, auth),
@@ -118,16 +117,28 @@ def served_in_process(
         live=LiveReplicas(_unanswered, settings.gateway_heartbeat_s, (checkout_limit,)),
         metrics=GatewayMetrics(settings.namespace),
     )
+
+
+@contextmanager
+def served_in_process(
+    settings: Settings, client: object, auth: object, secret: str, revocations: Revocations
+) -> Iterator[TestClient]:
+    """One replica's routes over fakes of its client and Auth handle, in process."""
+    replica = replica_over(settings, client, auth, secret, revocations)
     with TestClient(build_api(replica)) as http:
         yield http
+
+
+def no_revocations() -> Revocations:
+    """Revocations that never name a token (polled from nothing)."""
+    return Revocations(_no_revocations, token_ttl_s=900, poll_s=60)
 
 
 @contextmanager
 def gateway_over(client: object, settings: Settings) -> Iterator[TestClient]:
     """The gateway's routes over ``client`` (a fake of the marketplace client), in process."""
-    revocations = Revocations(_no_revocations, token_ttl_s=900, poll_s=60)
     # No route here hashes or checks a password: no Auth handle.
-    with served_in_process(settings, client, None, TOKENS.secret, revocations) as http:
+    with served_in_process(settings, client, None, TOKENS.secret, no_revocations()) as http:
         yield http
 
 
