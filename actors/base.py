@@ -117,7 +117,7 @@ class ActorBase:
         self.metrics: ActorMetrics = actor_metrics(
             self.settings.namespace, role, self.settings.metrics
         )
-        self.writer = writer or _writer(self.settings)
+        self.writer = writer or writer_for(self.settings)
         if self.writer.on_commit is None:
             self.writer.on_commit = self.metrics.committed
         self._publisher: asyncio.Task[None] | None = None
@@ -302,7 +302,7 @@ def _exit_process() -> None:
     os._exit(1)
 
 
-def _writer(settings: Settings) -> Writer:
+def writer_for(settings: Settings) -> Writer:
     """The writer the settings ask for, on its own engine (none when nothing is written)."""
     durability = settings.durability
     if durability is Durability.NONE:

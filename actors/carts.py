@@ -11,6 +11,7 @@ from marketplace.domain.cart import Cart
 from marketplace.domain.catalog import Product
 from marketplace.domain.orders import OrderLine
 from marketplace.store import carts as store
+from marketplace.store.writer import Writer
 
 
 class CartShard(ActorBase):
@@ -18,9 +19,16 @@ class CartShard(ActorBase):
 
     SOURCE = "marketplace/carts"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
         self.carts: dict[str, Cart] = {}
-        super().__init__(settings, index, count)
+        super().__init__(settings, index, count, writer=writer)
 
     async def load(self) -> None:
         for cart in await store.load_owned(self.database, self.index, self.count):

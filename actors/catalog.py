@@ -39,6 +39,7 @@ from marketplace.domain.users import Principal, Role
 from marketplace.store import catalog as store
 from marketplace.store.changes import Changes
 from marketplace.store.rows import utcnow
+from marketplace.store.writer import Writer
 
 
 class CatalogShard(ActorBase):
@@ -54,7 +55,14 @@ class CatalogShard(ActorBase):
 
     SOURCE = "marketplace/catalog"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
         self.products: dict[str, Product] = {}
         # product write id (``product_write_id_for(caller, key)``) -> what its key stands for
         self.write_keys: dict[str, store.WriteKeyUse] = {}
@@ -63,7 +71,7 @@ class CatalogShard(ActorBase):
         # What the read replicas apply (actors/catalog_replica.py); woken on every change.
         self.changes = ChangeLog()
         self._changed = asyncio.Event()
-        super().__init__(settings, index, count)
+        super().__init__(settings, index, count, writer=writer)
         limit = self.settings.catalog_cache_size if self.store_first else None
         # product id -> the digest of the listing request whose Idempotency-Key made it
         self.listing_fingerprints: LruCache[str, str] = LruCache(limit)

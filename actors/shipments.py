@@ -14,6 +14,7 @@ from marketplace.domain.events import DomainEvent
 from marketplace.domain.orders import Order
 from marketplace.domain.shipments import Shipment, ShipmentStatus, open_shipment
 from marketplace.store import shipments as store
+from marketplace.store.writer import Writer
 
 
 class ShipmentCoordinator(ActorBase):
@@ -30,10 +31,17 @@ class ShipmentCoordinator(ActorBase):
 
     SOURCE = "marketplace/shipments"
 
-    def __init__(self, settings: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        index: int = 0,
+        count: int = 1,
+        *,
+        writer: Writer | None = None,
+    ) -> None:
         # Whether load() read every shipment owned here (see _knows_every_shipment).
         self._loaded_all = True
-        super().__init__(settings, index, count)
+        super().__init__(settings, index, count, writer=writer)
         # shipments by order id: all of them, or the most recently used (``store_first``)
         self.shipments: LruCache[str, Shipment] = LruCache(
             self.settings.shipment_cache_size if self.store_first else None
