@@ -104,10 +104,15 @@ class Cell:
         return await run_calls(self, calls)
 
     async def ready(self) -> dict[str, Any]:
-        """Wait until every role has loaded; who and where this process is, and the roles'
-        names (``roles``). A role waiting for the database answers 503 here, as it would."""
+        """Wait until every role has loaded; who and where this process is, the roles' names
+        (``roles``) and how many writers they commit through (``writers``: one, the cell's). A
+        role waiting for the database answers 503 here, as it would."""
         await asyncio.gather(*(role.ready() for role in self.roles.values()))
-        return process_identity(self, self.index, self.count) | {"roles": list(self.roles)}
+        writers = len({id(role.writer) for role in self.roles.values()})
+        return process_identity(self, self.index, self.count) | {
+            "roles": list(self.roles),
+            "writers": writers,
+        }
 
     async def inject_fault(self, fault_id: str, spec: dict[str, Any] | None) -> list[str]:
         """Start (or, with None, lift) an injected fault in this process: in every role."""

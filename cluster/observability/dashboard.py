@@ -237,7 +237,8 @@ ROWS: tuple[tuple[str, tuple[g.TimeSeries, ...]], ...] = (
         (
             _panel(
                 "Commits per second by kind",
-                "Group commits of each actor kind's writers per second.",
+                "Group commits of each actor kind's writers per second (in the colocated "
+                "topology a cell's roles share one writer: kind cell).",
                 "ops",
                 (
                     f"sum by (kind) (rate({WRITER_COMMIT_LATENCY.name}_count[{RATE}]))",

@@ -65,6 +65,7 @@ async def test_one_cell_runs_every_role_in_one_process(make_marketplace: Any) ->
     cell = await directory.get("orders-0").ready.remote()
     assert {info["pid"] for info in identities} == {cell["pid"]}
     assert sorted(cell["roles"]) == sorted(directory.all_names())
+    assert cell["writers"] == 1  # the roles' rows commit together
     assert (await directory.get("inventory-0").ready.remote())["pid"] == cell["pid"]
 
 
