@@ -170,7 +170,7 @@ def test_the_markdown_table_is_written_from_the_figures() -> None:
     assert "| `POST /v1/orders` rps (/ health) | 200.0 (0.10x) | 300.0 (0.15x) |" in table
     assert "4.50 (Cell 3.00, Gateway replicas 1.50)" in table
     assert "product" not in table and "sign-up" not in table  # rows nobody measured are left out
-    assert "- `haproxy+colocated.checkout`: 0.15x against 0.3x, not met" in table
+    assert "- `haproxy+colocated.checkout`: 0.150x against 0.3x, not met" in table
     assert "| Ray calls per checkout, all processes | 3.00 | 2.00 |" in table
     assert "- `haproxy.ray_calls_per_checkout`: 2.50, at most 3, met" in table
     assert "bare uvicorn no-op 12,000 rps" in table

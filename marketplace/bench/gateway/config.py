@@ -19,11 +19,12 @@ PATHS = {
     "cart": "PUT /v1/cart/items/{id}",
     "checkout": "POST /v1/orders",
 }
-# Issue #23's goals for the default (distributed) topology; the gateway issue's 0.25x for
-# checkout was marked blocked by a measured budget and #23 replaced it.
-GOALS = {"product": 0.8, "checkout": 0.15}
-# The colocated topology's goal (issue #23): one process per partition, about one Ray call.
-COLOCATED_GOALS = {"product": 0.8, "checkout": 0.30}
+# Issue #23's goals for the default (distributed) topology: product reads at least as fast as
+# health (the gateway issue asked 0.8x), checkout 0.15x (the gateway issue's 0.25x was marked
+# blocked by a measured budget and #23 replaced it).
+GOALS = {"product": 1.0, "checkout": 0.15}
+# The colocated topology's goals (issue #23): one process per partition, about one Ray call.
+COLOCATED_GOALS = {"product": 1.0, "checkout": 0.30}
 # Ray calls per checkout, at most (#23): 3 distributed; "about 1" colocated, read as 1.5.
 RAY_CALLS_GOALS = {"distributed": 3.0, "colocated": 1.5}
 HAPROXY_OVER_PYTHON_GOAL = 10.0

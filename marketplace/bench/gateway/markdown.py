@@ -88,7 +88,8 @@ def markdown(figures: dict[str, Any]) -> str:
         if "at_most" in goal:
             lines.append(f"- `{key}`: {goal['value']:.2f}, at most {goal['at_most']:g}, {verdict}")
             continue
-        shown = "n/a" if goal["ratio"] is None else times(goal["ratio"])
+        # Three decimals, so that a ratio just under its goal does not read as the goal.
+        shown = "n/a" if goal["ratio"] is None else f"{goal['ratio']:.3f}x"
         lines.append(f"- `{key}`: {shown} against {goal['goal']:g}x, {verdict}")
     noop = figures.get("noop")
     ceiling = figures.get("client_ceiling")
