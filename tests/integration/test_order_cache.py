@@ -1,7 +1,9 @@
 """Bounded order memory through real Ray actors, on SQLite and PostgreSQL: with
 ``order_cache_size=2`` each coordinator holds its open orders and at most two others, yet every
 order is read, cancelled, shipped and replayed, the status counts stay right, and killed
-coordinators come back holding only open orders while still answering the old ones."""
+coordinators come back holding only open orders while still answering the old ones (a
+coordinator that owns no more orders than its cache holds loads them all, as it would at any
+start)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 import ray
 
-from marketplace.domain.ids import sibling_id
+from marketplace.domain.ids import owner_index, sibling_id
 from marketplace.domain.orders import OrderStatus
 from marketplace.domain.shipments import ShipmentStatus
 from marketplace.domain.users import Principal, Role
@@ -86,7 +88,12 @@ async def test_coordinators_hold_open_orders_and_a_bounded_cache(
                 break
             await asyncio.sleep(0.05)
     stats = await client.order_stats()
-    assert stats["orders_held"] == 0
+    # Nothing is open; a coordinator whose orders all fit its cache loads them all (order ids
+    # are random, so about one run in ten has a coordinator owning two or fewer of the ten).
+    owned = [0] * COORDINATORS
+    for order in placed:
+        owned[owner_index(order.id, COORDINATORS)] += 1
+    assert stats["orders_held"] == sum(n for n in owned if n <= CACHE)
     assert _statuses(stats) == {"confirmed": 8, "shipped": 1, "cancelled": 1}
     assert await client.get_order(me, placed[5].id) == placed[5]
     assert (await client.get_order(me, placed[0].id)).status is OrderStatus.CANCELLED
