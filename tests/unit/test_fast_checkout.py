@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from marketplace.config import Settings
-from marketplace.domain.errors import PriceChanged
+from marketplace.domain.errors import NotFound, PriceChanged
 from marketplace.domain.orders import Order, OrderStatus, PlaceOrder
 from marketplace.domain.users import Role, User
 from serve_app.fast_checkout import ORDERS_ROUTE, FastCheckouts
@@ -259,8 +259,6 @@ def test_a_slow_saga_is_answered_alike(fake: Checkouts) -> None:
         raise AssertionError("unreachable")
 
     async def unknown(command: PlaceOrder) -> Order:
-        from marketplace.domain.errors import NotFound
-
         raise NotFound("no such order")
 
     fake.submit = never  # type: ignore[method-assign]
