@@ -157,21 +157,28 @@ async def eventually(
         await asyncio.sleep(0.2)
 
 
-async def scrape_with(http: httpx.AsyncClient, *wanted: str, timeout_s: float = 30.0) -> str:
+async def scrape_with(http: httpx.AsyncClient, *wanted: str, timeout_s: float = 60.0) -> str:
     """GET /metrics until every line of ``wanted`` is in it (a recorded figure reaches the
-    scrape within a few seconds: Ray's report interval, then the gateway's scrape window)."""
+    scrape within a few seconds: Ray's report interval, then the gateway's scrape window).
+
+    A 503 on the way is polled through: the gateway answers it when no node's export answered
+    within its wait, which a busy machine's metrics agent can miss now and then.
+    """
+    last: list[httpx.Response] = []
 
     async def read() -> str:
         reply = await http.get("/metrics")
-        assert reply.status_code == 200, reply.text
-        return reply.text
+        last[:] = [reply]
+        return reply.text if reply.status_code == 200 else ""
 
     try:
         return await eventually(read, lambda text: all(w in text for w in wanted), timeout_s)
     except AssertionError:
-        text = await read()
-        missing = [w for w in wanted if w not in text]
-        raise AssertionError(f"not in GET /metrics: {missing}") from None
+        reply = last[-1]
+        missing = [w for w in wanted if w not in reply.text]
+        raise AssertionError(
+            f"not in GET /metrics after {timeout_s}s: {missing} (last answer {reply.status_code})"
+        ) from None
 
 
 async def audit_ok(http: httpx.AsyncClient) -> dict[str, Any]:
