@@ -51,6 +51,20 @@ def haproxy_available() -> bool:
 HAPROXY_PORTS = range(20000, 30000)
 
 
+# The ports of the listeners Serve starts beside HAProxy, each given a free one here. Serve's
+# defaults are fixed: HAProxy's stats and Prometheus listeners (8404, 9101) made a second Serve
+# on the machine fail to start, and the Python proxy HAProxy falls back to while a route has no
+# replica (8500, gRPC 9500) binds with SO_REUSEPORT, so a second Serve's shared the port and the
+# kernel handed it some of this one's requests (seen in CI: a user registered through an
+# experiment's gateway, at its start, landed in the e2e session's marketplace and could not log
+# in to the experiment's).
+HAPROXY_PORT_SETTINGS = (
+    "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
+)
+
 # Serve's settings for HAProxy's files, and where they go in the private folder.
 HAPROXY_FILES = {
     "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": "haproxy.cfg",
@@ -95,18 +109,19 @@ def prepare_haproxy(host: str = "127.0.0.1") -> None:
     """Set Serve's HAProxy environment, where it is not set already, before Ray starts;
     ``host`` is the gateway's (``HTTP_HOST``).
 
-    Its stats and Prometheus listeners get free ports: Serve binds them on all interfaces at
-    fixed defaults (8404, 9101), so a second Serve with HAProxy on the same machine (another
-    `marketplace up`, a test run) would fail to start.
+    Its stats and Prometheus listeners, and the Python proxy it falls back to, get free ports
+    (``HAPROXY_PORT_SETTINGS``): at Serve's fixed defaults a second Serve with HAProxy on the
+    same machine (another `marketplace up`, a test run) failed to start, or shared the
+    fallback proxy's port and answered some of this one's requests.
 
     Its files (config, admin socket, server state) go to a private folder of their own, each
     one the caller has not placed itself (``marketplace up`` places the config in its state
     directory): Serve keeps them at fixed paths under /tmp/haproxy-serve, where any local user
     could reach the admin socket (mode 666, level admin), a second Serve on the machine
     rewrote the first one's config and took over its admin socket, and the first HAProxy's next
-    reload could route to the second one's replicas. (The likely cause of a CI failure: a user
-    registered through an experiment's gateway could not log in through it while the e2e
-    session's Serve ran beside it.)
+    reload could route to the second one's replicas. (A CI failure, a user registered through
+    an experiment's gateway who could not log in through it while the e2e session's Serve ran
+    beside it, was first put down to this; it came back, through the shared fallback port.)
 
     Serve's per-request HTTP metrics are recorded by the replicas, as without HAProxy, rather
     than by HAProxy sending its manager actor one log datagram per request to parse, which
@@ -128,7 +143,7 @@ def prepare_haproxy(host: str = "127.0.0.1") -> None:
             file = HAPROXY_FILES[name]
             os.environ[name] = os.path.join(private, file) if file else private
     taken: set[int] = set()
-    for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+    for name in HAPROXY_PORT_SETTINGS:
         if name not in os.environ:
             port = _free_port(taken)
             taken.add(port)

@@ -41,10 +41,14 @@ def _start_node(
         f"--object-manager-port={object_manager}",
         *args,
     ]
-    stats, haproxy_metrics = free_ports(2)
+    # Each node's listeners beside HAProxy on ports of their own (serve_app.serving's
+    # HAPROXY_PORT_SETTINGS says why): the nodes share this machine, and maybe a Serve besides.
+    stats, haproxy_metrics, fallback_http, fallback_grpc = free_ports(4)
     node_env = env | extra_env
     node_env["RAY_SERVE_HAPROXY_STATS_PORT"] = str(stats)
     node_env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(haproxy_metrics)
+    node_env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] = str(fallback_http)
+    node_env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(fallback_grpc)
     with log_path.open("ab") as out:
         process = subprocess.Popen(
             command,

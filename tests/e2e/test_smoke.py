@@ -16,7 +16,7 @@ from tests.e2e.support import scrape_with
 
 pytestmark = pytest.mark.e2e
 
-HAPROXY_PORT_SETTINGS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+HAPROXY_LISTENER_SETTINGS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 ADDRESS = {"name": "Bo", "street": "1 Main St", "city": "Town", "zip": "12345", "country": "US"}
 
 
@@ -88,7 +88,7 @@ async def test_haproxys_stats_and_metrics_listen_on_the_gateways_host_only(
 ) -> None:
     # Serve's template binds both on every interface; serve_app.haproxy_bind rebinds them.
     assert (await http.get("/v1/health")).status_code == 200  # HAProxy is up
-    ports = {int(os.environ[name]) for name in HAPROXY_PORT_SETTINGS}
+    ports = {int(os.environ[name]) for name in HAPROXY_LISTENER_SETTINGS}
     listening = [
         c
         for c in psutil.net_connections("inet")
@@ -96,3 +96,20 @@ async def test_haproxys_stats_and_metrics_listen_on_the_gateways_host_only(
     ]
     assert {c.laddr.port for c in listening} == ports, listening
     assert {c.laddr.ip for c in listening} == {served["settings"].http_host}, listening
+
+
+async def test_the_proxy_haproxy_falls_back_to_listens_on_a_port_of_its_own(
+    http: httpx.AsyncClient,
+) -> None:
+    # Serve's default, 8500, is bound with SO_REUSEPORT: a second Serve on the machine shares
+    # it, and the kernel then hands that Serve some of the requests HAProxy falls back with
+    # (serving.HAPROXY_LISTENER_SETTINGS).
+    assert (await http.get("/v1/health")).status_code == 200
+    port = int(os.environ["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"])
+    assert port != 8500
+    listening = [
+        c
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    ]
+    assert listening, f"nothing listens on the fallback proxy's port {port}"

@@ -18,6 +18,7 @@ from serve_app.serving import (
     HAPROXY_FILES,
     HAPROXY_FLAG,
     HAPROXY_METRICS_FLAG,
+    HAPROXY_PORT_SETTINGS,
     HAPROXY_PORTS,
     WRAPPER,
     choose_ingress,
@@ -25,7 +26,7 @@ from serve_app.serving import (
 
 pytestmark = pytest.mark.unit
 
-PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+PORTS = HAPROXY_PORT_SETTINGS
 
 
 @pytest.fixture
@@ -42,7 +43,13 @@ def test_serves_request_metrics_stay_in_the_replicas_under_haproxy(
     assert choose_ingress(Settings()) == "haproxy"
     assert os.environ[HAPROXY_METRICS_FLAG] == "0"
     ports = [int(os.environ[name]) for name in PORTS]
-    assert len(set(ports)) == 2
+    # HAProxy's stats and Prometheus listeners and the Python proxy it falls back to: none at
+    # Serve's fixed defaults, which a second Serve on the machine would share or be refused.
+    assert {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"} <= set(
+        PORTS
+    )
+    assert len(set(ports)) == len(PORTS) == 4
+    assert not {8404, 9101, 8500, 9500} & set(ports)
     # Outside the kernel's range for outgoing connections, which could take them first.
     assert all(port in HAPROXY_PORTS for port in ports)
     for port in ports:
