@@ -77,7 +77,8 @@ def chaos_command(
 
     Plans draw from the fault kinds that have something to hit here (actor kills, the card
     network, lost or slow calls, SQLite's write lock; the relay and RabbitMQ when
-    MARKETPLACE_AMQP_URL names a local broker). Each plan is written as TOML under
+    MARKETPLACE_AMQP_URL names a local broker; the catalog's read replicas and their
+    replication when MARKETPLACE_CATALOG_REPLICAS is set). Each plan is written as TOML under
     `<out>/plans/`, so `marketplace simulate --faults FILE` replays it. The table gives each
     plan's faults, its slowest recovery, the errors while faults lasted, the orders' settling
     time and the audit; a plan that broke something (the audit, orders still pending 30 s
@@ -93,12 +94,12 @@ def chaos_command(
         if preset not in PRESETS:
             raise CliError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}", 2)
         folder = out if out is not None else DEFAULT_OUT / f"seed-{seed}"
-        kinds, broker = _available_kinds()
+        kinds, broker, replicas = _available_kinds()
         plan_dir = folder / "plans"
         plan_dir.mkdir(parents=True, exist_ok=True)
         drawn = []
         for number in range(plans):
-            plan = random_plan(seed + number, duration, kinds, broker=broker)
+            plan = random_plan(seed + number, duration, kinds, broker=broker, replicas=replicas)
             path = plan_dir / f"{plan.name}.toml"
             path.write_text(plan_toml(plan), encoding="utf-8")
             drawn.append((plan, path))
@@ -141,9 +142,10 @@ def chaos_command(
         raise typer.Exit(1)
 
 
-def _available_kinds() -> tuple[list[str], bool]:
+def _available_kinds() -> tuple[list[str], bool, bool]:
     """The fault kinds with something to hit in a campaign's marketplaces (each on a SQLite
-    file, with the broker the environment configures), and whether a broker runs."""
+    file, with the broker and the catalog replicas the environment configures), whether a
+    broker runs and whether replicas do."""
     from actors.directory import Directory
     from marketplace.config import Settings
     from marketplace.sim.faults.injectors import FaultContext, check_targets
@@ -167,7 +169,7 @@ def _available_kinds() -> tuple[list[str], bool]:
         except PlanError:
             continue
         kinds.append(kind)
-    return kinds, "rabbitmq" in kinds
+    return kinds, "rabbitmq" in kinds, settings.catalog_replicas > 0
 
 
 def _print_campaign(

@@ -75,6 +75,7 @@ def show_command(
                 "payments": settings.payment_processors,
                 "shipments": settings.shipment_coordinators,
                 "orders": settings.order_coordinators,
+                "replicas": settings.catalog_shards * settings.catalog_replicas,
             }
             drawn = schedule(loaded, duration, counts, seed=seed)
         except PlanError as exc:

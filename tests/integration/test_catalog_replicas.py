@@ -30,6 +30,8 @@ from marketplace.domain.catalog import Product, ProductPatch
 from marketplace.domain.errors import NotFound
 from marketplace.domain.ids import owner_index
 from marketplace.domain.session_token import CatalogSession
+from marketplace.sim.faults.injectors import FaultContext, check_targets, injector_for
+from marketplace.sim.faults.plan import parse_plan, schedule
 from tests.conftest import start_marketplace, stop_marketplace
 from tests.integration.market import build_market, principal
 
@@ -194,6 +196,68 @@ async def test_a_killed_replica_restarts_empty_and_catches_up(replicated: Runtim
         return read.price_cents == 6006
 
     await eventually(caught_up, 60)
+    await client.close()
+
+
+async def test_a_fault_plan_stalls_replication_then_kills_a_replica(replicated: Runtime) -> None:
+    # The fault plans' `replicas` target (marketplace.sim.faults): the replicas' calls to
+    # their shards lost, then a replica killed, each applied and healed as a plan runs them.
+    writer = replicated.client
+    assert writer is not None
+    client = reader(replicated, Consistency.EVENTUAL)
+    market = await build_market(writer, stock=[5], buyers=1)
+    product = await on_replica(client, market.products[0].id)
+    seller = principal(market.seller)
+    replica = client.directory.replicas_of(_shard(client, product.id))[0]
+    drawn = schedule(
+        parse_plan(
+            {
+                "name": "replicas",
+                "fault": [
+                    {
+                        "kind": "calls",
+                        "from": "replicas",
+                        "to": "catalog",
+                        "at": 0.0,
+                        "duration": 1.0,
+                        "drop_rate": 1.0,
+                    },
+                    {"kind": "kill_actor", "actor": "replicas", "index": replica, "at": 1.0},
+                ],
+            }
+        ),
+        10.0,
+        {REPLICAS.name: client.directory.count(REPLICAS)},
+    )
+    context = FaultContext(settings=replicated.settings, directory=writer.directory)
+    check_targets(drawn, context)
+    stall, kill = (injector_for(fault, context) for fault in drawn.faults)
+
+    async def price_is(cents: int) -> bool:
+        try:
+            read = await client.get_product(product.id, session=CatalogSession())
+        except Exception:  # the killed replica's process is still starting
+            return False
+        return read.price_cents == cents
+
+    await stall.apply()
+    try:
+        # The poll each replica had sent before the fault may still bring one change: spend it.
+        await writer.update_product(seller, product.id, ProductPatch(price_cents=1001))
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: price_is(1001), CONVERGED_WITHIN_S)
+        await writer.update_product(seller, product.id, ProductPatch(price_cents=2002))
+        await asyncio.sleep(CONVERGED_WITHIN_S)
+        assert not await price_is(2002), "a change reached the replica while its polls were lost"
+    finally:
+        await stall.lift()
+    await eventually(lambda: price_is(2002), 30)
+    assert await stall.healthy()
+
+    await kill.apply()
+    await eventually(kill.healthy, 60)  # a new process answers, caught up from a snapshot
+    await writer.update_product(seller, product.id, ProductPatch(price_cents=3003))
+    await eventually(lambda: price_is(3003), 30)
     await client.close()
 
 

@@ -180,6 +180,31 @@ def context(**settings: Any) -> FaultContext:
         ({"kind": "rabbitmq", "at": 1, "duration": 2}, {}, "no broker configured"),
         ({"kind": "kill_actor", "actor": "relay", "at": 1}, {}, "without a broker"),
         ({"kind": "kill_replica", "at": 1}, {}, "needs --via http"),
+        ({"kind": "kill_actor", "actor": "replicas", "at": 1}, {}, "no catalog read replica"),
+        (
+            {
+                "kind": "calls",
+                "from": "replicas",
+                "to": "catalog",
+                "at": 1,
+                "duration": 1,
+                "drop_rate": 1.0,
+            },
+            {},
+            "no catalog read replica",
+        ),
+        (
+            {
+                "kind": "calls",
+                "from": "client",
+                "to": "replicas",
+                "at": 1,
+                "duration": 1,
+                "delay_ms": 5,
+            },
+            {},
+            "no catalog read replica",
+        ),
     ],
 )
 def test_a_fault_with_nothing_to_hit_is_refused_before_the_run(
@@ -210,6 +235,28 @@ def test_faults_that_have_a_target_pass_the_check() -> None:
         COUNTS,
     )
     check_targets(drawn, context(database_url="sqlite:///shop.db"))
+
+
+def test_replica_faults_pass_the_check_where_replicas_run() -> None:
+    drawn = schedule(
+        parse_plan(
+            plan(
+                {"kind": "kill_actor", "actor": "replicas", "at": 1},
+                {
+                    "kind": "calls",
+                    "from": "replicas",
+                    "to": "catalog",
+                    "at": 1,
+                    "duration": 1,
+                    "drop_rate": 1.0,
+                },
+            )
+        ),
+        10,
+        {**COUNTS, "replicas": 2},
+    )
+    check_targets(drawn, context(catalog_shards=2, catalog_replicas=1))
+    assert drawn.faults[0].describe().startswith("kill replicas-")
 
 
 def ok(t: float, latency: float = 0.01) -> OpRecord:
@@ -385,6 +432,23 @@ def test_random_plans_are_drawn_from_their_seed_and_read_back_from_their_toml(
         path.write_text(plan_toml(plan))
         assert load_plan(path) == plan
     assert {f.describe_kind() for f in random_plan(1, 20.0, ["payments"]).faults} == {"payments"}
+
+
+def test_random_plans_hit_the_catalog_replicas_only_where_they_run() -> None:
+    kinds = ["kill_actor", "calls"]
+
+    def targets(**where: bool) -> set[str]:
+        faults = [f for seed in range(60) for f in random_plan(seed, 20.0, kinds, **where).faults]
+        return {getattr(f, "actor", None) or getattr(f, "source", "") for f in faults} | {
+            getattr(f, "target", "") for f in faults
+        }
+
+    assert "replicas" not in targets()
+    assert "replicas" in targets(replicas=True)
+    for seed in range(60):
+        for fault in random_plan(seed, 20.0, ["calls"], replicas=True).faults:
+            if getattr(fault, "source", "") == "replicas":
+                assert getattr(fault, "target", "") == "catalog"
 
 
 class FakeInjector:

@@ -47,6 +47,7 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 PROBE_TIMEOUT_S = 2.0
 INJECT_TIMEOUT_S = 2.0
 SERVE_NAMESPACE = "serve"
+NO_REPLICAS = "no catalog read replica runs here (MARKETPLACE_CATALOG_REPLICAS is 0)"
 
 
 @dataclass
@@ -84,6 +85,12 @@ def check_targets(schedule: Schedule, context: FaultContext) -> None:
                 raise PlanError(f"{where}: no {fault.actor} actor runs without a broker")
             case Calls(target="relay" | "inbound") if not settings.amqp_url:
                 raise PlanError(f"{where}: no {fault.target} actor runs without a broker")
+            case KillActor(actor="replicas") if not settings.catalog_replicas:
+                raise PlanError(f"{where}: {NO_REPLICAS}")
+            case Calls() if "replicas" in (fault.source, fault.target) and not (
+                settings.catalog_replicas
+            ):
+                raise PlanError(f"{where}: {NO_REPLICAS}")
             case Calls(source="client") if context.via != "client":
                 raise PlanError(f"{where}: from = 'client' needs the in-process client target")
             case Calls(source="gateway"):
@@ -506,9 +513,9 @@ class _Inject:
         return [self.directory.get(name) for name in self.directory.names(kind)]
 
     def _kinds(self) -> list[Any]:
-        from actors.directory import ALL_KINDS, BRIDGE_KINDS
+        from actors.directory import ALL_KINDS, BRIDGE_KINDS, REPLICAS
 
-        return [*ALL_KINDS, *BRIDGE_KINDS]
+        return [*ALL_KINDS, *BRIDGE_KINDS, REPLICAS]
 
     async def _set(self, spec: dict[str, Any] | None) -> None:
         if self.source == "client":

@@ -24,8 +24,10 @@ ActorKind = Literal[
     "orders",
     "relay",
     "inbound",
+    "replicas",
 ]
-"""Actors a fault may kill or cut off (``relay`` and ``inbound`` exist with a broker only)."""
+"""Actors a fault may kill or cut off (``relay`` and ``inbound`` exist with a broker only,
+``replicas``, the catalog's read replicas, with ``catalog_replicas`` > 0)."""
 
 Caller = Literal["client", "gateway", ActorKind]
 """Who makes the calls a ``calls`` fault delays or loses: the driver's client (the simulator
@@ -76,7 +78,8 @@ class FaultBase(BaseModel):
 
 
 class KillActor(FaultBase):
-    """Kill an actor (Ray restarts it; it reloads its state from the store)."""
+    """Kill an actor (Ray restarts it; it reloads its state from the store, a catalog read
+    replica from its shard)."""
 
     kind: Literal["kill_actor"]
     actor: ActorKind

@@ -17,13 +17,20 @@ from marketplace.sim.faults.kinds import CALLERS
 from marketplace.sim.faults.plan import FaultPlan, parse_plan
 
 KILLABLE = ("catalog", "inventory", "carts", "payments", "shipments", "sellers", "orders")
-"""Actor kinds a random plan kills (the bridge's actors only where a broker runs)."""
+"""Actor kinds a random plan kills (the bridge's relay only where a broker runs, the catalog's
+read replicas only where they run)."""
 
 
 def random_plan(
-    seed: int, duration: float, kinds: Sequence[str], *, broker: bool = False
+    seed: int,
+    duration: float,
+    kinds: Sequence[str],
+    *,
+    broker: bool = False,
+    replicas: bool = False,
 ) -> FaultPlan:
-    """One plan of one to four faults among ``kinds`` for a ``duration``-second run."""
+    """One plan of one to four faults among ``kinds`` for a ``duration``-second run; with
+    ``replicas``, the catalog's read replicas are among what it kills and cuts off."""
     if not kinds:
         raise ValueError("no fault kind to draw from")
     rng = random.Random(f"chaos/{seed}")
@@ -33,7 +40,7 @@ def random_plan(
         kind = rng.choice(sorted(kinds))
         at = round(rng.uniform(min(2.0, latest / 2), latest), 1)
         span = round(rng.uniform(1.0, max(1.0, min(5.0, duration / 4))), 1)
-        faults.append(_fault(rng, kind, at, span, broker))
+        faults.append(_fault(rng, kind, at, span, broker, replicas))
     return parse_plan(
         {
             "name": f"chaos-{seed}",
@@ -45,8 +52,11 @@ def random_plan(
     )
 
 
-def _fault(rng: random.Random, kind: str, at: float, span: float, broker: bool) -> dict[str, Any]:
-    actors = [*KILLABLE, "relay"] if broker else list(KILLABLE)
+def _fault(
+    rng: random.Random, kind: str, at: float, span: float, broker: bool, replicas: bool
+) -> dict[str, Any]:
+    # Appended only when they run, so that a seed draws the plan it always drew elsewhere.
+    actors = [*KILLABLE, *(["relay"] if broker else []), *(["replicas"] if replicas else [])]
     match kind:
         case "kill_actor":
             return {"kind": kind, "actor": rng.choice(actors), "at": at}
@@ -56,16 +66,12 @@ def _fault(rng: random.Random, kind: str, at: float, span: float, broker: bool) 
             return {"kind": kind, "at": at, "duration": span, "latency_ms": 200.0}
         case "calls":
             callers = [c for c in CALLERS if c in ("client", "orders")]
-            source = rng.choice(callers)
-            targets = (
-                ["inventory", "payments", "shipments"]
-                if source == "orders"
-                else [
-                    "orders",
-                    "carts",
-                    "catalog",
-                ]
-            )
+            source = rng.choice([*callers, *(["replicas"] if replicas else [])])
+            targets = {
+                "orders": ["inventory", "payments", "shipments"],
+                "client": ["orders", "carts", "catalog"],
+                "replicas": ["catalog"],  # their polls of the shards: replication stalls
+            }[source]
             return {
                 "kind": kind,
                 "from": source,

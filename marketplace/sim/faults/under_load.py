@@ -40,9 +40,9 @@ def plan_for_run(
     """``plan``'s faults for a run of ``config`` (its duration and seed) against the runtime
     that ``settings`` and ``directory`` describe; raises ``PlanError`` when a fault has nothing
     to act on there."""
-    from actors.directory import ALL_KINDS, BRIDGE_KINDS
+    from actors.directory import ALL_KINDS, BRIDGE_KINDS, REPLICAS
 
-    counts = {kind.name: directory.count(kind) for kind in (*ALL_KINDS, *BRIDGE_KINDS)}
+    counts = {kind.name: directory.count(kind) for kind in (*ALL_KINDS, *BRIDGE_KINDS, REPLICAS)}
     context = FaultContext(settings=settings, directory=directory, via=via)
     drawn = schedule(plan, config.duration, counts, seed=config.seed)
     check_targets(drawn, context)
