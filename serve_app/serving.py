@@ -54,10 +54,10 @@ HAPROXY_PORTS = range(20000, 30000)
 # The ports of the listeners Serve starts beside HAProxy, each given a free one here. Serve's
 # defaults are fixed: HAProxy's stats and Prometheus listeners (8404, 9101) made a second Serve
 # on the machine fail to start, and the Python proxy HAProxy falls back to while a route has no
-# replica (8500, gRPC 9500) binds with SO_REUSEPORT, so a second Serve's shared the port and the
-# kernel handed it some of this one's requests (seen in CI: a user registered through an
-# experiment's gateway, at its start, landed in the e2e session's marketplace and could not log
-# in to the experiment's).
+# replica (8500, gRPC 9500) binds with SO_REUSEPORT, so a second Serve's proxy shared the port
+# and the kernel handed it some of this one's requests (the likely route of a CI failure: a
+# user registered through an experiment's gateway just after its start could not log in
+# through it while the e2e session's Serve ran beside it).
 HAPROXY_PORT_SETTINGS = (
     "RAY_SERVE_HAPROXY_STATS_PORT",
     "RAY_SERVE_HAPROXY_METRICS_PORT",
