@@ -103,7 +103,7 @@ async def test_the_proxy_haproxy_falls_back_to_listens_on_a_port_of_its_own(
 ) -> None:
     # Serve's default, 8500, is bound with SO_REUSEPORT: a second Serve on the machine shares
     # it, and the kernel then hands that Serve some of the requests HAProxy falls back with
-    # (serving.HAPROXY_LISTENER_SETTINGS).
+    # (serve_app.serving.HAPROXY_PORT_SETTINGS).
     assert (await http.get("/v1/health")).status_code == 200
     port = int(os.environ["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"])
     assert port != 8500

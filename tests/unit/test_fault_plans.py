@@ -154,6 +154,17 @@ def test_an_index_beyond_the_actor_count_is_refused() -> None:
         schedule(bad, 10, COUNTS)
 
 
+# The replicas' polls of their shards all lost for a second: replication stalls.
+STALLED_REPLICATION = {
+    "kind": "calls",
+    "from": "replicas",
+    "to": "catalog",
+    "at": 1,
+    "duration": 1,
+    "drop_rate": 1.0,
+}
+
+
 def context(**settings: Any) -> FaultContext:
     values = Settings(**settings)
     return FaultContext(settings=values, directory=Directory(values), via="client")
@@ -182,14 +193,7 @@ def context(**settings: Any) -> FaultContext:
         ({"kind": "kill_replica", "at": 1}, {}, "needs --via http"),
         ({"kind": "kill_actor", "actor": "replicas", "at": 1}, {}, "no catalog read replica"),
         (
-            {
-                "kind": "calls",
-                "from": "replicas",
-                "to": "catalog",
-                "at": 1,
-                "duration": 1,
-                "drop_rate": 1.0,
-            },
+            STALLED_REPLICATION,
             {},
             "no catalog read replica",
         ),
@@ -242,14 +246,7 @@ def test_replica_faults_pass_the_check_where_replicas_run() -> None:
         parse_plan(
             plan(
                 {"kind": "kill_actor", "actor": "replicas", "at": 1},
-                {
-                    "kind": "calls",
-                    "from": "replicas",
-                    "to": "catalog",
-                    "at": 1,
-                    "duration": 1,
-                    "drop_rate": 1.0,
-                },
+                STALLED_REPLICATION,
             )
         ),
         10,

@@ -47,7 +47,6 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 PROBE_TIMEOUT_S = 2.0
 INJECT_TIMEOUT_S = 2.0
 SERVE_NAMESPACE = "serve"
-NO_REPLICAS = "no catalog read replica runs here (MARKETPLACE_CATALOG_REPLICAS is 0)"
 
 
 @dataclass
@@ -85,12 +84,12 @@ def check_targets(schedule: Schedule, context: FaultContext) -> None:
                 raise PlanError(f"{where}: no {fault.actor} actor runs without a broker")
             case Calls(target="relay" | "inbound") if not settings.amqp_url:
                 raise PlanError(f"{where}: no {fault.target} actor runs without a broker")
-            case KillActor(actor="replicas") if not settings.catalog_replicas:
-                raise PlanError(f"{where}: {NO_REPLICAS}")
-            case Calls() if "replicas" in (fault.source, fault.target) and not (
-                settings.catalog_replicas
-            ):
-                raise PlanError(f"{where}: {NO_REPLICAS}")
+            case (
+                KillActor(actor="replicas") | Calls(source="replicas") | Calls(target="replicas")
+            ) if not settings.catalog_replicas:
+                raise PlanError(
+                    f"{where}: no catalog read replica runs (MARKETPLACE_CATALOG_REPLICAS is 0)"
+                )
             case Calls(source="client") if context.via != "client":
                 raise PlanError(f"{where}: from = 'client' needs the in-process client target")
             case Calls(source="gateway"):
